@@ -1,0 +1,20 @@
+//! shmproc: Python's `multiprocessing` for Rust, over shared memory.
+//!
+//! `Queue`, `Pipe`, `Value`, `Array`, `Lock` and friends, a process launcher
+//! and a `Pool`, built on mmap'd segments and cross-process futexes. A peer
+//! process that crashes while holding a lock or half-way through a put can
+//! neither hang nor corrupt the others.
+//!
+//! See `docs/architecture.md` for the layers; each shared protocol has its
+//! state table in `docs/protocols/`.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod error;
+pub mod segment;
+pub mod sync;
+pub mod sys;
+
+pub use error::{Error, Result};
+pub use segment::unlink;

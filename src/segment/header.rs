@@ -1,0 +1,194 @@
+//! The header every segment starts with, and what it identifies.
+//!
+//! Layout (128 bytes, `#[repr(C)]`, every field an atomic so that reading a
+//! header a hostile peer is scribbling on is a race on values, never UB):
+//!
+//! | offset | field           | meaning                                          |
+//! |-------:|-----------------|--------------------------------------------------|
+//! |      0 | `magic`         | [`MAGIC`] (`"SHMPROC\0"` little-endian)           |
+//! |      8 | `version`       | [`LAYOUT_VERSION`]                               |
+//! |     12 | `kind`          | [`Kind`] of object                               |
+//! |     16 | `init`          | 0 while the creator initialises, [`INIT_READY`] after |
+//! |     20 | `type_size`     | `size_of::<T>()` of the element type             |
+//! |     24 | `type_align`    | `align_of::<T>()`                                |
+//! |     28 | `flags`         | reserved, 0                                      |
+//! |     32 | `type_hash`     | FNV-1a of `type_name::<T>()`                     |
+//! |     40 | `total_len`     | header + payload bytes = the file's size         |
+//! |     48 | `creator_pid`   | pid of the creating process                      |
+//! |     52 | `reserved`      | 0                                                |
+//! |     56 | `creator_start` | start time of the creator (pid-reuse check)      |
+//! |     64 | `params[0..4]`  | kind-specific parameters (capacity, length, ...) |
+//! |     96 | `reserved2`     | zero, room for later fields                      |
+//!
+//! The payload starts at [`HEADER_LEN`]. See `docs/protocols/segment.md`.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+/// `"SHMPROC\0"` read as a little-endian u64.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMPROC\0");
+/// Bumped whenever any shared layout changes incompatibly.
+pub const LAYOUT_VERSION: u32 = 1;
+/// The `init` word once the creator has finished initialising.
+pub const INIT_READY: u32 = 0x5245_4459; // "REDY"
+/// Size of the header; the payload starts here (two cache lines).
+pub const HEADER_LEN: usize = 128;
+/// How many kind-specific parameters the header carries.
+pub const PARAMS: usize = 4;
+
+/// The segment header. All fields are written by the creator before `init` is
+/// published and never change afterwards.
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub struct Header {
+    pub(crate) magic: AtomicU64,
+    pub(crate) version: AtomicU32,
+    pub(crate) kind: AtomicU32,
+    pub(crate) init: AtomicU32,
+    pub(crate) type_size: AtomicU32,
+    pub(crate) type_align: AtomicU32,
+    pub(crate) flags: AtomicU32,
+    pub(crate) type_hash: AtomicU64,
+    pub(crate) total_len: AtomicU64,
+    pub(crate) creator_pid: AtomicU32,
+    pub(crate) reserved: AtomicU32,
+    pub(crate) creator_start: AtomicU64,
+    pub(crate) params: [AtomicU64; PARAMS],
+    pub(crate) reserved2: [AtomicU64; 4],
+}
+
+const _: () = assert!(std::mem::size_of::<Header>() == HEADER_LEN);
+const _: () = assert!(std::mem::offset_of!(Header, params) == 64);
+
+/// What kind of object a segment holds. Stored as a u32; values are part of
+/// the layout and never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Kind {
+    /// `Lock`
+    Lock = 1,
+    /// `RLock`
+    RLock = 2,
+    /// `Semaphore`
+    Semaphore = 3,
+    /// `BoundedSemaphore`
+    BoundedSemaphore = 4,
+    /// `Event`
+    Event = 5,
+    /// `Condition`
+    Condition = 6,
+    /// `Barrier`
+    Barrier = 7,
+    /// `Value<T>`
+    Value = 8,
+    /// `RawValue<T>`
+    RawValue = 9,
+    /// `Array<T>`
+    Array = 10,
+    /// `RawArray<T>`
+    RawArray = 11,
+    /// `Queue<T>`
+    Queue = 12,
+    /// `JoinableQueue<T>`
+    JoinableQueue = 13,
+    /// One direction of a `Pipe`
+    Pipe = 14,
+    /// A `Pool`'s shared state
+    Pool = 15,
+}
+
+impl Kind {
+    /// Every kind, for lookups by number.
+    pub const ALL: [Kind; 15] = [
+        Kind::Lock,
+        Kind::RLock,
+        Kind::Semaphore,
+        Kind::BoundedSemaphore,
+        Kind::Event,
+        Kind::Condition,
+        Kind::Barrier,
+        Kind::Value,
+        Kind::RawValue,
+        Kind::Array,
+        Kind::RawArray,
+        Kind::Queue,
+        Kind::JoinableQueue,
+        Kind::Pipe,
+        Kind::Pool,
+    ];
+
+    /// The kind stored as `raw`, if any.
+    pub fn from_u32(raw: u32) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| *k as u32 == raw)
+    }
+
+    /// Lower-case name, as used in messages and by the CLI.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Lock => "lock",
+            Kind::RLock => "rlock",
+            Kind::Semaphore => "semaphore",
+            Kind::BoundedSemaphore => "bounded semaphore",
+            Kind::Event => "event",
+            Kind::Condition => "condition",
+            Kind::Barrier => "barrier",
+            Kind::Value => "value",
+            Kind::RawValue => "raw value",
+            Kind::Array => "array",
+            Kind::RawArray => "raw array",
+            Kind::Queue => "queue",
+            Kind::JoinableQueue => "joinable queue",
+            Kind::Pipe => "pipe",
+            Kind::Pool => "pool",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Identifies the element type a segment was created for: size, alignment and
+/// a hash of its type name. Two programs built from the same source agree;
+/// a type rename or a layout change is caught as `Incompatible`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TypeFingerprint {
+    /// `size_of::<T>()`.
+    pub size: u32,
+    /// `align_of::<T>()`.
+    pub align: u32,
+    /// FNV-1a hash of `type_name::<T>()`.
+    pub hash: u64,
+    /// The type name, for messages (not stored in the segment).
+    pub name: &'static str,
+}
+
+impl TypeFingerprint {
+    /// The fingerprint of `T`.
+    pub fn of<T>() -> Self {
+        let name = std::any::type_name::<T>();
+        TypeFingerprint {
+            size: std::mem::size_of::<T>() as u32,
+            align: std::mem::align_of::<T>() as u32,
+            hash: fnv1a(name.as_bytes()),
+            name,
+        }
+    }
+
+    /// The fingerprint used by objects with no element type (locks, events...).
+    pub fn none() -> Self {
+        Self::of::<()>()
+    }
+}
+
+/// 64-bit FNV-1a: tiny, stable across builds and platforms.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}

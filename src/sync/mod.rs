@@ -1,0 +1,3 @@
+//! Cross-process synchronisation primitives over futex words in shared memory.
+
+pub mod atomic;

@@ -1,0 +1,12 @@
+//! The only layer that makes raw system calls.
+//!
+//! - [`futex`]: shared (never private) futex wait/wake with absolute monotonic deadlines.
+//! - [`shm`]: memfd (sealed) and `shm_open` segment files, mapping, unlinking.
+//! - [`proc`]: thread/process identity, start times (pid-reuse checks), liveness.
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("shmproc needs Linux: futexes, memfd_create and pidfd are Linux interfaces");
+
+pub mod futex;
+pub mod proc;
+pub mod shm;
