@@ -18,3 +18,5 @@ pub mod sys;
 
 pub use error::{Error, Result};
 pub use segment::unlink;
+#[cfg(not(loom))]
+pub use sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
