@@ -11,12 +11,20 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[cfg(not(loom))]
+pub mod array;
 mod error;
 pub mod segment;
 pub mod sync;
 pub mod sys;
+#[cfg(not(loom))]
+pub mod value;
 
+#[cfg(not(loom))]
+pub use array::{Array, ArrayGuard, RawArray};
 pub use error::{Error, Result};
 pub use segment::unlink;
 #[cfg(not(loom))]
 pub use sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
+#[cfg(not(loom))]
+pub use value::{AtomicInt, RawValue, Value, ValueGuard};
