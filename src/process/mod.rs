@@ -244,6 +244,13 @@ impl Process {
     ///     Ok(())
     /// }
     /// ```
+    ///
+    /// A capturing closure does not compile (its captures cannot be rebuilt
+    /// in a re-executed child):
+    /// ```compile_fail
+    /// let name = String::from("x");
+    /// let p = shmproc::Process::spawn(move |_: ()| println!("{name}"), ());
+    /// ```
     pub fn spawn<F, A, R>(f: F, args: A) -> Result<Process>
     where
         F: FnOnce(A) -> R,
@@ -375,6 +382,11 @@ impl Process {
         self.shared.method
     }
 }
+
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Process>();
+};
 
 impl std::fmt::Debug for Process {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -183,7 +183,7 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// Fills `buf` from the kernel's random source (`getrandom`).
+/// 64 random bits from the kernel (`getrandom`).
 ///
 /// # Errors
 /// The OS error from `getrandom`.
