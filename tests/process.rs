@@ -145,6 +145,22 @@ fn report_default_name(cell: Cell) -> Result<(), String> {
     Ok(())
 }
 
+/// Spawns a grandchild and checks its default name extends ours
+/// (`Process-3` launches `Process-3:1`, as in Python).
+fn spawn_nested(_: ()) -> Result<(), String> {
+    let me = shmproc::current_process();
+    let g = Process::spawn(nothing, ()).map_err(|e| e.to_string())?;
+    let code = g.join_timeout(WATCHDOG).map_err(|e| e.to_string())?;
+    let expected = format!("{}:1", me.name());
+    if g.name() != expected || code != 0 {
+        return Err(format!(
+            "grandchild: expected {expected} exiting 0, found {} exiting {code}",
+            g.name()
+        ));
+    }
+    Ok(())
+}
+
 /// Spawns a daemon grandchild that sleeps, publishes its pid, then sleeps.
 fn spawn_daemon_then_sleep(cell: Cell) -> shmproc::Result<()> {
     let g = Process::builder().daemon(true).spawn(sleep_secs, 60)?;
@@ -446,6 +462,31 @@ fn child_without_init_is_reported() {
         "{e}"
     );
     assert_eq!(p.exitcode(), Some(0));
+}
+
+#[test]
+fn nested_spawn_names() {
+    shmproc::init();
+    let mut r = Reaper::new();
+    let p = r.watch(Process::spawn(spawn_nested, ()).unwrap());
+    assert_eq!(join(&p), 0);
+}
+
+#[test]
+fn unnamed_thread_needs_test_name() {
+    shmproc::init();
+    let test = std::thread::current().name().unwrap().to_owned();
+    let (refused, p) = std::thread::spawn(move || {
+        let refused = Process::spawn(nothing, ()).unwrap_err();
+        let p = Process::builder().test_name(test).spawn(nothing, ());
+        (refused, p)
+    })
+    .join()
+    .unwrap();
+    assert!(refused.to_string().contains("unnamed thread"), "{refused}");
+    let mut r = Reaper::new();
+    let p = r.watch(p.unwrap());
+    assert_eq!(join(&p), 0);
 }
 
 #[test]
