@@ -14,6 +14,7 @@
 #[cfg(not(loom))]
 pub mod array;
 mod error;
+pub mod process;
 pub mod segment;
 pub mod sync;
 pub mod sys;
@@ -23,6 +24,10 @@ pub mod value;
 #[cfg(not(loom))]
 pub use array::{Array, ArrayGuard, RawArray};
 pub use error::{Error, Result};
+pub use process::{
+    active_children, cpu_count, current_process, init, parent_process, Process, ProcessInfo,
+    StartMethod,
+};
 pub use segment::unlink;
 #[cfg(not(loom))]
 pub use sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
