@@ -291,3 +291,36 @@ fn timeouts_return_timeout() {
     sigkill(p.pid());
     assert_eq!(join(&p), -9);
 }
+
+/// A guard alive at `fork()` is copied into the child; dropping the copy there
+/// must not release the parent's lock.
+#[test]
+fn guard_copied_by_fork_releases_nothing() {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::unistd::{fork, ForkResult};
+    let lock = Lock::new().unwrap();
+    let guard = lock.acquire().unwrap();
+    // SAFETY: the child only drops a guard, reads the lock word and exits
+    // with `_exit`; glibc makes malloc usable in a forked child.
+    match unsafe { fork() }.expect("fork") {
+        ForkResult::Child => {
+            drop(guard);
+            let code = if lock.is_locked() { 0 } else { 1 };
+            // SAFETY: _exit ends the child without running the parent's
+            // destructors or the test harness.
+            unsafe { libc::_exit(code) };
+        }
+        ForkResult::Parent { child } => {
+            let status = waitpid(child, None).expect("waitpid");
+            assert_eq!(
+                status,
+                WaitStatus::Exited(child, 0),
+                "the child released our lock"
+            );
+            assert!(lock.is_locked());
+            assert!(!guard.owner_died());
+            drop(guard);
+            assert!(!lock.is_locked());
+        }
+    }
+}

@@ -235,8 +235,15 @@ impl<'a> LockGuard<'a> {
     }
 }
 
-/// Releases `state` held by `me`, as a crate error.
+/// Releases `state` held by `me` (the guard's thread), as a crate error.
+///
+/// A guard copied into a forked child names the parent's thread; the child's
+/// identity differs (the atfork hook reset it), so the copy releases nothing.
+#[inline]
 pub(crate) fn release_state(state: &RobustState, me: TaskId) -> Result<()> {
+    if handle::me() != me {
+        return Err(forked_guard());
+    }
     state.unlock(me, &Futex).map_err(|e| {
         Error::invalid(
             "lock release",
@@ -246,11 +253,21 @@ pub(crate) fn release_state(state: &RobustState, me: TaskId) -> Result<()> {
     })
 }
 
+#[cold]
+fn forked_guard() -> Error {
+    Error::invalid(
+        "lock release",
+        "the thread that acquired the lock",
+        "a guard inherited through fork (the parent still holds the lock)",
+    )
+}
+
 impl Drop for LockGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        // A lock taken over meanwhile is not ours to release: leave it.
-        let _ = self.state.unlock(self.me, &Futex);
+        // A lock taken over meanwhile (or a guard copied by fork) is not ours
+        // to release: leave it.
+        let _ = release_state(self.state, self.me);
     }
 }
 
@@ -475,6 +492,9 @@ impl<'a> RLockGuard<'a> {
 
     fn release_level(&self) -> Result<()> {
         let st = &self.lock.state;
+        if handle::me() != self.me {
+            return Err(forked_guard());
+        }
         if !st.lock.is_held_by(self.me) {
             return Err(Error::invalid(
                 "rlock release",
