@@ -82,8 +82,10 @@ fn uncontended(iters: u64, rounds: usize) {
 
 // ---- contended, 2 workers --------------------------------------------------
 
-/// A worker process: meet at the barrier, do `n` locked increments, meet again.
+/// A worker process: meet at the barrier (ready, go), do `n` locked
+/// increments, meet again (done).
 fn worker((lock, counter, barrier, n): (Lock, RawValue<u64>, Barrier, u64)) -> shmproc::Result<()> {
+    barrier.wait()?;
     barrier.wait()?;
     for _ in 0..n {
         let g = lock.acquire()?;
@@ -101,8 +103,11 @@ fn two_processes(n: u64) -> shmproc::Result<Duration> {
     let ps = (0..2)
         .map(|_| Process::spawn(worker, (lock.clone(), counter.clone(), barrier.clone(), n)))
         .collect::<shmproc::Result<Vec<_>>>()?;
+    // Ready (children started), then time from before "go" to "done": the
+    // clock is read before the barrier so a descheduled main cannot miss work.
     barrier.wait_timeout(Duration::from_secs(60))?;
     let t = Instant::now();
+    barrier.wait_timeout(Duration::from_secs(60))?;
     barrier.wait_timeout(Duration::from_secs(600))?;
     let elapsed = t.elapsed();
     for p in &ps {
@@ -118,6 +123,7 @@ fn two_threads<M: Sync>(n: u64, m: &M, inc: impl Fn(&M) + Sync) -> Duration {
         for _ in 0..2 {
             s.spawn(|| {
                 barrier.wait();
+                barrier.wait();
                 for _ in 0..n {
                     inc(m);
                 }
@@ -126,6 +132,7 @@ fn two_threads<M: Sync>(n: u64, m: &M, inc: impl Fn(&M) + Sync) -> Duration {
         }
         barrier.wait();
         let t = Instant::now();
+        barrier.wait();
         barrier.wait();
         t.elapsed()
     })

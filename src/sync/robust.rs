@@ -316,25 +316,19 @@ impl RobustState {
     /// a peer scribbled on it); the word is then left alone.
     #[inline]
     pub fn unlock<P: Park>(&self, me: TaskId, park: &P) -> Result<(), NotOwner> {
-        // Relaxed: we only compare with our own id, which only we write.
-        let w = self.word.load(Ordering::Relaxed);
-        if owner_of(w) != me.tid {
-            return Err(NotOwner { found: owner_of(w) });
-        }
-        // Relaxed: ordered before the Release CAS below.
+        // Relaxed: ordered before the Release CAS below. (If we turn out not to
+        // be the owner, the real owner now reads as unpublished: it can still
+        // only be declared dead once its tid is gone, never while alive.)
         self.owner_tid.store(0, Ordering::Relaxed);
         // SYNC POINT: lock-handoff (Release pairs with the acquirers' Acquire).
-        match self
+        if self
             .word
-            .compare_exchange(w, 0, Ordering::Release, Ordering::Relaxed)
+            .compare_exchange(me.tid, 0, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
         {
-            Ok(_) if !has_waiters(w) => Ok(()),
-            Ok(_) => {
-                park.wake(&self.word, 1);
-                Ok(())
-            }
-            Err(_) => self.unlock_slow(me, park),
+            return Ok(());
         }
+        self.unlock_slow(me, park)
     }
 
     #[cold]
