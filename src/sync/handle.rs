@@ -172,3 +172,30 @@ pub(crate) fn deadline(timeout: Duration) -> Option<Instant> {
 pub(crate) fn me() -> TaskId {
     proc::current_task_cached()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_liveness_uses_start_time_against_reuse() {
+        let me = proc::current_task();
+        assert!(!ProcLiveness.is_dead(me.tid, Some(me.start)));
+        // Same tid, another start time: the task we knew is gone (reuse).
+        assert!(ProcLiveness.is_dead(me.tid, Some(me.start + 1)));
+        // Unpublished owner: alive while some task has the id.
+        assert!(!ProcLiveness.is_dead(me.tid, None));
+        // No task can have an id with bit 31 set (scribbled word).
+        assert!(ProcLiveness.is_dead(0x8000_0001, None));
+        let gone = std::thread::spawn(proc::current_task).join().unwrap();
+        assert!(ProcLiveness.is_dead(gone.tid, Some(gone.start)));
+    }
+
+    #[test]
+    fn check_interval_grows_to_50ms() {
+        let slices: Vec<_> = (0..8)
+            .map(|n| ProcLiveness.check_interval(n).unwrap().as_millis())
+            .collect();
+        assert_eq!(slices, [2, 4, 8, 16, 32, 50, 50, 50]);
+    }
+}

@@ -199,6 +199,11 @@ impl Builder<Lock> {
 /// A held [`Lock`] (or a `Condition`'s lock); releases it on drop.
 ///
 /// Not `Send`: the lock is owned by the thread that acquired it.
+/// ```compile_fail
+/// fn needs_send<T: Send>(_: T) {}
+/// let lock = shmproc::Lock::new().unwrap();
+/// needs_send(lock.acquire().unwrap());
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard<'a> {
     pub(crate) state: &'a RobustState,

@@ -153,7 +153,8 @@ impl<T: Pod> Value<T> {
         Ok(ValueGuard::new(self.state(), self.region.data(), me, died))
     }
 
-    /// Reads the value under the lock.
+    /// Reads the value under the lock. A previous holder's death is not
+    /// reported here; use [`lock`](Self::lock) to see `owner_died()`.
     ///
     /// # Panics
     /// If the calling thread holds this value's lock (a guard is alive).
