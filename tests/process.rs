@@ -161,9 +161,23 @@ fn spawn_nested(_: ()) -> Result<(), String> {
     Ok(())
 }
 
+/// `StartMethod` as an argument (it is not serde).
+#[derive(Serialize, Deserialize, Clone, Copy)]
+enum Method {
+    Spawn,
+    Fork,
+}
+
 /// Spawns a daemon grandchild that sleeps, publishes its pid, then sleeps.
-fn spawn_daemon_then_sleep(cell: Cell) -> shmproc::Result<()> {
-    let g = Process::builder().daemon(true).spawn(sleep_secs, 60)?;
+fn spawn_daemon_then_sleep((cell, method): (Cell, Method)) -> shmproc::Result<()> {
+    let method = match method {
+        Method::Spawn => StartMethod::Spawn,
+        Method::Fork => StartMethod::Fork,
+    };
+    let g = Process::builder()
+        .daemon(true)
+        .start_method(method)
+        .spawn(sleep_secs, 60)?;
     cell.set(u64::from(g.pid()));
     std::thread::sleep(Duration::from_secs(60));
     Ok(())
@@ -372,6 +386,16 @@ fn anonymous_handle_outside_launcher_is_an_error() {
 #[test]
 fn daemon_dies_with_parent() {
     shmproc::init();
+    daemon_dies_with_parent_by(Method::Spawn);
+}
+
+#[test]
+fn forked_daemon_dies_with_parent() {
+    shmproc::init();
+    daemon_dies_with_parent_by(Method::Fork);
+}
+
+fn daemon_dies_with_parent_by(method: Method) {
     let mut r = Reaper::new();
     // The orphaned grandchild is re-parented to us rather than to init, so
     // that we can reap it: the test leaves no zombie behind.
@@ -381,7 +405,8 @@ fn daemon_dies_with_parent() {
         0
     );
     let cell = Cell::create(None);
-    let child = r.watch(Process::spawn(spawn_daemon_then_sleep, Cell(cell.0.clone())).unwrap());
+    let child =
+        r.watch(Process::spawn(spawn_daemon_then_sleep, (Cell(cell.0.clone()), method)).unwrap());
     let grandchild = cell.wait_nonzero() as u32;
     assert!(shmproc::sys::proc::pid_exists(grandchild));
     child.kill().unwrap();
