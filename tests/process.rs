@@ -258,6 +258,29 @@ fn join_timeout_then_join() {
 }
 
 #[test]
+fn sentinel_becomes_readable_when_the_child_ends() {
+    shmproc::init();
+    let mut r = Reaper::new();
+    let p = r.watch(Process::spawn(sleep_secs, 60u64).unwrap());
+    let Some(fd) = p.sentinel() else {
+        return; // kernel without pidfd: join covers it
+    };
+    let readable = |ms: i32| {
+        let mut pfd = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd on our stack; `fd` is borrowed from `p`.
+        unsafe { libc::poll(&mut pfd, 1, ms) == 1 }
+    };
+    assert!(!readable(0));
+    p.kill().unwrap();
+    assert!(readable(WATCHDOG.as_millis() as i32));
+    assert_eq!(join(&p), -9);
+}
+
+#[test]
 fn is_alive_transitions() {
     shmproc::init();
     let mut r = Reaper::new();
