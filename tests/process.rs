@@ -336,6 +336,10 @@ fn fork_with_capturing_closure() {
     );
     assert_eq!(join(&p), 0);
     assert_eq!(cell.get(), 18);
+    let c = Cell(cell.0.clone());
+    let p = r.watch(Process::builder().spawn_fork(move || c.set(19)).unwrap());
+    assert_eq!(join(&p), 0);
+    assert_eq!(cell.get(), 19);
     let p = r.watch(
         Process::builder()
             .start_method(StartMethod::Fork)
