@@ -138,8 +138,8 @@ pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
 
 /// Asks the kernel to send SIGKILL to this process when the *thread* that
 /// forked it exits, then checks that this parent is still `parent`
-/// (it may have died before the request): if not, exits at once with
-/// status 1. Async-signal-safe.
+/// (it may have died before the request): if not, kills itself with SIGKILL
+/// at once, as the parent's death would have. Async-signal-safe.
 ///
 /// # Errors
 /// The raw OS error from `prctl`.
@@ -151,10 +151,12 @@ pub fn die_with_parent(parent: u32) -> io::Result<()> {
     }
     // SAFETY: getppid cannot fail and takes no arguments.
     if unsafe { libc::getppid() } as u32 != parent {
-        // The parent died between fork and prctl: die now, as it would have made us.
-        // SAFETY: _exit ends the process without running any user-space
-        // cleanup, which is what a forked child that must not outlive its
-        // parent wants.
+        // The parent died between fork and prctl: die now, by the very
+        // signal its death would have sent.
+        // SAFETY: kill and getpid take integers; signalling ourselves with
+        // SIGKILL ends the process without running any user-space code.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        // SAFETY: _exit has no preconditions (reached only if kill failed).
         unsafe { libc::_exit(1) };
     }
     Ok(())
