@@ -14,6 +14,8 @@
 #[cfg(not(loom))]
 pub mod array;
 mod error;
+#[cfg(not(loom))]
+pub mod inspect;
 pub mod process;
 pub mod segment;
 pub mod sync;

@@ -139,12 +139,12 @@ impl<T: Pod> Array<T> {
     /// # Errors
     /// `Timeout` if a live holder has it.
     pub fn try_lock(&self) -> Result<ArrayGuard<'_, T>> {
-        let (me, died) = try_lock_state(self.state())?;
+        let (me, died) = try_lock_state(self.state(), self.region.segment())?;
         Ok(self.guard(me, died))
     }
 
     fn lock_deadline(&self, deadline: Option<Instant>) -> Result<ArrayGuard<'_, T>> {
-        let (me, died) = lock_state(self.state(), deadline)?;
+        let (me, died) = lock_state(self.state(), self.region.segment(), deadline)?;
         Ok(self.guard(me, died))
     }
 
@@ -160,7 +160,7 @@ impl<T: Pod> Array<T> {
     }
 
     fn lock_blocking(&self) -> ArrayGuard<'_, T> {
-        let (me, died) = lock_blocking(self.state());
+        let (me, died) = lock_blocking(self.state(), self.region.segment());
         self.guard(me, died)
     }
 

@@ -1,6 +1,6 @@
 //! The header every segment starts with, and what it identifies.
 //!
-//! Layout (128 bytes, `#[repr(C)]`, every field an atomic so that reading a
+//! Layout (256 bytes, `#[repr(C)]`, every field an atomic so that reading a
 //! header a hostile peer is scribbling on is a race on values, never UB):
 //!
 //! | offset | field           | meaning                                          |
@@ -19,6 +19,7 @@
 //! |     56 | `creator_start` | start time of the creator (pid-reuse check)      |
 //! |     64 | `params[0..4]`  | kind-specific parameters (capacity, length, ...) |
 //! |     96 | `type_name`     | first 32 bytes of `type_name::<T>()`, for tools   |
+//! |    128 | `counters[0..16]` | statistics bumped on slow paths (see [`crate::segment::counters`]) |
 //!
 //! The payload starts at [`HEADER_LEN`]. See `docs/protocols/segment.md`.
 
@@ -27,16 +28,21 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 
 /// `"SHMPROC\0"` read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMPROC\0");
-/// Bumped whenever any shared layout changes incompatibly.
-pub const LAYOUT_VERSION: u32 = 1;
+/// Bumped whenever any shared layout changes incompatibly (2: the counters
+/// block made the header 256 bytes).
+pub const LAYOUT_VERSION: u32 = 2;
 /// The `init` word once the creator has finished initialising.
 pub const INIT_READY: u32 = 0x5245_4459; // "REDY"
-/// Size of the header; the payload starts here (two cache lines).
-pub const HEADER_LEN: usize = 128;
+/// Size of the header; the payload starts here (four cache lines: two of
+/// identity, two of counters, so counter updates never share a line with the
+/// payload's hot words). A power of two: the payload is aligned to it.
+pub const HEADER_LEN: usize = 256;
 /// Words (8 bytes each) of the element type's name kept in the header.
 pub const TYPE_NAME_WORDS: usize = 4;
 /// How many kind-specific parameters the header carries.
 pub const PARAMS: usize = 4;
+/// How many statistics counters the header carries.
+pub const COUNTERS: usize = 16;
 
 /// The segment header. All fields are written by the creator before `init` is
 /// published and never change afterwards.
@@ -57,10 +63,15 @@ pub struct Header {
     pub(crate) creator_start: AtomicU64,
     pub(crate) params: [AtomicU64; PARAMS],
     pub(crate) type_name: [AtomicU64; TYPE_NAME_WORDS],
+    /// Statistics, written (Relaxed `fetch_add`) only on slow paths; their
+    /// meaning per kind is in [`crate::segment::counters`].
+    pub(crate) counters: [AtomicU64; COUNTERS],
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() == HEADER_LEN);
+const _: () = assert!(HEADER_LEN.is_power_of_two());
 const _: () = assert!(std::mem::offset_of!(Header, params) == 64);
+const _: () = assert!(std::mem::offset_of!(Header, counters) == 128);
 
 /// What kind of object a segment holds. Stored as a u32; values are part of
 /// the layout and never reused.
@@ -196,6 +207,12 @@ impl Header {
         }
         let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
         String::from_utf8_lossy(&bytes[..end]).into_owned()
+    }
+
+    /// A snapshot of the statistics counters (see [`crate::segment::counters`]).
+    pub fn counters(&self) -> [u64; COUNTERS] {
+        // Relaxed: statistics, each word read on its own; nothing is published.
+        std::array::from_fn(|i| self.counters[i].load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Stores the first 32 bytes of `name` (zero-padded).

@@ -6,7 +6,9 @@
 //! whole header before any payload byte is touched; see
 //! `docs/protocols/segment.md` for the layout and the init protocol.
 
+pub mod counters;
 pub mod header;
+pub mod inspect;
 pub mod name;
 pub mod transfer;
 
@@ -20,7 +22,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
 use crate::sys::{self, futex};
-pub use header::{Header, Kind, TypeFingerprint, HEADER_LEN, INIT_READY, LAYOUT_VERSION, MAGIC};
+pub use header::{
+    Header, Kind, TypeFingerprint, COUNTERS, HEADER_LEN, INIT_READY, LAYOUT_VERSION, MAGIC,
+};
 pub use transfer::Wire;
 
 /// How long an opener waits for a creator to finish initialising.
@@ -90,7 +94,9 @@ impl Drop for Inner {
     fn drop(&mut self) {
         if self.unlink_on_drop && sys::proc::pid() == self.handle_pid {
             if let Some(name) = &self.name {
-                let _ = sys::shm::unlink_named(name);
+                if sys::shm::unlink_named(name).is_ok() {
+                    log::debug!("shmproc: unlinked named segment {name} (creator's last handle)");
+                }
             }
         }
     }
@@ -169,6 +175,12 @@ impl Segment {
         // initial state to openers, which Acquire-load `init`.
         h.init.store(INIT_READY, Ordering::Release);
         futex::wake_all(&h.init);
+        log::debug!(
+            "shmproc: created {} segment {} ({} bytes)",
+            spec.kind,
+            place.name.as_deref().unwrap_or("(anonymous)"),
+            total
+        );
         Ok(seg)
     }
 
@@ -213,6 +225,7 @@ impl Segment {
             }),
         };
         seg.validate(len, kind, ty, &corrupt)?;
+        log::debug!("shmproc: opened {kind} segment {label} ({len} bytes)");
         Ok(seg)
     }
 
@@ -494,7 +507,9 @@ impl Segment {
 /// An invalid name, or the OS error (e.g. `ENOENT`) from `shm_unlink`.
 pub fn unlink(name: &str) -> Result<()> {
     name::validate(name)?;
-    sys::shm::unlink_named(name)
+    sys::shm::unlink_named(name)?;
+    log::info!("shmproc: unlinked named segment {name}");
+    Ok(())
 }
 
 /// A unique name for tests and examples: prefix, pid and a counter.

@@ -3,11 +3,10 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::segment::{Kind, Segment, TypeFingerprint};
-use crate::sync::handle::{self, impl_handle_serde, Builder, Mapped, ShmHandle};
+use crate::segment::{counters, Kind, Segment, TypeFingerprint};
+use crate::sync::handle::{self, impl_handle_serde, Builder, CountingFutex, Mapped, ShmHandle};
 use crate::sync::lock::create_segment;
 use crate::sync::signal::{BarrierError, RawBarrier, MAX_PARTIES};
-use crate::sync::wait::Futex;
 
 /// A reusable barrier for a fixed number of parties (Python
 /// `multiprocessing.Barrier`).
@@ -108,7 +107,11 @@ impl Barrier {
 
     fn wait_deadline(&self, deadline: Option<Instant>) -> Result<u32> {
         self.raw
-            .wait(&Futex, self.parties, deadline)
+            .wait(
+                &CountingFutex::new(self.raw.segment(), counters::BLOCKED),
+                self.parties,
+                deadline,
+            )
             .map_err(|e| match e {
                 BarrierError::TimedOut => Error::Timeout,
                 BarrierError::Corrupt { count } => Error::Corrupt {

@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::segment::{Kind, Segment, TypeFingerprint};
-use crate::sync::handle::{self, impl_handle_serde, Builder, Mapped, ShmHandle};
+use crate::segment::{counters, Kind, Segment, TypeFingerprint};
+use crate::sync::handle::{self, impl_handle_serde, Builder, CountingFutex, Mapped, ShmHandle};
 use crate::sync::lock::{create_segment, lock_state, try_lock_state, LockGuard};
 use crate::sync::robust::RobustState;
 use crate::sync::signal::RawCondition;
@@ -93,7 +93,8 @@ impl Condition {
     /// # Errors
     /// As [`Lock::acquire`](crate::Lock::acquire).
     pub fn acquire(&self) -> Result<LockGuard<'_>> {
-        lock_state(&self.lock, None).map(|(me, died)| LockGuard::new(&self.lock, me, died))
+        lock_state(&self.lock, self.lock.segment(), None)
+            .map(|(me, died)| LockGuard::new(&self.lock, me, died))
     }
 
     /// Acquires the condition's lock, waiting at most `timeout`.
@@ -101,7 +102,7 @@ impl Condition {
     /// # Errors
     /// `Timeout`, or as [`Lock::acquire`](crate::Lock::acquire).
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>> {
-        lock_state(&self.lock, handle::deadline(timeout))
+        lock_state(&self.lock, self.lock.segment(), handle::deadline(timeout))
             .map(|(me, died)| LockGuard::new(&self.lock, me, died))
     }
 
@@ -110,7 +111,8 @@ impl Condition {
     /// # Errors
     /// `Timeout` if a live owner holds it.
     pub fn try_acquire(&self) -> Result<LockGuard<'_>> {
-        try_lock_state(&self.lock).map(|(me, died)| LockGuard::new(&self.lock, me, died))
+        try_lock_state(&self.lock, self.lock.segment())
+            .map(|(me, died)| LockGuard::new(&self.lock, me, died))
     }
 
     /// Releases the lock held by `guard`, waits for a notification (or a
@@ -151,9 +153,15 @@ impl Condition {
         }
         let seen = self.cond.prepare();
         guard.release()?;
-        let notified = self.cond.wait(&Futex, seen, deadline);
-        let (me, died) = lock_state(&self.lock, None)?;
+        let park = CountingFutex::new(self.cond.segment(), counters::CONDITION_WAITS);
+        let notified = self.cond.wait(&park, seen, deadline);
+        let (me, died) = lock_state(&self.lock, self.lock.segment(), None)?;
         Ok((LockGuard::new(&self.lock, me, died), notified))
+    }
+
+    /// Who holds its lock, for `shmproc inspect`.
+    pub(crate) fn describe(&self) -> Vec<(&'static str, String)> {
+        vec![("lock", handle::describe_lock(&self.lock))]
     }
 
     /// Wakes up to `n` waiters (a syscall only if someone waits).

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use crate::error::Result;
-use crate::segment::{Kind, Segment, TypeFingerprint};
-use crate::sync::handle::{self, impl_handle_serde, Builder, Mapped, ShmHandle};
+use crate::segment::{counters, Kind, Segment, TypeFingerprint};
+use crate::sync::handle::{self, impl_handle_serde, Builder, CountingFutex, Mapped, ShmHandle};
 use crate::sync::lock::create_segment;
 use crate::sync::signal::RawEvent;
 use crate::sync::wait::Futex;
@@ -89,15 +89,20 @@ impl Event {
         self.raw.is_set()
     }
 
+    /// Futexes that count this event's blocked waits.
+    fn park(&self) -> CountingFutex<'_> {
+        CountingFutex::new(self.raw.segment(), counters::BLOCKED)
+    }
+
     /// Blocks until the flag is set.
     pub fn wait(&self) {
-        self.raw.wait(&Futex, None);
+        self.raw.wait(&self.park(), None);
     }
 
     /// Blocks until the flag is set or `timeout` passes; returns whether it is
     /// set (Python's `wait(timeout)`).
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.raw.wait(&Futex, handle::deadline(timeout))
+        self.raw.wait(&self.park(), handle::deadline(timeout))
     }
 }
 

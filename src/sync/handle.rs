@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::Result;
 use crate::segment::{Kind, Placement, Segment, ShmSafe, TypeFingerprint};
+use crate::sync::atomic::AtomicU32;
 use crate::sync::robust::Liveness;
+use crate::sync::wait::{Futex, Park, Wake};
 use crate::sys::proc::{self, TaskId};
 
 /// A `T` inside a segment, validated once (bounds, alignment) and then read
@@ -159,6 +161,61 @@ impl Liveness for ProcLiveness {
 
     fn check_interval(&self, n: u32) -> Option<Duration> {
         Some(Duration::from_millis((2u64 << n.min(5)).min(50)))
+    }
+}
+
+/// Shared futexes that bump the segment's counter `slot` at the first sleep
+/// of one operation (one `CountingFutex` per operation): "operations that
+/// had to sleep", counted where a futex syscall is paid anyway.
+pub(crate) struct CountingFutex<'a> {
+    seg: &'a Segment,
+    slot: usize,
+    counted: std::cell::Cell<bool>,
+}
+
+impl<'a> CountingFutex<'a> {
+    /// Counts into `seg`'s counter `slot` (see `segment::counters`).
+    #[inline]
+    pub(crate) fn new(seg: &'a Segment, slot: usize) -> Self {
+        CountingFutex {
+            seg,
+            slot,
+            counted: std::cell::Cell::new(false),
+        }
+    }
+}
+
+impl Park for CountingFutex<'_> {
+    fn wait(&self, word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Wake {
+        if !self.counted.replace(true) {
+            self.seg.bump(self.slot);
+        }
+        Futex.wait(word, expected, deadline)
+    }
+
+    #[inline]
+    fn wake(&self, word: &AtomicU32, n: u32) {
+        Futex.wake(word, n);
+    }
+}
+
+/// "free", or who holds `state` and whether that holder is alive, for
+/// `shmproc inspect`.
+pub(crate) fn describe_lock(state: &crate::sync::robust::RobustState) -> String {
+    match state.holder() {
+        None => "free".into(),
+        Some((tid, start, waiters)) => {
+            let dead = ProcLiveness.is_dead(tid, start);
+            format!(
+                "held by thread {tid}{}{}",
+                if dead {
+                    " (dead: the next acquirer recovers it)"
+                } else {
+                    ""
+                },
+                if waiters { ", waiters may sleep" } else { "" }
+            )
+        }
     }
 }
 

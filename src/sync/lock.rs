@@ -9,9 +9,12 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::segment::counters;
 use crate::segment::{Kind, Placement, Segment, ShmSafe, Spec, TypeFingerprint};
 use crate::sync::atomic::{AtomicU32, Ordering};
-use crate::sync::handle::{self, impl_handle_serde, Builder, Mapped, ProcLiveness, ShmHandle};
+use crate::sync::handle::{
+    self, impl_handle_serde, Builder, CountingFutex, Mapped, ProcLiveness, ShmHandle,
+};
 use crate::sync::robust::{AcquireError, Acquired, RobustState};
 use crate::sync::wait::Futex;
 use crate::sys::proc::{self, TaskId};
@@ -35,24 +38,46 @@ pub(crate) fn create_segment(
     Segment::create(&spec, place, init)
 }
 
-/// Acquires `state` for the calling thread; returns its id and whether the
-/// previous owner died holding the lock.
+/// Acquires `state` (living in `seg`) for the calling thread; returns its id
+/// and whether the previous owner died holding the lock. An acquire that
+/// sleeps bumps `seg`'s `BLOCKED` counter, a take-over its `OWNER_DIED`
+/// counter: both on slow paths only.
 #[inline]
-pub(crate) fn lock_state(state: &RobustState, deadline: Option<Instant>) -> Result<(TaskId, bool)> {
+pub(crate) fn lock_state(
+    state: &RobustState,
+    seg: &Segment,
+    deadline: Option<Instant>,
+) -> Result<(TaskId, bool)> {
     let me = handle::me();
-    match state.lock(me, &Futex, &ProcLiveness, deadline) {
-        Ok(how) => Ok((me, how == Acquired::OwnerDied)),
+    let park = CountingFutex::new(seg, counters::BLOCKED);
+    match state.lock(me, &park, &ProcLiveness, deadline) {
+        Ok(Acquired::Clean) => Ok((me, false)),
+        Ok(Acquired::OwnerDied) => Ok((me, owner_died(seg))),
         Err(e) => Err(acquire_error(e)),
     }
 }
 
-/// Takes `state` without sleeping (recovering it from a dead owner).
-pub(crate) fn try_lock_state(state: &RobustState) -> Result<(TaskId, bool)> {
+/// Takes `state` (living in `seg`) without sleeping (recovering it from a
+/// dead owner).
+pub(crate) fn try_lock_state(state: &RobustState, seg: &Segment) -> Result<(TaskId, bool)> {
     let me = handle::me();
     match state.try_lock(me, &ProcLiveness) {
-        Ok(how) => Ok((me, how == Acquired::OwnerDied)),
+        Ok(Acquired::Clean) => Ok((me, false)),
+        Ok(Acquired::OwnerDied) => Ok((me, owner_died(seg))),
         Err(e) => Err(acquire_error(e)),
     }
+}
+
+/// Counts a take-over from a dead holder; always `true`.
+#[cold]
+fn owner_died(seg: &Segment) -> bool {
+    seg.bump(counters::OWNER_DIED);
+    log::info!(
+        "shmproc: recovered {} {} from a holder that died",
+        seg.kind(),
+        seg.label()
+    );
+    true
 }
 
 #[cold]
@@ -144,7 +169,8 @@ impl Lock {
     /// reentrant; blocking would never end).
     #[inline]
     pub fn acquire(&self) -> Result<LockGuard<'_>> {
-        lock_state(&self.state, None).map(|(me, died)| LockGuard::new(&self.state, me, died))
+        lock_state(&self.state, self.state.segment(), None)
+            .map(|(me, died)| LockGuard::new(&self.state, me, died))
     }
 
     /// Acquires the lock, waiting at most `timeout`.
@@ -153,7 +179,7 @@ impl Lock {
     /// `Timeout` if it is still held by a live owner after `timeout`; as
     /// [`acquire`](Self::acquire) otherwise.
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>> {
-        lock_state(&self.state, handle::deadline(timeout))
+        lock_state(&self.state, self.state.segment(), handle::deadline(timeout))
             .map(|(me, died)| LockGuard::new(&self.state, me, died))
     }
 
@@ -164,7 +190,8 @@ impl Lock {
     /// `acquire(block=False)`).
     #[inline]
     pub fn try_acquire(&self) -> Result<LockGuard<'_>> {
-        try_lock_state(&self.state).map(|(me, died)| LockGuard::new(&self.state, me, died))
+        try_lock_state(&self.state, self.state.segment())
+            .map(|(me, died)| LockGuard::new(&self.state, me, died))
     }
 
     /// Whether some thread holds the lock now (a snapshot).
@@ -175,6 +202,11 @@ impl Lock {
     /// The segment's name, if it is named.
     pub fn name(&self) -> Option<&str> {
         self.state.segment().name()
+    }
+
+    /// Who holds it, for `shmproc inspect`.
+    pub(crate) fn describe(&self) -> Vec<(&'static str, String)> {
+        vec![("lock", handle::describe_lock(&self.state))]
     }
 }
 
@@ -389,7 +421,7 @@ impl RLock {
         if let Some(g) = self.reenter()? {
             return Ok(g);
         }
-        let (me, died) = try_lock_state(&self.state.lock)?;
+        let (me, died) = try_lock_state(&self.state.lock, self.state.segment())?;
         Ok(self.first_guard(me, died))
     }
 
@@ -397,7 +429,7 @@ impl RLock {
         if let Some(g) = self.reenter()? {
             return Ok(g);
         }
-        let (me, died) = lock_state(&self.state.lock, deadline)?;
+        let (me, died) = lock_state(&self.state.lock, self.state.segment(), deadline)?;
         Ok(self.first_guard(me, died))
     }
 
@@ -424,6 +456,11 @@ impl RLock {
         // Relaxed: only the owner touches the count; a take-over resets it.
         self.state.count.store(1, Ordering::Relaxed);
         RLockGuard::new(self, me, died)
+    }
+
+    /// Who holds it, for `shmproc inspect`.
+    pub(crate) fn describe(&self) -> Vec<(&'static str, String)> {
+        vec![("lock", handle::describe_lock(&self.state.lock))]
     }
 
     /// How many guards the holder has now (0 when free); a snapshot.

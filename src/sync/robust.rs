@@ -112,6 +112,21 @@ impl RobustState {
         owner_of(self.word.load(Ordering::Relaxed))
     }
 
+    /// The word's owner tid and, if published, its start time; `None` when
+    /// free. A snapshot for diagnostics (`shmproc inspect`).
+    pub fn holder(&self) -> Option<(u32, Option<u64>, bool)> {
+        // Relaxed: a snapshot that orders nothing; the echo check below only
+        // decides whether the start time shown belongs to this owner.
+        let w = self.word.load(Ordering::Relaxed);
+        let owner = owner_of(w);
+        if owner == 0 {
+            return None;
+        }
+        let start = (self.owner_tid.load(Ordering::Relaxed) == owner)
+            .then(|| self.owner_start.load(Ordering::Relaxed));
+        Some((owner, start, has_waiters(w)))
+    }
+
     /// Whether the caller `me` holds the lock (tid and published start time match).
     pub fn is_held_by(&self, me: TaskId) -> bool {
         // Relaxed: the only writer of a word naming `me` is `me` itself (or a

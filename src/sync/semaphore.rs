@@ -7,8 +7,8 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::segment::{Kind, Segment, TypeFingerprint};
-use crate::sync::handle::{self, impl_handle_serde, Builder, Mapped, ShmHandle};
+use crate::segment::{counters, Kind, Segment, TypeFingerprint};
+use crate::sync::handle::{self, impl_handle_serde, Builder, CountingFutex, Mapped, ShmHandle};
 use crate::sync::lock::create_segment;
 use crate::sync::signal::RawSemaphore;
 use crate::sync::wait::Futex;
@@ -52,7 +52,10 @@ impl Core {
 
     fn acquire(&self, deadline: Option<Instant>) -> Result<SemaphoreGuard<'_>> {
         self.raw
-            .acquire(&Futex, deadline)
+            .acquire(
+                &CountingFutex::new(self.raw.segment(), counters::BLOCKED),
+                deadline,
+            )
             .map_err(|_| Error::Timeout)?;
         Ok(SemaphoreGuard {
             core: self,
@@ -206,6 +209,12 @@ macro_rules! semaphore_type {
             /// The number of free permits now (a snapshot; Python `get_value`).
             pub fn value(&self) -> u32 {
                 self.core.raw.value()
+            }
+
+            /// The most permits `release` may reach (`u32::MAX`: unbounded).
+            #[allow(dead_code)] // shown for BoundedSemaphore only
+            pub(crate) fn max_value(&self) -> u32 {
+                self.core.max
             }
         }
 

@@ -27,8 +27,8 @@ use crate::sys::proc::TaskId;
 
 /// Acquires a region's lock, panicking only when the calling thread already
 /// holds it (a guard is alive): blocking would never end.
-pub(crate) fn lock_blocking(state: &RobustState) -> (TaskId, bool) {
-    match lock_state(state, None) {
+pub(crate) fn lock_blocking(state: &RobustState, seg: &Segment) -> (TaskId, bool) {
+    match lock_state(state, seg, None) {
         Ok(r) => r,
         Err(e) => panic!("shmproc: {e}: drop the guard before calling get/set/to_vec"),
     }
@@ -144,12 +144,12 @@ impl<T: Pod> Value<T> {
     /// # Errors
     /// `Timeout` if a live holder has it.
     pub fn try_lock(&self) -> Result<ValueGuard<'_, T>> {
-        let (me, died) = try_lock_state(self.state())?;
+        let (me, died) = try_lock_state(self.state(), self.region.segment())?;
         Ok(ValueGuard::new(self.state(), self.region.data(), me, died))
     }
 
     fn lock_deadline(&self, deadline: Option<Instant>) -> Result<ValueGuard<'_, T>> {
-        let (me, died) = lock_state(self.state(), deadline)?;
+        let (me, died) = lock_state(self.state(), self.region.segment(), deadline)?;
         Ok(ValueGuard::new(self.state(), self.region.data(), me, died))
     }
 
@@ -159,7 +159,7 @@ impl<T: Pod> Value<T> {
     /// # Panics
     /// If the calling thread holds this value's lock (a guard is alive).
     pub fn get(&self) -> T {
-        let (me, died) = lock_blocking(self.state());
+        let (me, died) = lock_blocking(self.state(), self.region.segment());
         *ValueGuard::new(self.state(), self.region.data(), me, died)
     }
 
@@ -168,7 +168,7 @@ impl<T: Pod> Value<T> {
     /// # Panics
     /// If the calling thread holds this value's lock (a guard is alive).
     pub fn set(&self, value: T) {
-        let (me, died) = lock_blocking(self.state());
+        let (me, died) = lock_blocking(self.state(), self.region.segment());
         *ValueGuard::new(self.state(), self.region.data(), me, died) = value;
     }
 

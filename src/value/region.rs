@@ -52,6 +52,56 @@ fn layout<T>(locked: bool, len: usize) -> Result<(usize, usize)> {
     Ok((data_offset, payload))
 }
 
+/// Most elements `shmproc inspect` prints.
+const PREVIEW: usize = 8;
+
+/// What `shmproc inspect` shows of a value/array segment whose element type
+/// is known only by its recorded name: length, lock holder and, for 4- and
+/// 8-byte primitive types, the first elements. Params are validated as on
+/// open; nothing is trusted.
+pub(crate) fn describe(seg: &Segment, locked: bool) -> Result<Vec<(&'static str, String)>> {
+    let mut out = Vec::new();
+    let (len, offset, size) = (seg.param(0), seg.param(1), seg.param(2));
+    out.push(("elements", len.to_string()));
+    out.push(("element size", size.to_string()));
+    if locked {
+        let state = seg.view::<RobustState>(0)?;
+        out.push(("lock", crate::sync::handle::describe_lock(state)));
+    }
+    let shown = len.min(PREVIEW as u64) as usize;
+    let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+    let ty = seg.header().type_name();
+    let fmt: Option<fn(u64) -> String> = match (ty.as_str(), size) {
+        ("u64" | "usize", 8) => Some(|w| w.to_string()),
+        ("i64" | "isize", 8) => Some(|w| (w as i64).to_string()),
+        ("f64", 8) => Some(|w| f64::from_bits(w).to_string()),
+        ("u32", 4) => Some(|w| (w as u32).to_string()),
+        ("i32", 4) => Some(|w| (w as u32 as i32).to_string()),
+        ("f32", 4) => Some(|w| f32::from_bits(w as u32).to_string()),
+        _ => None,
+    };
+    if let Some(fmt) = fmt {
+        // Relaxed loads: a snapshot for display, taken without the lock.
+        let words: Vec<u64> = if size == 8 {
+            seg.view_slice::<AtomicU64>(offset, shown)?
+                .iter()
+                .map(|w| w.load(Ordering::Relaxed))
+                .collect()
+        } else {
+            seg.view_slice::<std::sync::atomic::AtomicU32>(offset, shown)?
+                .iter()
+                .map(|w| u64::from(w.load(Ordering::Relaxed)))
+                .collect()
+        };
+        let mut text = words.into_iter().map(fmt).collect::<Vec<_>>().join(", ");
+        if len > shown as u64 {
+            text.push_str(", ...");
+        }
+        out.push(("data", format!("[{text}]")));
+    }
+    Ok(out)
+}
+
 /// `len` elements of `T` in a segment, with the lock before them if `locked`.
 pub(crate) struct Region<T> {
     seg: Segment,
