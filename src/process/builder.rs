@@ -180,6 +180,11 @@ impl Builder {
             boot,
             state: Mutex::new(State::Running),
         });
+        log::debug!(
+            "shmproc: spawned process {} (pid {pid}, {:?})",
+            shared.name,
+            self.method
+        );
         g.add_child(shared.clone());
         Ok(Process::from_shared(shared))
     }

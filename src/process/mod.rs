@@ -135,6 +135,9 @@ impl Shared {
                 },
                 Reap::NotAChild => State::Lost,
             };
+            if *state != State::Running {
+                log_exit(self.pid, &self.name, *state);
+            }
         }
         Ok(*state)
     }
@@ -207,6 +210,22 @@ impl Shared {
                 }
             }
         }
+    }
+}
+
+/// The `log` event for a child that has ended (once: when it is reaped).
+#[cold]
+fn log_exit(pid: u32, name: &str, state: State) {
+    match state {
+        State::Exited(code) if code < 0 => {
+            log::info!("shmproc: process {name} (pid {pid}) killed by signal {}", -code)
+        }
+        State::Exited(code) => log::debug!("shmproc: process {name} (pid {pid}) exited with {code}"),
+        State::NoEntry(code) => log::warn!(
+            "shmproc: process {name} (pid {pid}) exited with {code} without reaching shmproc::init()"
+        ),
+        State::Lost => log::warn!("shmproc: process {name} (pid {pid}) was reaped outside shmproc"),
+        State::Running => {}
     }
 }
 
