@@ -2,7 +2,7 @@
 //!
 //! The lock state machine and the queue ring call [`Park::wait`] and
 //! [`Park::wake`] on their state words. In shared memory the implementation is
-//! [`Futex`] (shared futexes); under `--cfg loom` it is [`loom_park::LoomPark`],
+//! [`Futex`] (shared futexes); under `--cfg loom` it is `loom_park::LoomPark`,
 //! a tiny futex table over loom's `Mutex`/`Condvar`, so a lost wake-up shows up
 //! as a deadlock in the model (the model is iceoryx2's `strategy/mutex.rs`).
 

@@ -1,7 +1,7 @@
 //! `Value<T>` and `RawValue<T>`: one `Pod` value in shared memory (Python
 //! `multiprocessing.Value` with `lock=True` / `RawValue`).
 //!
-//! Layout and validation: [`region`]. The lock is the robust lock of
+//! Layout and validation: `value/region.rs`. The lock is the robust lock of
 //! `docs/protocols/lock.md`, so a holder's death is reported by
 //! [`ValueGuard::owner_died`].
 
