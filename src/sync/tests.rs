@@ -193,3 +193,52 @@ fn corrupt_params_are_rejected_on_open() {
     let e = Barrier::open(&name).unwrap_err();
     assert!(matches!(e, Error::Corrupt { .. }), "{e}");
 }
+
+#[test]
+fn counters_count_sleeps_and_recoveries_not_fast_paths() {
+    use crate::segment::counters::{BLOCKED, CONDITION_WAITS, OWNER_DIED};
+    use crate::sync::handle::ShmHandle;
+    let lock = Lock::new().unwrap();
+    let c = |l: &Lock| l.segment().counters();
+    for _ in 0..1000 {
+        drop(lock.acquire().unwrap());
+        drop(lock.try_acquire().unwrap());
+    }
+    assert_eq!(c(&lock)[..2], [0, 0], "uncontended acquires count nothing");
+    let held = lock.acquire().unwrap();
+    assert!(lock.try_acquire().is_err());
+    assert_eq!(c(&lock)[BLOCKED], 0, "try_acquire never sleeps");
+    let l2 = lock.clone();
+    watchdog(move || assert!(l2.acquire_timeout(Duration::from_millis(30)).is_err()));
+    assert_eq!(
+        c(&lock)[BLOCKED],
+        1,
+        "one timed-out acquire, many sleep slices"
+    );
+    drop(held);
+    // A thread that exits holding the lock: the next acquire recovers it.
+    let l2 = lock.clone();
+    thread::spawn(move || std::mem::forget(l2.acquire().unwrap()))
+        .join()
+        .unwrap();
+    let l2 = lock.clone();
+    watchdog(move || assert!(l2.acquire().unwrap().owner_died()));
+    assert_eq!(c(&lock)[OWNER_DIED], 1);
+
+    let ev = Event::new().unwrap();
+    assert!(!ev.wait_timeout(Duration::from_millis(5)));
+    ev.set();
+    ev.wait();
+    assert_eq!(
+        ev.segment().counters()[BLOCKED],
+        1,
+        "only the wait that slept"
+    );
+
+    let cond = Condition::new().unwrap();
+    let g = cond.acquire().unwrap();
+    let (g, notified) = cond.wait_timeout(g, Duration::from_millis(5)).unwrap();
+    assert!(!notified);
+    drop(g);
+    assert_eq!(cond.segment().counters()[CONDITION_WAITS], 1);
+}
