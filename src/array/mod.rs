@@ -84,8 +84,15 @@ impl<T: Pod> Array<T> {
     /// Creates an anonymous array of `len` zeroed elements.
     ///
     /// # Errors
-    /// `InvalidArgument` for a size overflow or an alignment above 128; the OS
+    /// `InvalidArgument` for a size overflow or an alignment above 256; the OS
     /// error if the segment cannot be created.
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shmproc::Array::<f64>::new(3)?;
+    /// assert_eq!(a.to_vec(), [0.0; 3]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn new(len: usize) -> Result<Array<T>> {
         Array::builder().len(len).create()
     }
@@ -94,11 +101,28 @@ impl<T: Pod> Array<T> {
     ///
     /// # Errors
     /// As [`new`](Self::new).
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shmproc::Array::from_slice(&[1u8, 2, 3])?;
+    /// assert_eq!(a.len(), 3);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn from_slice(data: &[T]) -> Result<Array<T>> {
         Array::builder().data(data).create()
     }
 
     /// A builder for a named array; set [`len`](Builder::len) or [`data`](Builder::data).
+    ///
+    /// # Examples
+    /// ```
+    /// let name = shmproc::segment::unique_name("doc-array");
+    /// let a = shmproc::Array::<u32>::builder().name(&name).len(4).create()?;
+    /// let same = shmproc::Array::<u32>::open(&name)?; // e.g. in an unrelated process
+    /// same.set(0, 9)?;
+    /// assert_eq!(a.get(0), Some(9));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn builder() -> Builder<Array<T>, ArrayConfig<T>> {
         Builder::with_config(ArrayConfig::default())
     }
@@ -108,6 +132,14 @@ impl<T: Pod> Array<T> {
     /// # Errors
     /// As [`Lock::open`](crate::Lock::open); `Incompatible` for another element
     /// type, `Corrupt` if its length and payload disagree.
+    ///
+    /// # Examples
+    /// ```
+    /// let name = shmproc::segment::unique_name("doc-array-open");
+    /// let _a = shmproc::Array::<u16>::builder().name(&name).data(&[5, 6]).create()?;
+    /// assert_eq!(shmproc::Array::<u16>::open(&name)?.to_vec(), [5, 6]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn open(name: &str) -> Result<Array<T>> {
         handle::open(name)
     }
@@ -122,6 +154,17 @@ impl<T: Pod> Array<T> {
     ///
     /// # Errors
     /// `InvalidArgument` if the calling thread already holds the lock.
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shmproc::Array::<u64>::new(4)?;
+    /// {
+    ///     let mut g = a.lock()?;
+    ///     g.iter_mut().enumerate().for_each(|(i, x)| *x = i as u64);
+    /// }
+    /// assert_eq!(a.to_vec(), [0, 1, 2, 3]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn lock(&self) -> Result<ArrayGuard<'_, T>> {
         self.lock_deadline(None)
     }
@@ -130,6 +173,15 @@ impl<T: Pod> Array<T> {
     ///
     /// # Errors
     /// `Timeout` if a live holder keeps it longer; as [`lock`](Self::lock).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// let a = shmproc::Array::<u8>::new(2)?;
+    /// let g = a.lock_timeout(Duration::from_millis(10))?;
+    /// assert_eq!(g.len(), 2);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn lock_timeout(&self, timeout: Duration) -> Result<ArrayGuard<'_, T>> {
         self.lock_deadline(handle::deadline(timeout))
     }
@@ -138,6 +190,15 @@ impl<T: Pod> Array<T> {
     ///
     /// # Errors
     /// `Timeout` if a live holder has it.
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shmproc::Array::<u8>::new(2)?;
+    /// let g = a.try_lock()?;
+    /// assert!(a.try_lock().is_err()); // held
+    /// drop(g);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn try_lock(&self) -> Result<ArrayGuard<'_, T>> {
         let (me, died) = try_lock_state(self.state(), self.region.segment())?;
         Ok(self.guard(me, died))
@@ -165,11 +226,23 @@ impl<T: Pod> Array<T> {
     }
 
     /// The number of elements.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(shmproc::Array::<i32>::new(5)?.len(), 5);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.region.len()
     }
 
     /// Whether the array has no elements.
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(shmproc::Array::<i32>::new(0)?.is_empty());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.region.len() == 0
     }
@@ -178,6 +251,12 @@ impl<T: Pod> Array<T> {
     ///
     /// # Panics
     /// If the calling thread holds this array's lock (a guard is alive).
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(shmproc::Array::from_slice(&[1i8, -1])?.to_vec(), [1, -1]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn to_vec(&self) -> Vec<T> {
         self.lock_blocking().to_vec()
     }
@@ -186,6 +265,14 @@ impl<T: Pod> Array<T> {
     ///
     /// # Panics
     /// If the calling thread holds this array's lock (a guard is alive).
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shmproc::Array::from_slice(&[7u32])?;
+    /// assert_eq!(a.get(0), Some(7));
+    /// assert_eq!(a.get(1), None);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn get(&self, i: usize) -> Option<T> {
         self.lock_blocking().get(i).copied()
     }
@@ -197,6 +284,14 @@ impl<T: Pod> Array<T> {
     ///
     /// # Panics
     /// If the calling thread holds this array's lock (a guard is alive).
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shmproc::Array::<u32>::new(1)?;
+    /// a.set(0, 3)?;
+    /// assert!(a.set(1, 3).is_err()); // out of bounds
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn set(&self, i: usize, value: T) -> Result<()> {
         let mut g = self.lock_blocking();
         let len = g.len();
@@ -205,6 +300,12 @@ impl<T: Pod> Array<T> {
     }
 
     /// The segment's name, if it is named.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(shmproc::Array::<u8>::new(1)?.name(), None); // anonymous
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn name(&self) -> Option<&str> {
         self.region.segment().name()
     }
@@ -212,12 +313,26 @@ impl<T: Pod> Array<T> {
 
 impl<T: Pod, K> Builder<K, ArrayConfig<T>> {
     /// The number of (zeroed) elements.
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shmproc::Array::<u8>::builder().len(16).create()?;
+    /// assert_eq!(a.len(), 16);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn len(mut self, len: usize) -> Self {
         self.config = ArrayConfig { len, init: None };
         self
     }
 
     /// The initial elements (the length is `data.len()`).
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shmproc::Array::builder().data(&[1.0f32, 2.0]).create()?;
+    /// assert_eq!(a.to_vec(), [1.0, 2.0]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn data(mut self, data: &[T]) -> Self {
         self.config = ArrayConfig {
             len: data.len(),
@@ -232,7 +347,14 @@ impl<T: Pod> Builder<Array<T>, ArrayConfig<T>> {
     ///
     /// # Errors
     /// An invalid name, `EEXIST` if the name is taken, `InvalidArgument` for a
-    /// size overflow or an alignment above 128, or the OS error.
+    /// size overflow or an alignment above 256, or the OS error.
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shmproc::Array::<u64>::builder().len(2).create()?;
+    /// assert_eq!(a.to_vec(), [0, 0]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn create(self) -> Result<Array<T>> {
         let c = &self.config;
         let region = Region::create(Kind::Array, true, c.init.as_deref(), c.len, &self.place)?;
@@ -241,6 +363,16 @@ impl<T: Pod> Builder<Array<T>, ArrayConfig<T>> {
 }
 
 /// A locked [`Array`]: derefs to `[T]`; releases the lock on drop. Not `Send`.
+///
+/// # Examples
+/// ```
+/// let a = shmproc::Array::<u8>::new(3)?;
+/// let mut g = a.lock()?;
+/// g.copy_from_slice(&[1, 2, 3]);
+/// drop(g);
+/// assert_eq!(a.to_vec(), [1, 2, 3]);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ArrayGuard<'a, T> {
     state: &'a RobustState,
@@ -254,6 +386,16 @@ pub struct ArrayGuard<'a, T> {
 impl<T> ArrayGuard<'_, T> {
     /// Whether the previous holder died holding the lock: elements may be
     /// half-written.
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shmproc::Array::<u8>::new(1)?;
+    /// let a2 = a.clone();
+    /// // A thread that ends holding the lock, as a killed process would:
+    /// std::thread::spawn(move || std::mem::forget(a2.lock().unwrap())).join().unwrap();
+    /// assert!(a.lock()?.owner_died());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn owner_died(&self) -> bool {
         self.owner_died
     }
@@ -262,6 +404,14 @@ impl<T> ArrayGuard<'_, T> {
     ///
     /// # Errors
     /// `InvalidArgument` if the lock no longer names this thread.
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shmproc::Array::<u8>::new(1)?;
+    /// a.lock()?.release()?;
+    /// assert!(a.try_lock().is_ok());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn release(self) -> Result<()> {
         let r = release_state(self.state, self.me);
         std::mem::forget(self);
@@ -354,6 +504,13 @@ impl<T: Pod> RawArray<T> {
     ///
     /// # Errors
     /// As [`Array::new`].
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shmproc::RawArray::<u32>::new(2)?;
+    /// assert_eq!(a.to_vec(), [0, 0]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn new(len: usize) -> Result<RawArray<T>> {
         RawArray::builder().len(len).create()
     }
@@ -362,11 +519,27 @@ impl<T: Pod> RawArray<T> {
     ///
     /// # Errors
     /// As [`Array::new`].
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shmproc::RawArray::from_slice(&[3u8, 4])?;
+    /// assert_eq!(a.get(1), Some(4));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn from_slice(data: &[T]) -> Result<RawArray<T>> {
         RawArray::builder().data(data).create()
     }
 
     /// A builder for a named raw array.
+    ///
+    /// # Examples
+    /// ```
+    /// let name = shmproc::segment::unique_name("doc-rawarray");
+    /// let a = shmproc::RawArray::<u8>::builder().name(&name).len(2).create()?;
+    /// assert_eq!(shmproc::RawArray::<u8>::open(&name)?.len(), 2);
+    /// # drop(a);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn builder() -> Builder<RawArray<T>, ArrayConfig<T>> {
         Builder::with_config(ArrayConfig::default())
     }
@@ -375,21 +548,49 @@ impl<T: Pod> RawArray<T> {
     ///
     /// # Errors
     /// As [`Array::open`].
+    ///
+    /// # Examples
+    /// ```
+    /// let name = shmproc::segment::unique_name("doc-rawarray-open");
+    /// let _a = shmproc::RawArray::<u8>::builder().name(&name).data(&[1]).create()?;
+    /// assert_eq!(shmproc::RawArray::<u8>::open(&name)?.to_vec(), [1]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn open(name: &str) -> Result<RawArray<T>> {
         handle::open(name)
     }
 
     /// The number of elements.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(shmproc::RawArray::<u8>::new(3)?.len(), 3);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.region.len()
     }
 
     /// Whether the array has no elements.
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(shmproc::RawArray::<u8>::new(0)?.is_empty());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.region.len() == 0
     }
 
     /// Element `i`, `None` out of bounds.
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shmproc::RawArray::from_slice(&[5u16])?;
+    /// assert_eq!(a.get(0), Some(5));
+    /// assert_eq!(a.get(9), None);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn get(&self, i: usize) -> Option<T> {
         self.region.load(i)
     }
@@ -398,6 +599,14 @@ impl<T: Pod> RawArray<T> {
     ///
     /// # Errors
     /// `InvalidArgument` if `i` is out of bounds.
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shmproc::RawArray::<u16>::new(1)?;
+    /// a.set(0, 2)?;
+    /// assert_eq!(a.get(0), Some(2));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn set(&self, i: usize, value: T) -> Result<()> {
         if self.region.store(i, value) {
             Ok(())
@@ -407,6 +616,12 @@ impl<T: Pod> RawArray<T> {
     }
 
     /// Copies every element out.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(shmproc::RawArray::from_slice(&[1u8, 2])?.to_vec(), [1, 2]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn to_vec(&self) -> Vec<T> {
         self.region.load_all()
     }
@@ -415,6 +630,15 @@ impl<T: Pod> RawArray<T> {
     ///
     /// # Errors
     /// `InvalidArgument` if `data.len()` differs from the array's length.
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shmproc::RawArray::<u8>::new(2)?;
+    /// a.copy_from_slice(&[8, 9])?;
+    /// assert_eq!(a.to_vec(), [8, 9]);
+    /// assert!(a.copy_from_slice(&[1]).is_err()); // length differs
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn copy_from_slice(&self, data: &[T]) -> Result<()> {
         if data.len() != self.region.len() {
             return Err(Error::invalid(
@@ -433,6 +657,13 @@ impl<T: Pod> Builder<RawArray<T>, ArrayConfig<T>> {
     ///
     /// # Errors
     /// As [`Builder::<Array<T>, ArrayConfig<T>>::create`].
+    ///
+    /// # Examples
+    /// ```
+    /// let a = shmproc::RawArray::<u8>::builder().len(1).create()?;
+    /// assert_eq!(a.to_vec(), [0]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn create(self) -> Result<RawArray<T>> {
         let c = &self.config;
         let region = Region::create(Kind::RawArray, false, c.init.as_deref(), c.len, &self.place)?;

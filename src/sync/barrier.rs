@@ -70,11 +70,27 @@ impl Barrier {
     /// # Errors
     /// `InvalidArgument` unless `1 <= parties <= 65535`; the OS error if the
     /// segment cannot be created.
+    ///
+    /// # Examples
+    /// ```
+    /// let b = shmproc::Barrier::new(2)?;
+    /// assert_eq!(b.parties(), 2);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn new(parties: u32) -> Result<Barrier> {
         Barrier::builder().parties(parties).create()
     }
 
     /// A builder for a named barrier; set [`parties`](Builder::parties).
+    ///
+    /// # Examples
+    /// ```
+    /// let name = shmproc::segment::unique_name("doc-barrier");
+    /// let b = shmproc::Barrier::builder().name(&name).parties(3).create()?;
+    /// assert_eq!(shmproc::Barrier::open(&name)?.parties(), 3);
+    /// # drop(b);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn builder() -> Builder<Barrier, u32> {
         Builder::with_config(0)
     }
@@ -84,6 +100,14 @@ impl Barrier {
     /// # Errors
     /// As [`Lock::open`](crate::Lock::open); `Corrupt` if its party count is
     /// out of range.
+    ///
+    /// # Examples
+    /// ```
+    /// let name = shmproc::segment::unique_name("doc-barrier-open");
+    /// let _b = shmproc::Barrier::builder().name(&name).parties(2).create()?;
+    /// assert_eq!(shmproc::Barrier::open(&name)?.n_waiting(), 0);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn open(name: &str) -> Result<Barrier> {
         handle::open(name)
     }
@@ -93,6 +117,16 @@ impl Barrier {
     ///
     /// # Errors
     /// `Corrupt` if the shared count is out of range (a peer scribbled on it).
+    ///
+    /// # Examples
+    /// ```
+    /// let b = shmproc::Barrier::new(2)?;
+    /// let b2 = b.clone();
+    /// let t = std::thread::spawn(move || b2.wait().unwrap());
+    /// let mine = b.wait()?;
+    /// assert_eq!(mine + t.join().unwrap(), 1); // indexes 0 and 1
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn wait(&self) -> Result<u32> {
         self.wait_deadline(None)
     }
@@ -101,6 +135,14 @@ impl Barrier {
     ///
     /// # Errors
     /// `Timeout` (our arrival is withdrawn), or `Corrupt` as for `wait`.
+    ///
+    /// # Examples
+    /// ```
+    /// let b = shmproc::Barrier::new(2)?;
+    /// assert!(b.wait_timeout(std::time::Duration::from_millis(5)).is_err()); // alone
+    /// assert_eq!(b.n_waiting(), 0); // the arrival was withdrawn
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<u32> {
         self.wait_deadline(handle::deadline(timeout))
     }
@@ -124,11 +166,23 @@ impl Barrier {
     }
 
     /// The number of parties (Python `parties`).
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(shmproc::Barrier::new(4)?.parties(), 4);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn parties(&self) -> u32 {
         self.parties
     }
 
     /// How many parties wait in the current round (a snapshot).
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(shmproc::Barrier::new(4)?.n_waiting(), 0);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn n_waiting(&self) -> u32 {
         self.raw.waiting()
     }
@@ -136,6 +190,13 @@ impl Barrier {
 
 impl Builder<Barrier, u32> {
     /// The number of parties, 1 to 65535.
+    ///
+    /// # Examples
+    /// ```
+    /// let b = shmproc::Barrier::builder().parties(5).create()?;
+    /// assert_eq!(b.parties(), 5);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn parties(mut self, parties: u32) -> Self {
         self.config = parties;
         self
@@ -146,6 +207,13 @@ impl Builder<Barrier, u32> {
     /// # Errors
     /// `InvalidArgument` for a party count outside 1..=65535, an invalid name,
     /// `EEXIST` if the name is taken, or the OS error.
+    ///
+    /// # Examples
+    /// ```
+    /// let b = shmproc::Barrier::builder().parties(1).create()?;
+    /// assert_eq!(b.wait()?, 0); // one party: passes at once
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn create(self) -> Result<Barrier> {
         if !(1..=MAX_PARTIES).contains(&self.config) {
             return Err(Error::invalid(

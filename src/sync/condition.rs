@@ -71,11 +71,27 @@ impl Condition {
     ///
     /// # Errors
     /// The OS error if the segment cannot be created or mapped.
+    ///
+    /// # Examples
+    /// ```
+    /// let cond = shmproc::Condition::new()?;
+    /// let _g = cond.acquire()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn new() -> Result<Condition> {
         Condition::builder().create()
     }
 
     /// A builder for a named condition.
+    ///
+    /// # Examples
+    /// ```
+    /// let name = shmproc::segment::unique_name("doc-cond");
+    /// let cond = shmproc::Condition::builder().name(&name).create()?;
+    /// let _other = shmproc::Condition::open(&name)?;
+    /// # drop(cond);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn builder() -> Builder<Condition> {
         Builder::with_config(())
     }
@@ -84,6 +100,14 @@ impl Condition {
     ///
     /// # Errors
     /// As [`Lock::open`](crate::Lock::open).
+    ///
+    /// # Examples
+    /// ```
+    /// let name = shmproc::segment::unique_name("doc-cond-open");
+    /// let _cond = shmproc::Condition::builder().name(&name).create()?;
+    /// assert!(shmproc::Condition::open(&name)?.try_acquire().is_ok());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn open(name: &str) -> Result<Condition> {
         handle::open(name)
     }
@@ -92,6 +116,14 @@ impl Condition {
     ///
     /// # Errors
     /// As [`Lock::acquire`](crate::Lock::acquire).
+    ///
+    /// # Examples
+    /// ```
+    /// let cond = shmproc::Condition::new()?;
+    /// let g = cond.acquire()?;
+    /// assert!(!g.owner_died());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn acquire(&self) -> Result<LockGuard<'_>> {
         lock_state(&self.lock, self.lock.segment(), None)
             .map(|(me, died)| LockGuard::new(&self.lock, me, died))
@@ -101,6 +133,13 @@ impl Condition {
     ///
     /// # Errors
     /// `Timeout`, or as [`Lock::acquire`](crate::Lock::acquire).
+    ///
+    /// # Examples
+    /// ```
+    /// let cond = shmproc::Condition::new()?;
+    /// let _g = cond.acquire_timeout(std::time::Duration::from_millis(5))?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>> {
         lock_state(&self.lock, self.lock.segment(), handle::deadline(timeout))
             .map(|(me, died)| LockGuard::new(&self.lock, me, died))
@@ -110,6 +149,13 @@ impl Condition {
     ///
     /// # Errors
     /// `Timeout` if a live owner holds it.
+    ///
+    /// # Examples
+    /// ```
+    /// let cond = shmproc::Condition::new()?;
+    /// let _g = cond.try_acquire()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn try_acquire(&self) -> Result<LockGuard<'_>> {
         try_lock_state(&self.lock, self.lock.segment())
             .map(|(me, died)| LockGuard::new(&self.lock, me, died))
@@ -121,6 +167,25 @@ impl Condition {
     /// # Errors
     /// `InvalidArgument` if `guard` is not this condition's lock, or if the
     /// lock was taken over from us while we held it.
+    ///
+    /// # Examples
+    /// ```
+    /// let cond = shmproc::Condition::new()?;
+    /// let ready = shmproc::Value::new(0u8)?;
+    /// let (c2, r2) = (cond.clone(), ready.clone());
+    /// let t = std::thread::spawn(move || {
+    ///     let _g = c2.acquire().unwrap();
+    ///     r2.set(1);
+    ///     c2.notify_all();
+    /// });
+    /// let mut g = cond.acquire()?;
+    /// while ready.get() == 0 {
+    ///     g = cond.wait(g)?;
+    /// }
+    /// drop(g);
+    /// t.join().unwrap();
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn wait<'a>(&'a self, guard: LockGuard<'a>) -> Result<LockGuard<'a>> {
         self.wait_deadline(guard, None).map(|(g, _)| g)
     }
@@ -131,6 +196,15 @@ impl Condition {
     ///
     /// # Errors
     /// As [`wait`](Self::wait).
+    ///
+    /// # Examples
+    /// ```
+    /// let cond = shmproc::Condition::new()?;
+    /// let g = cond.acquire()?;
+    /// let (_g, notified) = cond.wait_timeout(g, std::time::Duration::from_millis(5))?;
+    /// assert!(!notified);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn wait_timeout<'a>(
         &'a self,
         guard: LockGuard<'a>,
@@ -165,11 +239,25 @@ impl Condition {
     }
 
     /// Wakes up to `n` waiters (a syscall only if someone waits).
+    ///
+    /// # Examples
+    /// ```
+    /// let cond = shmproc::Condition::new()?;
+    /// cond.notify(1); // nobody waits: no syscall
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn notify(&self, n: u32) {
         self.cond.notify(&Futex, n);
     }
 
     /// Wakes every waiter.
+    ///
+    /// # Examples
+    /// ```
+    /// let cond = shmproc::Condition::new()?;
+    /// cond.notify_all();
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn notify_all(&self) {
         self.cond.notify(&Futex, u32::MAX);
     }
@@ -180,6 +268,13 @@ impl Builder<Condition> {
     ///
     /// # Errors
     /// An invalid name, `EEXIST` if the name is taken, or the OS error.
+    ///
+    /// # Examples
+    /// ```
+    /// let cond = shmproc::Condition::builder().create()?;
+    /// # drop(cond);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn create(self) -> Result<Condition> {
         let seg = create_segment(
             Kind::Condition,

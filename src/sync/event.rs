@@ -57,11 +57,27 @@ impl Event {
     ///
     /// # Errors
     /// The OS error if the segment cannot be created or mapped.
+    ///
+    /// # Examples
+    /// ```
+    /// let ev = shmproc::Event::new()?;
+    /// assert!(!ev.is_set());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn new() -> Result<Event> {
         Event::builder().create()
     }
 
     /// A builder for a named event.
+    ///
+    /// # Examples
+    /// ```
+    /// let name = shmproc::segment::unique_name("doc-event");
+    /// let ev = shmproc::Event::builder().name(&name).create()?;
+    /// shmproc::Event::open(&name)?.set(); // e.g. from another process
+    /// assert!(ev.is_set());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn builder() -> Builder<Event> {
         Builder::with_config(())
     }
@@ -70,21 +86,53 @@ impl Event {
     ///
     /// # Errors
     /// As [`Lock::open`](crate::Lock::open).
+    ///
+    /// # Examples
+    /// ```
+    /// let name = shmproc::segment::unique_name("doc-event-open");
+    /// let _ev = shmproc::Event::builder().name(&name).create()?;
+    /// assert!(!shmproc::Event::open(&name)?.is_set());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn open(name: &str) -> Result<Event> {
         handle::open(name)
     }
 
     /// Sets the flag and wakes every waiter (a syscall only if someone waits).
+    ///
+    /// # Examples
+    /// ```
+    /// let ev = shmproc::Event::new()?;
+    /// ev.set();
+    /// ev.wait(); // returns at once
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn set(&self) {
         self.raw.set(&Futex);
     }
 
     /// Clears the flag.
+    ///
+    /// # Examples
+    /// ```
+    /// let ev = shmproc::Event::new()?;
+    /// ev.set();
+    /// ev.clear();
+    /// assert!(!ev.is_set());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn clear(&self) {
         self.raw.clear();
     }
 
     /// Whether the flag is set.
+    ///
+    /// # Examples
+    /// ```
+    /// let ev = shmproc::Event::new()?;
+    /// assert!(!ev.is_set());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn is_set(&self) -> bool {
         self.raw.is_set()
     }
@@ -95,12 +143,29 @@ impl Event {
     }
 
     /// Blocks until the flag is set.
+    ///
+    /// # Examples
+    /// ```
+    /// let ev = shmproc::Event::new()?;
+    /// let ev2 = ev.clone();
+    /// let t = std::thread::spawn(move || ev2.wait());
+    /// ev.set();
+    /// t.join().unwrap();
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn wait(&self) {
         self.raw.wait(&self.park(), None);
     }
 
     /// Blocks until the flag is set or `timeout` passes; returns whether it is
     /// set (Python's `wait(timeout)`).
+    ///
+    /// # Examples
+    /// ```
+    /// let ev = shmproc::Event::new()?;
+    /// assert!(!ev.wait_timeout(std::time::Duration::from_millis(5)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.raw.wait(&self.park(), handle::deadline(timeout))
     }
@@ -111,6 +176,13 @@ impl Builder<Event> {
     ///
     /// # Errors
     /// An invalid name, `EEXIST` if the name is taken, or the OS error.
+    ///
+    /// # Examples
+    /// ```
+    /// let ev = shmproc::Event::builder().create()?; // anonymous, like Event::new
+    /// # drop(ev);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn create(self) -> Result<Event> {
         let seg = create_segment(
             Kind::Event,

@@ -22,6 +22,8 @@ pub(crate) mod handle;
 #[cfg(not(loom))]
 pub(crate) mod lock;
 #[cfg(not(loom))]
+mod rlock;
+#[cfg(not(loom))]
 mod semaphore;
 
 #[cfg(not(loom))]
@@ -33,7 +35,9 @@ pub use event::Event;
 #[cfg(not(loom))]
 pub use handle::Builder;
 #[cfg(not(loom))]
-pub use lock::{Lock, LockGuard, RLock, RLockGuard};
+pub use lock::{Lock, LockGuard};
+#[cfg(not(loom))]
+pub use rlock::{RLock, RLockGuard};
 #[cfg(not(loom))]
 pub use semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
 

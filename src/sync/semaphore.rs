@@ -91,6 +91,17 @@ impl Core {
 /// A held permit of a [`Semaphore`] or [`BoundedSemaphore`]; returned on drop
 /// (use [`forget`](SemaphoreGuard::forget) to keep it taken, e.g. to hand it
 /// to another process that calls `release`).
+///
+/// # Examples
+/// ```
+/// let s = shmproc::Semaphore::new(1)?;
+/// {
+///     let _permit = s.acquire()?;
+///     assert_eq!(s.value(), 0);
+/// }
+/// assert_eq!(s.value(), 1);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 #[must_use = "the permit is returned as soon as the guard is dropped"]
 pub struct SemaphoreGuard<'a> {
     core: &'a Core,
@@ -99,6 +110,15 @@ pub struct SemaphoreGuard<'a> {
 
 impl SemaphoreGuard<'_> {
     /// Keeps the permit taken; someone must `release` it later.
+    ///
+    /// # Examples
+    /// ```
+    /// let s = shmproc::Semaphore::new(1)?;
+    /// s.acquire()?.forget();
+    /// assert_eq!(s.value(), 0); // still taken
+    /// s.release()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn forget(self) {
         std::mem::forget(self);
     }
@@ -154,11 +174,29 @@ macro_rules! semaphore_type {
             ///
             /// # Errors
             /// The OS error if the segment cannot be created or mapped.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("let s = shmproc::", stringify!($ty), "::new(2)?;")]
+            /// assert_eq!(s.value(), 2);
+            /// # Ok::<(), shmproc::Error>(())
+            /// ```
             pub fn new(value: u32) -> Result<$ty> {
                 $ty::builder().value(value).create()
             }
 
             /// A builder for a named semaphore (default value 1, as Python).
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("use shmproc::", stringify!($ty), " as S;")]
+            /// let name = shmproc::segment::unique_name("doc-sem");
+            /// let s = S::builder().name(&name).value(2).create()?;
+            /// let other = S::open(&name)?; // e.g. in another process
+            /// let _permit = other.acquire()?;
+            /// assert_eq!(s.value(), 1);
+            /// # Ok::<(), shmproc::Error>(())
+            /// ```
             pub fn builder() -> Builder<$ty, u32> {
                 Builder::with_config(1)
             }
@@ -167,6 +205,17 @@ macro_rules! semaphore_type {
             ///
             /// # Errors
             /// As [`Lock::open`](crate::Lock::open).
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("use shmproc::", stringify!($ty), " as S;")]
+            /// let name = shmproc::segment::unique_name("doc-sem-open");
+            /// let s = S::builder().name(&name).value(2).create()?;
+            /// let other = S::open(&name)?; // e.g. in another process
+            /// let _permit = other.acquire()?;
+            /// assert_eq!(s.value(), 1);
+            /// # Ok::<(), shmproc::Error>(())
+            /// ```
             pub fn open(name: &str) -> Result<$ty> {
                 handle::open(name)
             }
@@ -175,6 +224,16 @@ macro_rules! semaphore_type {
             ///
             /// # Errors
             /// None in practice; `Result` for symmetry with the other acquires.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("let s = shmproc::", stringify!($ty), "::new(1)?;")]
+            /// let permit = s.acquire()?;
+            /// assert_eq!(s.value(), 0);
+            /// drop(permit); // returned
+            /// assert_eq!(s.value(), 1);
+            /// # Ok::<(), shmproc::Error>(())
+            /// ```
             pub fn acquire(&self) -> Result<SemaphoreGuard<'_>> {
                 self.core.acquire(None)
             }
@@ -183,6 +242,14 @@ macro_rules! semaphore_type {
             ///
             /// # Errors
             /// `Timeout` if none became free in time.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("let s = shmproc::", stringify!($ty), "::new(1)?;")]
+            /// let _permit = s.acquire()?;
+            /// assert!(s.acquire_timeout(std::time::Duration::from_millis(5)).is_err());
+            /// # Ok::<(), shmproc::Error>(())
+            /// ```
             pub fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>> {
                 self.core.acquire(handle::deadline(timeout))
             }
@@ -191,6 +258,14 @@ macro_rules! semaphore_type {
             ///
             /// # Errors
             /// `Timeout` if none is free (a zero timeout).
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("let s = shmproc::", stringify!($ty), "::new(1)?;")]
+            /// let _a = s.try_acquire()?;
+            /// assert!(s.try_acquire().is_err()); // none left
+            /// # Ok::<(), shmproc::Error>(())
+            /// ```
             pub fn try_acquire(&self) -> Result<SemaphoreGuard<'_>> {
                 self.core.try_acquire()
             }
@@ -202,11 +277,27 @@ macro_rules! semaphore_type {
             /// `InvalidArgument` if the value is already at its bound: the initial
             /// value for a `BoundedSemaphore` (Python `ValueError`), `u32::MAX`
             /// for a `Semaphore`.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("let s = shmproc::", stringify!($ty), "::new(1)?;")]
+            /// s.acquire()?.forget(); // keep the permit past the guard
+            /// s.release()?; // and give it back
+            /// assert_eq!(s.value(), 1);
+            /// # Ok::<(), shmproc::Error>(())
+            /// ```
             pub fn release(&self) -> Result<()> {
                 self.core.release()
             }
 
             /// The number of free permits now (a snapshot; Python `get_value`).
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("let s = shmproc::", stringify!($ty), "::new(3)?;")]
+            /// assert_eq!(s.value(), 3);
+            /// # Ok::<(), shmproc::Error>(())
+            /// ```
             pub fn value(&self) -> u32 {
                 self.core.raw.value()
             }
@@ -220,6 +311,13 @@ macro_rules! semaphore_type {
 
         impl Builder<$ty, u32> {
             /// The initial number of permits.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("let s = shmproc::", stringify!($ty), "::builder().value(4).create()?;")]
+            /// assert_eq!(s.value(), 4);
+            /// # Ok::<(), shmproc::Error>(())
+            /// ```
             pub fn value(mut self, value: u32) -> Self {
                 self.config = value;
                 self
@@ -229,6 +327,13 @@ macro_rules! semaphore_type {
             ///
             /// # Errors
             /// An invalid name, `EEXIST` if the name is taken, or the OS error.
+            ///
+            /// # Examples
+            /// ```
+            #[doc = concat!("let s = shmproc::", stringify!($ty), "::builder().value(1).create()?;")]
+            /// assert_eq!(s.value(), 1);
+            /// # Ok::<(), shmproc::Error>(())
+            /// ```
             pub fn create(self) -> Result<$ty> {
                 let max = if $bounded { self.config } else { u32::MAX };
                 let seg = Core::create($kind, self.config, max, &self.place)?;

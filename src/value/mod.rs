@@ -97,13 +97,31 @@ impl<T: Pod> Value<T> {
     /// Creates an anonymous value holding `value`.
     ///
     /// # Errors
-    /// `InvalidArgument` if `T`'s alignment exceeds 128; the OS error if the
+    /// `InvalidArgument` if `T`'s alignment exceeds 256 (the header length); the OS error if the
     /// segment cannot be created.
+    ///
+    /// # Examples
+    /// ```
+    /// let v = shmproc::Value::new(7i32)?;
+    /// assert_eq!(v.get(), 7);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn new(value: T) -> Result<Value<T>> {
         Value::builder().value(value).create()
     }
 
     /// A builder for a named value (initially zero unless [`value`](Builder::value) is set).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::Value;
+    /// let name = shmproc::segment::unique_name("doc-value");
+    /// let v = Value::<u64>::builder().name(&name).value(5).create()?;
+    /// let same = Value::<u64>::open(&name)?; // e.g. in an unrelated process
+    /// same.set(6);
+    /// assert_eq!(v.get(), 6);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn builder() -> Builder<Value<T>, T> {
         Builder::with_config(T::zeroed())
     }
@@ -113,6 +131,16 @@ impl<T: Pod> Value<T> {
     /// # Errors
     /// As [`Lock::open`](crate::Lock::open); `Incompatible` if it holds
     /// another element type, `Corrupt` if its params are inconsistent.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::Value;
+    /// let name = shmproc::segment::unique_name("doc-value-open");
+    /// let _v = Value::<f64>::builder().name(&name).value(1.5).create()?;
+    /// assert_eq!(Value::<f64>::open(&name)?.get(), 1.5);
+    /// assert!(Value::<u32>::open(&name).is_err()); // another element type
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn open(name: &str) -> Result<Value<T>> {
         handle::open(name)
     }
@@ -127,6 +155,18 @@ impl<T: Pod> Value<T> {
     ///
     /// # Errors
     /// `InvalidArgument` if the calling thread already holds the lock.
+    ///
+    /// # Examples
+    /// ```
+    /// let v = shmproc::Value::new(1u32)?;
+    /// {
+    ///     let mut g = v.lock()?;
+    ///     assert!(!g.owner_died());
+    ///     *g += 1;
+    /// } // released here
+    /// assert_eq!(v.get(), 2);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn lock(&self) -> Result<ValueGuard<'_, T>> {
         self.lock_deadline(None)
     }
@@ -135,6 +175,15 @@ impl<T: Pod> Value<T> {
     ///
     /// # Errors
     /// `Timeout` if a live holder keeps it longer; as [`lock`](Self::lock).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// let v = shmproc::Value::new(0u8)?;
+    /// let g = v.lock_timeout(Duration::from_millis(10))?;
+    /// assert_eq!(*g, 0);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn lock_timeout(&self, timeout: Duration) -> Result<ValueGuard<'_, T>> {
         self.lock_deadline(handle::deadline(timeout))
     }
@@ -143,6 +192,16 @@ impl<T: Pod> Value<T> {
     ///
     /// # Errors
     /// `Timeout` if a live holder has it.
+    ///
+    /// # Examples
+    /// ```
+    /// let v = shmproc::Value::new(0u8)?;
+    /// let g = v.try_lock()?;
+    /// assert!(v.try_lock().is_err()); // held
+    /// drop(g);
+    /// assert!(v.try_lock().is_ok());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn try_lock(&self) -> Result<ValueGuard<'_, T>> {
         let (me, died) = try_lock_state(self.state(), self.region.segment())?;
         Ok(ValueGuard::new(self.state(), self.region.data(), me, died))
@@ -158,6 +217,13 @@ impl<T: Pod> Value<T> {
     ///
     /// # Panics
     /// If the calling thread holds this value's lock (a guard is alive).
+    ///
+    /// # Examples
+    /// ```
+    /// let v = shmproc::Value::new(3u16)?;
+    /// assert_eq!(v.get(), 3);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn get(&self) -> T {
         let (me, died) = lock_blocking(self.state(), self.region.segment());
         *ValueGuard::new(self.state(), self.region.data(), me, died)
@@ -167,12 +233,26 @@ impl<T: Pod> Value<T> {
     ///
     /// # Panics
     /// If the calling thread holds this value's lock (a guard is alive).
+    ///
+    /// # Examples
+    /// ```
+    /// let v = shmproc::Value::new(0i64)?;
+    /// v.set(-4);
+    /// assert_eq!(v.get(), -4);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn set(&self, value: T) {
         let (me, died) = lock_blocking(self.state(), self.region.segment());
         *ValueGuard::new(self.state(), self.region.data(), me, died) = value;
     }
 
     /// The segment's name, if it is named.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(shmproc::Value::new(0u8)?.name(), None); // anonymous
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn name(&self) -> Option<&str> {
         self.region.segment().name()
     }
@@ -184,6 +264,13 @@ impl<T: AtomicInt> Value<T> {
 
 impl<T: Pod> Builder<Value<T>, T> {
     /// The initial value.
+    ///
+    /// # Examples
+    /// ```
+    /// let v = shmproc::Value::builder().value(9u8).create()?;
+    /// assert_eq!(v.get(), 9);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn value(mut self, value: T) -> Self {
         self.config = value;
         self
@@ -193,7 +280,14 @@ impl<T: Pod> Builder<Value<T>, T> {
     ///
     /// # Errors
     /// An invalid name, `EEXIST` if the name is taken, `InvalidArgument` for an
-    /// alignment above 128, or the OS error.
+    /// alignment above 256, or the OS error.
+    ///
+    /// # Examples
+    /// ```
+    /// let v = shmproc::Value::<u32>::builder().create()?; // zero
+    /// assert_eq!(v.get(), 0);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn create(self) -> Result<Value<T>> {
         let region = Region::create(
             Kind::Value,
@@ -207,6 +301,16 @@ impl<T: Pod> Builder<Value<T>, T> {
 }
 
 /// A locked [`Value`]: derefs to the `T`; releases the lock on drop. Not `Send`.
+///
+/// # Examples
+/// ```
+/// let v = shmproc::Value::new([0u8; 4])?;
+/// let mut g = v.lock()?;
+/// g[1] = 7;
+/// drop(g);
+/// assert_eq!(v.get(), [0, 7, 0, 0]);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ValueGuard<'a, T> {
     state: &'a RobustState,
@@ -229,6 +333,17 @@ impl<'a, T> ValueGuard<'a, T> {
 
     /// Whether the previous holder died holding the lock: the value may be
     /// half-written.
+    ///
+    /// # Examples
+    /// ```
+    /// let v = shmproc::Value::new(0u32)?;
+    /// let v2 = v.clone();
+    /// // A thread that ends holding the lock, as a killed process would:
+    /// std::thread::spawn(move || std::mem::forget(v2.lock().unwrap())).join().unwrap();
+    /// let g = v.lock()?;
+    /// assert!(g.owner_died()); // the value may be half-written
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn owner_died(&self) -> bool {
         self.owner_died
     }
@@ -237,6 +352,15 @@ impl<'a, T> ValueGuard<'a, T> {
     ///
     /// # Errors
     /// `InvalidArgument` if the lock no longer names this thread.
+    ///
+    /// # Examples
+    /// ```
+    /// let v = shmproc::Value::new(0u32)?;
+    /// let g = v.lock()?;
+    /// g.release()?;
+    /// assert!(v.try_lock().is_ok());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn release(self) -> Result<()> {
         let r = release_state(self.state, self.me);
         std::mem::forget(self);
@@ -329,11 +453,28 @@ impl<T: Pod> RawValue<T> {
     ///
     /// # Errors
     /// As [`Value::new`].
+    ///
+    /// # Examples
+    /// ```
+    /// let v = shmproc::RawValue::new(5u32)?;
+    /// assert_eq!(v.get(), 5);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn new(value: T) -> Result<RawValue<T>> {
         RawValue::builder().value(value).create()
     }
 
     /// A builder for a named raw value.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::RawValue;
+    /// let name = shmproc::segment::unique_name("doc-raw");
+    /// let v = RawValue::<u32>::builder().name(&name).value(1).create()?;
+    /// assert_eq!(RawValue::<u32>::open(&name)?.get(), 1);
+    /// # drop(v);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn builder() -> Builder<RawValue<T>, T> {
         Builder::with_config(T::zeroed())
     }
@@ -342,16 +483,40 @@ impl<T: Pod> RawValue<T> {
     ///
     /// # Errors
     /// As [`Value::open`].
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::RawValue;
+    /// let name = shmproc::segment::unique_name("doc-raw-open");
+    /// let _v = RawValue::<i8>::builder().name(&name).value(-1).create()?;
+    /// assert_eq!(RawValue::<i8>::open(&name)?.get(), -1);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn open(name: &str) -> Result<RawValue<T>> {
         handle::open(name)
     }
 
     /// Reads the value (relaxed atomic words; may tear above 8 bytes).
+    ///
+    /// # Examples
+    /// ```
+    /// let v = shmproc::RawValue::new(2u64)?;
+    /// assert_eq!(v.get(), 2);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn get(&self) -> T {
         self.region.load(0).unwrap_or_else(T::zeroed)
     }
 
     /// Writes the value (relaxed atomic words; may tear above 8 bytes).
+    ///
+    /// # Examples
+    /// ```
+    /// let v = shmproc::RawValue::new(0u64)?;
+    /// v.set(8);
+    /// assert_eq!(v.get(), 8);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn set(&self, value: T) {
         self.region.store(0, value);
     }
@@ -363,6 +528,13 @@ impl<T: AtomicInt> RawValue<T> {
 
 impl<T: Pod> Builder<RawValue<T>, T> {
     /// The initial value.
+    ///
+    /// # Examples
+    /// ```
+    /// let v = shmproc::RawValue::builder().value(4u8).create()?;
+    /// assert_eq!(v.get(), 4);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn value(mut self, value: T) -> Self {
         self.config = value;
         self
@@ -372,6 +544,13 @@ impl<T: Pod> Builder<RawValue<T>, T> {
     ///
     /// # Errors
     /// As [`Builder::<Value<T>, T>::create`].
+    ///
+    /// # Examples
+    /// ```
+    /// let v = shmproc::RawValue::<u16>::builder().create()?;
+    /// assert_eq!(v.get(), 0);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn create(self) -> Result<RawValue<T>> {
         let region = Region::create(
             Kind::RawValue,

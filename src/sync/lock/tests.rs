@@ -1,5 +1,7 @@
 use super::*;
 use crate::segment::unique_name;
+use crate::sync::atomic::Ordering;
+use crate::sync::RLock;
 
 #[test]
 fn smoke() {
