@@ -6,12 +6,35 @@
 use std::fmt;
 
 /// Result alias used throughout shmproc.
+///
+/// # Examples
+/// ```
+/// fn make() -> shmproc::Result<shmproc::Lock> {
+///     shmproc::Lock::new()
+/// }
+/// assert!(make().is_ok());
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in shmproc.
 ///
 /// Variants users match on are stable: `Timeout`, `Empty`, `Full`, `Closed`,
 /// `WorkerDied`, `TaskPanicked`, `MessageTooLarge`, `Incompatible`, `Corrupt`, `Io`.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// let lock = shmproc::Lock::new()?;
+/// let _held = lock.acquire()?;
+/// let l2 = lock.clone();
+/// let r = std::thread::spawn(move || match l2.acquire_timeout(Duration::from_millis(5)) {
+///     Err(shmproc::Error::Timeout) => "timed out",
+///     Err(_) => "other error",
+///     Ok(_) => "acquired",
+/// });
+/// assert_eq!(r.join().unwrap(), "timed out");
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -143,6 +166,12 @@ impl Error {
     }
 
     /// The OS errno behind this error, if any.
+    ///
+    /// # Examples
+    /// ```
+    /// let e = shmproc::Lock::open("no-such-lock-anywhere").unwrap_err();
+    /// assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    /// ```
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
             Error::Os { source, .. } | Error::Io(source) => source.raw_os_error(),

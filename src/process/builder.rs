@@ -58,12 +58,31 @@ pub struct Builder {
 impl Builder {
     /// A builder with the defaults: a `"Process-N"` name, not a daemon,
     /// [`StartMethod::Spawn`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use shmproc::process::Builder;
+    /// fn work(_: ()) {}
+    /// shmproc::init();
+    /// let p = Builder::new().name("w").spawn(work, ())?;
+    /// p.join()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn new() -> Builder {
         Builder::default()
     }
 
     /// The child's name, as [`Process::name`] and, in the child,
     /// `current_process().name()` report it.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// fn work(_: ()) { assert_eq!(shmproc::current_process().name(), "loader"); }
+    /// shmproc::init();
+    /// let p = shmproc::Process::builder().name("loader").spawn(work, ())?;
+    /// assert_eq!(p.join()?, 0);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Builder {
         self.name = Some(name.into());
         self
@@ -75,12 +94,32 @@ impl Builder {
     /// launched the child: if that thread exits while the parent process goes
     /// on, the daemon is killed too. Launch daemons from a thread that lives
     /// as long as they should (e.g. the main thread).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// fn work(_: ()) {}
+    /// shmproc::init();
+    /// let p = shmproc::Process::builder().daemon(true).spawn(work, ())?;
+    /// assert!(p.daemon());
+    /// p.join()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn daemon(mut self, daemon: bool) -> Builder {
         self.daemon = daemon;
         self
     }
 
     /// How to start the child (default [`StartMethod::Spawn`]).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use shmproc::{Process, StartMethod};
+    /// fn work(n: u32) { println!("{n}"); }
+    /// shmproc::init();
+    /// let p = Process::builder().start_method(StartMethod::Fork).spawn(work, 7)?;
+    /// p.join()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn start_method(mut self, method: StartMethod) -> Builder {
         self.method = method;
         self
@@ -91,6 +130,24 @@ impl Builder {
     /// when spawning from a thread that is not the test's own thread (libtest
     /// names each test's thread after the test, and that name is used by
     /// default).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// fn work(_: ()) {}
+    /// #[test]
+    /// fn spawns_from_a_helper_thread() {
+    ///     shmproc::init();
+    ///     std::thread::spawn(|| {
+    ///         let p = shmproc::Process::builder()
+    ///             .test_name("spawns_from_a_helper_thread")
+    ///             .spawn(work, ())
+    ///             .unwrap();
+    ///         p.join().unwrap();
+    ///     })
+    ///     .join()
+    ///     .unwrap();
+    /// }
+    /// ```
     pub fn test_name(mut self, test: impl Into<String>) -> Builder {
         self.child_args = ChildArgs::Test(test.into());
         self
@@ -99,6 +156,16 @@ impl Builder {
     /// For unusual harnesses: exactly these command-line arguments for a
     /// re-executed child, which must lead it to call `shmproc::init()` before
     /// anything else.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// fn work(_: ()) {}
+    /// shmproc::init();
+    /// // A harness whose children need `--child` to reach `shmproc::init()`.
+    /// let p = shmproc::Process::builder().child_args(["--child"]).spawn(work, ())?;
+    /// p.join()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn child_args<I, S>(mut self, args: I) -> Builder
     where
         I: IntoIterator<Item = S>,

@@ -33,6 +33,13 @@ pub const EXIT_LAUNCH: i32 = 2;
 
 /// What an entry point may return: `()` (exit status 0) or a
 /// `Result<(), E>` (0, or 1 after printing the error like a failing `main`).
+///
+/// # Examples
+/// ```
+/// use shmproc::process::EntryReturn;
+/// assert_eq!(().exit_code(), 0);
+/// assert_eq!(Err::<(), _>("bad").exit_code(), 1);
+/// ```
 pub trait EntryReturn {
     /// The child's exit status for this value.
     fn exit_code(self) -> i32;

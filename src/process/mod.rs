@@ -360,6 +360,17 @@ impl Process {
     /// number of the signal that killed it (`-9` after [`kill`](Self::kill)),
     /// as Python's `exitcode`. A panicking entry gives 101, an entry returning
     /// `Err` gives 1.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use shmproc::Process;
+    /// fn work(_: ()) {}
+    /// shmproc::init(); // first line of main
+    /// let p = Process::spawn(work, ())?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(0));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn exitcode(&self) -> Option<i32> {
         match self.shared.poll() {
             Ok(State::Exited(code) | State::NoEntry(code)) => Some(code),
@@ -373,6 +384,17 @@ impl Process {
     /// # Errors
     /// The OS error from `kill`, or `InvalidArgument` in a process that did
     /// not launch this child.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use shmproc::Process;
+    /// fn work(_: ()) { std::thread::sleep(std::time::Duration::from_secs(60)) }
+    /// shmproc::init(); // first line of main
+    /// let p = Process::spawn(work, ())?;
+    /// p.terminate()?;
+    /// assert_eq!(p.join()?, -15); // SIGTERM
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn terminate(&self) -> Result<()> {
         self.shared.signal(Signal::SIGTERM)
     }
@@ -382,21 +404,65 @@ impl Process {
     ///
     /// # Errors
     /// As [`terminate`](Self::terminate).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use shmproc::Process;
+    /// fn work(_: ()) { std::thread::sleep(std::time::Duration::from_secs(60)) }
+    /// shmproc::init(); // first line of main
+    /// let p = Process::spawn(work, ())?;
+    /// p.kill()?;
+    /// assert_eq!(p.join()?, -9);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn kill(&self) -> Result<()> {
         self.shared.signal(Signal::SIGKILL)
     }
 
     /// The child's process id.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use shmproc::Process;
+    /// fn work(_: ()) {}
+    /// shmproc::init(); // first line of main
+    /// let p = Process::spawn(work, ())?;
+    /// println!("child pid {}", p.pid());
+    /// p.join()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn pid(&self) -> u32 {
         self.shared.pid
     }
 
     /// The child's name (given to the builder, or `"Process-N"`).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use shmproc::Process;
+    /// fn work(_: ()) {}
+    /// shmproc::init(); // first line of main
+    /// let p = Process::spawn(work, ())?;
+    /// assert!(p.name().starts_with("Process-"));
+    /// p.join()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.shared.name
     }
 
     /// Whether the child is a daemon (killed when its parent dies).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use shmproc::Process;
+    /// fn work(_: ()) {}
+    /// shmproc::init(); // first line of main
+    /// let p = Process::spawn(work, ())?;
+    /// assert!(!p.daemon());
+    /// p.join()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn daemon(&self) -> bool {
         self.shared.daemon
     }
@@ -406,11 +472,38 @@ impl Process {
     /// of many children at once. `None` on kernels without pidfd (< 5.3).
     /// Reading it is not reaping: call [`join`](Self::join) or
     /// [`exitcode`](Self::exitcode) afterwards.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use shmproc::Process;
+    /// fn work(_: ()) {}
+    /// shmproc::init(); // first line of main
+    /// let p = Process::spawn(work, ())?;
+    /// use std::os::fd::AsRawFd;
+    /// if let Some(fd) = p.sentinel() {
+    ///     let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    ///     // SAFETY: one valid pollfd.
+    ///     unsafe { libc::poll(&mut pfd, 1, -1) }; // until the child ends
+    /// }
+    /// p.join()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn sentinel(&self) -> Option<BorrowedFd<'_>> {
         self.shared.pidfd.as_ref().map(|fd| fd.as_fd())
     }
 
     /// The start method the child was launched with.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use shmproc::Process;
+    /// fn work(_: ()) {}
+    /// shmproc::init(); // first line of main
+    /// let p = Process::spawn(work, ())?;
+    /// assert_eq!(p.start_method(), shmproc::StartMethod::Spawn);
+    /// p.join()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn start_method(&self) -> StartMethod {
         self.shared.method
     }

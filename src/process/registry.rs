@@ -47,21 +47,42 @@ impl ProcessInfo {
 
     /// The process's name: `"MainProcess"` for a process shmproc did not
     /// launch, else the name given to the builder or `"Process-N"`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// shmproc::init();
+    /// assert_eq!(shmproc::current_process().name(), "MainProcess");
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The process id.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(shmproc::current_process().pid(), std::process::id());
+    /// ```
     pub fn pid(&self) -> u32 {
         self.pid
     }
 
     /// Whether the process was launched as a daemon.
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(!shmproc::current_process().daemon());
+    /// ```
     pub fn daemon(&self) -> bool {
         self.daemon
     }
 
     /// Whether the process is still running (a reused pid does not count).
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(shmproc::current_process().is_alive());
+    /// ```
     pub fn is_alive(&self) -> bool {
         sys::proc::is_alive(sys::proc::TaskId {
             tid: self.pid,
