@@ -29,6 +29,14 @@ use crate::sync::handle::ShmHandle;
 use crate::sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
 
 /// One listed segment: its header and a one-line kind-specific summary.
+///
+/// # Examples
+/// ```
+/// for e in shmproc::inspect::list()? {
+///     println!("{}: {}", e.info.name, e.summary);
+/// }
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Entry {
     /// What the header says.

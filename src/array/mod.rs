@@ -20,6 +20,13 @@ use crate::value::lock_blocking;
 use crate::value::region::Region;
 
 /// Settings of an [`Array`]/[`RawArray`] builder: a length, or initial data.
+///
+/// # Examples
+/// ```
+/// let a = shmproc::Array::<u8>::builder().len(4).create()?; // configures an ArrayConfig
+/// assert_eq!(a.len(), 4);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct ArrayConfig<T> {
     len: usize,

@@ -212,6 +212,17 @@ impl Builder {
     /// from a launched child that has not called `init()`, or from an unnamed
     /// thread of a test binary (see [`test_name`](Self::test_name));
     /// `Codec` for arguments that cannot be serialized; OS errors.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// fn add((a, b): (u32, u32)) -> Result<(), String> {
+    ///     if a + b == 3 { Ok(()) } else { Err("bad sum".into()) }
+    /// }
+    /// shmproc::init();
+    /// let p = shmproc::Process::builder().name("adder").spawn(add, (1, 2))?;
+    /// assert_eq!(p.join()?, 0);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn spawn<F, A, R>(self, f: F, args: A) -> Result<Process>
     where
         F: FnOnce(A) -> R,

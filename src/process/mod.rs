@@ -352,6 +352,18 @@ impl Process {
     }
 
     /// Whether the child is still running (reaps it if it has ended).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use shmproc::Process;
+    /// fn work(_: ()) { std::thread::sleep(std::time::Duration::from_millis(100)) }
+    /// shmproc::init();
+    /// let p = Process::spawn(work, ())?;
+    /// assert!(p.is_alive());
+    /// p.join()?;
+    /// assert!(!p.is_alive());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn is_alive(&self) -> bool {
         self.shared.poll_running()
     }

@@ -114,6 +114,14 @@ pub(crate) use impl_handle_serde;
 ///
 /// `T` is the object built; `C` its kind-specific settings (set through the
 /// methods each object adds, e.g. `Semaphore`'s `value`).
+///
+/// # Examples
+/// ```
+/// let name = shmproc::segment::unique_name("doc-builder");
+/// let lock = shmproc::Lock::builder().name(&name).create()?;
+/// assert_eq!(lock.name(), Some(name.as_str()));
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 #[must_use = "a builder does nothing until `create` is called"]
 #[derive(Debug, Clone)]
 pub struct Builder<T, C = ()> {
@@ -133,6 +141,15 @@ impl<T, C> Builder<T, C> {
 
     /// Names the object so unrelated processes can `open` it (default: anonymous).
     /// The name is validated by `create`.
+    ///
+    /// # Examples
+    /// ```
+    /// let name = shmproc::segment::unique_name("doc-named");
+    /// let ev = shmproc::Event::builder().name(&name).create()?;
+    /// assert!(shmproc::Event::open(&name).is_ok());
+    /// # drop(ev);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.place.name = Some(name.into());
         self
@@ -140,6 +157,15 @@ impl<T, C> Builder<T, C> {
 
     /// Keeps a named object after its creator's last handle drops
     /// (default: `false`); remove it with [`crate::unlink`].
+    ///
+    /// # Examples
+    /// ```
+    /// let name = shmproc::segment::unique_name("doc-persist");
+    /// drop(shmproc::Lock::builder().name(&name).persist(true).create()?);
+    /// assert!(shmproc::Lock::open(&name).is_ok()); // still there
+    /// shmproc::unlink(&name)?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn persist(mut self, persist: bool) -> Self {
         self.place.persist = persist;
         self

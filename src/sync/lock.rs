@@ -190,6 +190,15 @@ impl Lock {
     /// # Errors
     /// `InvalidArgument` if the calling thread already holds it (a `Lock` is not
     /// reentrant; blocking would never end).
+    ///
+    /// # Examples
+    /// ```
+    /// let lock = shmproc::Lock::new()?;
+    /// let guard = lock.acquire()?;
+    /// assert!(lock.acquire().is_err()); // not reentrant: an error, not a deadlock
+    /// drop(guard);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     #[inline]
     pub fn acquire(&self) -> Result<LockGuard<'_>> {
         lock_state(&self.state, self.state.segment(), None)
@@ -222,6 +231,14 @@ impl Lock {
     /// # Errors
     /// `Timeout` if a live owner holds it (a zero timeout, as Python's
     /// `acquire(block=False)`).
+    ///
+    /// # Examples
+    /// ```
+    /// let lock = shmproc::Lock::new()?;
+    /// let _g = lock.try_acquire()?;
+    /// assert!(matches!(lock.try_acquire(), Err(shmproc::Error::Timeout)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     #[inline]
     pub fn try_acquire(&self) -> Result<LockGuard<'_>> {
         try_lock_state(&self.state, self.state.segment())
@@ -292,6 +309,16 @@ impl Builder<Lock> {
 /// fn needs_send<T: Send>(_: T) {}
 /// let lock = shmproc::Lock::new().unwrap();
 /// needs_send(lock.acquire().unwrap());
+/// ```
+///
+/// # Examples
+/// ```
+/// let lock = shmproc::Lock::new()?;
+/// let guard = lock.acquire()?;
+/// assert!(!guard.owner_died());
+/// drop(guard); // released
+/// assert!(!lock.is_locked());
+/// # Ok::<(), shmproc::Error>(())
 /// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard<'a> {

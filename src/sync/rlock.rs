@@ -266,6 +266,16 @@ impl Builder<RLock> {
 
 /// One level of a held [`RLock`]; the lock is released when the outermost
 /// guard drops. Not `Send`.
+///
+/// # Examples
+/// ```
+/// let lock = shmproc::RLock::new()?;
+/// let guard = lock.acquire()?;
+/// assert!(!guard.owner_died());
+/// drop(guard);
+/// assert_eq!(lock.depth(), 0);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 #[must_use = "the level is released as soon as the guard is dropped"]
 pub struct RLockGuard<'a> {
     lock: &'a RLock,

@@ -10,6 +10,14 @@ mod sealed {
 
 /// An integer type whose `Value`/`RawValue` offers atomic operations
 /// (`u8`..`u64`, `i8`..`i64`, `usize`, `isize`). Sealed.
+///
+/// # Examples
+/// ```
+/// let hits = shmproc::Value::new(0u64)?;
+/// hits.fetch_add(1); // no lock taken
+/// assert_eq!(hits.load(), 1);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub trait AtomicInt: Pod + sealed::Sealed {
     #[doc(hidden)]
     type Atomic;
@@ -91,8 +99,15 @@ atomic_int!(
 /// The atomic methods of `Value<T>` and `RawValue<T>` for integer `T`,
 /// written once over a function that yields the atomic.
 macro_rules! atomic_methods {
-    () => {
+    ($ty:ident) => {
         /// Atomically reads the value (Acquire), without the lock.
+        ///
+        /// # Examples
+        /// ```
+        #[doc = concat!("let v = shmproc::", stringify!($ty), "::new(5u32)?;")]
+        /// assert_eq!(v.load(), 5);
+        /// # Ok::<(), shmproc::Error>(())
+        /// ```
         pub fn load(&self) -> T {
             // SYNC POINT: value-atomic (Acquire pairs with the Release of the
             // modifying methods).
@@ -100,12 +115,28 @@ macro_rules! atomic_methods {
         }
 
         /// Atomically writes the value (Release), without the lock.
+        ///
+        /// # Examples
+        /// ```
+        #[doc = concat!("let v = shmproc::", stringify!($ty), "::new(5u32)?;")]
+        /// v.store(6);
+        /// assert_eq!(v.load(), 6);
+        /// # Ok::<(), shmproc::Error>(())
+        /// ```
         pub fn store(&self, v: T) {
             // SYNC POINT: value-atomic.
             T::store(self.atomic(), v, std::sync::atomic::Ordering::Release)
         }
 
         /// Atomically replaces the value, returning the old one (AcqRel).
+        ///
+        /// # Examples
+        /// ```
+        #[doc = concat!("let v = shmproc::", stringify!($ty), "::new(5u32)?;")]
+        /// assert_eq!(v.swap(1), 5);
+        /// assert_eq!(v.load(), 1);
+        /// # Ok::<(), shmproc::Error>(())
+        /// ```
         pub fn swap(&self, v: T) -> T {
             // SYNC POINT: value-atomic.
             T::swap(self.atomic(), v, std::sync::atomic::Ordering::AcqRel)
@@ -116,6 +147,14 @@ macro_rules! atomic_methods {
         ///
         /// # Errors
         /// `Err(actual)` with the value found when it differs from `current`.
+        ///
+        /// # Examples
+        /// ```
+        #[doc = concat!("let v = shmproc::", stringify!($ty), "::new(5u32)?;")]
+        /// assert_eq!(v.compare_exchange(5, 8), Ok(5));
+        /// assert_eq!(v.compare_exchange(5, 9), Err(8));
+        /// # Ok::<(), shmproc::Error>(())
+        /// ```
         pub fn compare_exchange(&self, current: T, new: T) -> std::result::Result<T, T> {
             use std::sync::atomic::Ordering;
             // SYNC POINT: value-atomic.
@@ -129,42 +168,99 @@ macro_rules! atomic_methods {
         }
 
         /// Atomically adds `v` (wrapping), returning the previous value.
+        ///
+        /// # Examples
+        /// ```
+        #[doc = concat!("let v = shmproc::", stringify!($ty), "::new(5u32)?;")]
+        /// assert_eq!(v.fetch_add(2), 5);
+        /// assert_eq!(v.load(), 7);
+        /// # Ok::<(), shmproc::Error>(())
+        /// ```
         pub fn fetch_add(&self, v: T) -> T {
             // SYNC POINT: value-atomic.
             T::fetch_add(self.atomic(), v, std::sync::atomic::Ordering::AcqRel)
         }
 
         /// Atomically subtracts `v` (wrapping), returning the previous value.
+        ///
+        /// # Examples
+        /// ```
+        #[doc = concat!("let v = shmproc::", stringify!($ty), "::new(5u32)?;")]
+        /// assert_eq!(v.fetch_sub(5), 5);
+        /// assert_eq!(v.fetch_sub(1), 0);
+        /// assert_eq!(v.load(), u32::MAX); // wraps
+        /// # Ok::<(), shmproc::Error>(())
+        /// ```
         pub fn fetch_sub(&self, v: T) -> T {
             // SYNC POINT: value-atomic.
             T::fetch_sub(self.atomic(), v, std::sync::atomic::Ordering::AcqRel)
         }
 
         /// Atomic bitwise and, returning the previous value.
+        ///
+        /// # Examples
+        /// ```
+        #[doc = concat!("let v = shmproc::", stringify!($ty), "::new(5u32)?;")]
+        /// v.fetch_and(0b100);
+        /// assert_eq!(v.load(), 0b100);
+        /// # Ok::<(), shmproc::Error>(())
+        /// ```
         pub fn fetch_and(&self, v: T) -> T {
             // SYNC POINT: value-atomic.
             T::fetch_and(self.atomic(), v, std::sync::atomic::Ordering::AcqRel)
         }
 
         /// Atomic bitwise or, returning the previous value.
+        ///
+        /// # Examples
+        /// ```
+        #[doc = concat!("let v = shmproc::", stringify!($ty), "::new(5u32)?;")]
+        /// v.fetch_or(0b10);
+        /// assert_eq!(v.load(), 0b111);
+        /// # Ok::<(), shmproc::Error>(())
+        /// ```
         pub fn fetch_or(&self, v: T) -> T {
             // SYNC POINT: value-atomic.
             T::fetch_or(self.atomic(), v, std::sync::atomic::Ordering::AcqRel)
         }
 
         /// Atomic bitwise xor, returning the previous value.
+        ///
+        /// # Examples
+        /// ```
+        #[doc = concat!("let v = shmproc::", stringify!($ty), "::new(5u32)?;")]
+        /// v.fetch_xor(0b1);
+        /// assert_eq!(v.load(), 0b100);
+        /// # Ok::<(), shmproc::Error>(())
+        /// ```
         pub fn fetch_xor(&self, v: T) -> T {
             // SYNC POINT: value-atomic.
             T::fetch_xor(self.atomic(), v, std::sync::atomic::Ordering::AcqRel)
         }
 
         /// Atomic maximum, returning the previous value.
+        ///
+        /// # Examples
+        /// ```
+        #[doc = concat!("let v = shmproc::", stringify!($ty), "::new(5u32)?;")]
+        /// v.fetch_max(9);
+        /// assert_eq!(v.load(), 9);
+        /// # Ok::<(), shmproc::Error>(())
+        /// ```
         pub fn fetch_max(&self, v: T) -> T {
             // SYNC POINT: value-atomic.
             T::fetch_max(self.atomic(), v, std::sync::atomic::Ordering::AcqRel)
         }
 
         /// Atomic minimum, returning the previous value.
+        ///
+        /// # Examples
+        /// ```
+        #[doc = concat!("let v = shmproc::", stringify!($ty), "::new(5u32)?;")]
+        /// v.fetch_min(2);
+        /// assert_eq!(v.load(), 2);
+        /// # Ok::<(), shmproc::Error>(())
+        /// ```
         pub fn fetch_min(&self, v: T) -> T {
             // SYNC POINT: value-atomic.
             T::fetch_min(self.atomic(), v, std::sync::atomic::Ordering::AcqRel)

@@ -259,7 +259,7 @@ impl<T: Pod> Value<T> {
 }
 
 impl<T: AtomicInt> Value<T> {
-    atomic_methods!();
+    atomic_methods!(Value);
 }
 
 impl<T: Pod> Builder<Value<T>, T> {
@@ -523,7 +523,7 @@ impl<T: Pod> RawValue<T> {
 }
 
 impl<T: AtomicInt> RawValue<T> {
-    atomic_methods!();
+    atomic_methods!(RawValue);
 }
 
 impl<T: Pod> Builder<RawValue<T>, T> {
