@@ -48,6 +48,20 @@ pub(crate) fn lock_state(
     deadline: Option<Instant>,
 ) -> Result<(TaskId, bool)> {
     let me = handle::me();
+    if state.lock_fast(me) {
+        return Ok((me, false));
+    }
+    lock_state_slow(state, seg, me, deadline)
+}
+
+#[cold]
+#[inline(never)]
+fn lock_state_slow(
+    state: &RobustState,
+    seg: &Segment,
+    me: TaskId,
+    deadline: Option<Instant>,
+) -> Result<(TaskId, bool)> {
     let park = CountingFutex::new(seg, counters::BLOCKED);
     match state.lock(me, &park, &ProcLiveness, deadline) {
         Ok(Acquired::Clean) => Ok((me, false)),

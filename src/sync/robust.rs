@@ -136,6 +136,23 @@ impl RobustState {
             && self.owner_start.load(Ordering::Relaxed) == me.start
     }
 
+    /// The uncontended acquire alone: takes a free lock for `me` and says
+    /// whether it did (callers then go to [`lock`](Self::lock), which retries
+    /// it first). Lets wrappers keep their slow-path bookkeeping out of line.
+    #[inline]
+    pub fn lock_fast(&self, me: TaskId) -> bool {
+        // SYNC POINT: lock-handoff (Acquire pairs with the Release of `unlock`).
+        if self
+            .word
+            .compare_exchange(0, me.tid, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.publish(me);
+            return true;
+        }
+        false
+    }
+
     /// Acquires the lock for `me`, blocking until `deadline` (`None`: forever).
     #[inline]
     pub fn lock<P: Park, L: Liveness>(
