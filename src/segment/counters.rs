@@ -25,10 +25,36 @@ use super::header::{Kind, COUNTERS};
 use super::Segment;
 
 /// Operations that had to sleep at least once.
+///
+/// # Examples
+/// ```
+/// use shmproc::segment::{counters::BLOCKED, inspect, unique_name};
+/// let name = unique_name("doc-blocked");
+/// let lock = shmproc::Lock::builder().name(&name).create()?;
+/// let _g = lock.acquire()?;
+/// let l2 = lock.clone();
+/// std::thread::spawn(move || l2.acquire_timeout(std::time::Duration::from_millis(5)).is_err())
+///     .join()
+///     .unwrap();
+/// assert_eq!(inspect::info(&name)?.counters[BLOCKED], 1); // the one that slept
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub const BLOCKED: usize = 0;
 /// Lock acquisitions that took the lock over from a dead holder.
+///
+/// # Examples
+/// ```
+/// use shmproc::segment::{counters, Kind};
+/// assert!(counters::names(Kind::Value).contains(&(counters::OWNER_DIED, "owner-died recoveries")));
+/// ```
 pub const OWNER_DIED: usize = 1;
 /// `Condition::wait` calls.
+///
+/// # Examples
+/// ```
+/// use shmproc::segment::{counters, Kind};
+/// assert!(counters::names(Kind::Condition).iter().any(|(s, _)| *s == counters::CONDITION_WAITS));
+/// ```
 pub const CONDITION_WAITS: usize = 2;
 
 /// Process-wide switch: when off, [`Segment::bump`] does nothing.

@@ -26,6 +26,15 @@ use crate::sys::shm::NAME_PREFIX;
 const SHM_DIR: &str = "/dev/shm";
 
 /// Whether a segment's header passed validation.
+///
+/// # Examples
+/// ```
+/// use shmproc::segment::inspect::{info, Status};
+/// let name = shmproc::segment::unique_name("doc-status");
+/// let _ev = shmproc::Event::builder().name(&name).create()?;
+/// assert_eq!(info(&name)?.status, Status::Ready);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
     /// A valid header of a known kind, initialised, matching the file size.
@@ -52,6 +61,16 @@ impl std::fmt::Display for Status {
 /// What a named segment's header says, read without trusting it.
 ///
 /// Fields that the header could not vouch for are `None` (or empty).
+///
+/// # Examples
+/// ```
+/// let name = shmproc::segment::unique_name("doc-seginfo");
+/// let _v = shmproc::Value::builder().name(&name).value(1u32).create()?;
+/// let i = shmproc::segment::inspect::info(&name)?;
+/// assert_eq!((i.type_name.as_str(), i.type_size), ("u32", 4));
+/// assert_eq!(i.creator.map(|c| c.tid), Some(std::process::id()));
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct SegmentInfo {
     /// The name, without the `shmproc.` prefix.
@@ -84,6 +103,15 @@ pub struct SegmentInfo {
 impl SegmentInfo {
     /// Whether `clean` may remove it: nobody uses it and its creator is known
     /// dead, or (with `corrupt`) its header names no creator at all.
+    ///
+    /// # Examples
+    /// ```
+    /// let name = shmproc::segment::unique_name("doc-orphan");
+    /// let _l = shmproc::Lock::builder().name(&name).create()?;
+    /// // Our creator (this process) is alive: never an orphan.
+    /// assert!(!shmproc::segment::inspect::info(&name)?.is_orphan(true));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn is_orphan(&self, corrupt: bool) -> bool {
         self.users.is_empty()
             && match self.creator_alive {
@@ -278,6 +306,15 @@ fn read_info(name: &str, users: &HashMap<String, Vec<u32>>) -> Result<SegmentInf
 ///
 /// # Errors
 /// As [`Segment::open`]; `Corrupt` for an unknown kind.
+///
+/// # Examples
+/// ```
+/// let name = shmproc::segment::unique_name("doc-found");
+/// let _a = shmproc::Array::<u16>::builder().name(&name).len(3).create()?;
+/// let seg = shmproc::segment::inspect::open_as_found(&name)?; // no type needed
+/// assert_eq!(seg.kind(), shmproc::segment::Kind::Array);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub fn open_as_found(name: &str) -> Result<Segment> {
     let info = info(name)?;
     let kind = info.kind.ok_or_else(|| Error::Corrupt {
@@ -310,6 +347,15 @@ pub fn open_as_found(name: &str) -> Result<Segment> {
 ///
 /// # Errors
 /// An invalid name, or the OS error (e.g. `ENOENT`).
+///
+/// # Examples
+/// ```
+/// let name = shmproc::segment::unique_name("doc-remove");
+/// std::fs::write(format!("/dev/shm/shmproc.{name}"), b"junk")?;
+/// shmproc::segment::inspect::remove(&name)?;
+/// assert!(shmproc::segment::inspect::info(&name).is_err());
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub fn remove(name: &str) -> Result<()> {
     let path = path_of(name)?;
     std::fs::remove_file(&path)
@@ -319,6 +365,14 @@ pub fn remove(name: &str) -> Result<()> {
 }
 
 /// What [`clean`] did with one segment.
+///
+/// # Examples
+/// ```
+/// for c in shmproc::segment::inspect::clean("doc-no-such-prefix-", false)? {
+///     println!("{} {}: {}", if c.removed { "removed" } else { "kept" }, c.name, c.reason);
+/// }
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Cleaned {
     /// The segment name.
@@ -340,6 +394,15 @@ pub struct Cleaned {
 /// # Errors
 /// The OS error if `/dev/shm` cannot be read; failures to remove one segment
 /// are reported in its [`Cleaned::reason`].
+///
+/// # Examples
+/// ```
+/// let name = shmproc::segment::unique_name("doc-clean");
+/// let _l = shmproc::Lock::builder().name(&name).create()?;
+/// let report = shmproc::segment::inspect::clean(&name, false)?;
+/// assert!(!report[0].removed); // its creator (us) is alive
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub fn clean(prefix: &str, corrupt: bool) -> Result<Vec<Cleaned>> {
     let mut out = Vec::new();
     for s in list()?.into_iter().filter(|s| s.name.starts_with(prefix)) {

@@ -51,6 +51,13 @@ unsafe impl ShmSafe for AtomicU64 {}
 unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {}
 
 /// What a new segment is: its kind, element type, payload size and parameters.
+///
+/// # Examples
+/// ```
+/// use shmproc::segment::{Kind, Spec, TypeFingerprint};
+/// let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 8, params: [0; 4] };
+/// assert_eq!(spec.ty.size, 8);
+/// ```
 #[derive(Debug, Clone)]
 pub struct Spec {
     /// The object kind.
@@ -64,6 +71,12 @@ pub struct Spec {
 }
 
 /// Where a new segment lives.
+///
+/// # Examples
+/// ```
+/// let anonymous = shmproc::segment::Placement::default();
+/// assert!(anonymous.name.is_none() && !anonymous.persist);
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Placement {
     /// `None` for an anonymous segment, else the name (validated).
@@ -73,6 +86,16 @@ pub struct Placement {
 }
 
 /// A handle to one mapped segment. Clones share the mapping.
+///
+/// # Examples
+/// ```
+/// # use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
+/// # let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] };
+/// # let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
+/// let copy = seg.clone(); // the same mapping
+/// assert_eq!(copy.payload_len(), 64);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Segment {
     inner: Arc<Inner>,
@@ -116,6 +139,19 @@ impl Segment {
     /// Creates a segment, runs `init` on it (the payload is zeroed), then
     /// publishes it as ready. A named segment whose name is taken fails with
     /// an `Os` error carrying `EEXIST`.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
+    /// let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 8, params: [0; 4] };
+    /// let seg = Segment::create(&spec, &Placement::default(), |s| {
+    ///     s.view::<AtomicU64>(0)?.store(7, Ordering::Relaxed); // before openers see it
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(seg.view::<AtomicU64>(0)?.load(Ordering::Relaxed), 7);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn create(
         spec: &Spec,
         place: &Placement,
@@ -185,6 +221,19 @@ impl Segment {
     }
 
     /// Opens the named segment `name`, expecting `kind` and element type `ty`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::segment::{unique_name, Kind, Placement, Segment, Spec, TypeFingerprint};
+    /// let name = unique_name("doc-seg");
+    /// let spec = Spec { kind: Kind::Event, ty: TypeFingerprint::none(), payload_len: 8, params: [0; 4] };
+    /// let place = Placement { name: Some(name.clone()), persist: false };
+    /// let seg = Segment::create(&spec, &place, |_| Ok(()))?;
+    /// let again = Segment::open(&name, Kind::Event, &TypeFingerprint::none())?;
+    /// assert!(Segment::open(&name, Kind::Lock, &TypeFingerprint::none()).is_err()); // other kind
+    /// # drop((again, seg));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn open(name: &str, kind: Kind, ty: &TypeFingerprint) -> Result<Segment> {
         name::validate(name)?;
         let fd = sys::shm::open_named(name)?;
@@ -192,6 +241,15 @@ impl Segment {
     }
 
     /// Maps and validates the segment behind `fd` (anonymous when `name` is None).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::segment::{Kind, Segment, TypeFingerprint};
+    /// let fd = std::fs::File::open("/dev/null")?.into();
+    /// // Not a segment: an error, never a crash.
+    /// assert!(Segment::from_fd(fd, None, Kind::Lock, &TypeFingerprint::none()).is_err());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn from_fd(
         fd: OwnedFd,
         name: Option<String>,
@@ -332,6 +390,15 @@ impl Segment {
     }
 
     /// The header at the start of the mapping.
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
+    /// # let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] };
+    /// # let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
+    /// assert_eq!(seg.header().type_name(), "u64");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn header(&self) -> &Header {
         // SAFETY:
         // - the mapping is at least HEADER_LEN bytes (checked on open; set on create);
@@ -342,24 +409,65 @@ impl Segment {
     }
 
     /// Kind-specific parameter `i` from the header (untrusted: validate it).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
+    /// # let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] };
+    /// # let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
+    /// assert_eq!(seg.param(2), 3);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn param(&self, i: usize) -> u64 {
         // Relaxed: header fields are immutable after the Acquire of `init`.
         self.header().params[i].load(Ordering::Relaxed)
     }
 
     /// Payload length in bytes (mapping length minus the header).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
+    /// # let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] };
+    /// # let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
+    /// assert_eq!(seg.payload_len(), 64);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn payload_len(&self) -> usize {
         self.inner.map.len() - HEADER_LEN
     }
 
     /// A reference to a `T` at payload offset `offset`, bounds- and
     /// alignment-checked.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::atomic::AtomicU64;
+    /// # use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
+    /// # let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] };
+    /// # let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
+    /// assert!(seg.view::<AtomicU64>(56).is_ok());
+    /// assert!(seg.view::<AtomicU64>(64).is_err()); // past the end
+    /// assert!(seg.view::<AtomicU64>(4).is_err()); // misaligned
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn view<T: ShmSafe>(&self, offset: usize) -> Result<&T> {
         self.view_slice::<T>(offset, 1).map(|s| &s[0])
     }
 
     /// A slice of `count` `T`s at payload offset `offset`, bounds- and
     /// alignment-checked.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::atomic::AtomicU32;
+    /// # use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
+    /// # let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] };
+    /// # let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
+    /// assert_eq!(seg.view_slice::<AtomicU32>(0, 16)?.len(), 16);
+    /// assert!(seg.view_slice::<AtomicU32>(0, 17).is_err());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn view_slice<T: ShmSafe>(&self, offset: usize, count: usize) -> Result<&[T]> {
         let size = std::mem::size_of::<T>();
         let end = count
@@ -392,6 +500,15 @@ impl Segment {
 
     /// Raw pointer to the first payload byte. Callers that write through it must
     /// keep within [`payload_len`](Self::payload_len) and synchronise themselves.
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
+    /// # let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] };
+    /// # let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
+    /// assert_eq!(seg.payload_ptr() as usize % shmproc::segment::HEADER_LEN, 0);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn payload_ptr(&self) -> *mut u8 {
         // HEADER_LEN is within the mapping (checked on open and create), so the
         // offset pointer stays in bounds; wrapping_add needs no unsafe.
@@ -399,16 +516,43 @@ impl Segment {
     }
 
     /// The segment's name, if it is named.
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
+    /// # let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] };
+    /// # let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
+    /// assert_eq!(seg.name(), None);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn name(&self) -> Option<&str> {
         self.inner.name.as_deref()
     }
 
     /// The kind this handle was created or opened as.
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
+    /// # let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] };
+    /// # let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
+    /// assert_eq!(seg.kind(), Kind::Value);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn kind(&self) -> Kind {
         self.inner.kind
     }
 
     /// The name, or `anonymous`, for messages.
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
+    /// # let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] };
+    /// # let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
+    /// assert_eq!(seg.label(), "anonymous");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn label(&self) -> String {
         self.inner
             .name
@@ -417,6 +561,15 @@ impl Segment {
     }
 
     /// The creator's process id, as recorded in the header.
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
+    /// # let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] };
+    /// # let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
+    /// assert_eq!(seg.creator_pid(), std::process::id());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn creator_pid(&self) -> u32 {
         // Relaxed: immutable after init.
         self.header().creator_pid.load(Ordering::Relaxed)
@@ -424,6 +577,17 @@ impl Segment {
 
     /// The reference this handle serializes to, registering an anonymous
     /// segment's descriptor with the current export scope.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::segment::{unique_name, Kind, Placement, Segment, Spec, TypeFingerprint};
+    /// let name = unique_name("doc-seg");
+    /// let spec = Spec { kind: Kind::Event, ty: TypeFingerprint::none(), payload_len: 8, params: [0; 4] };
+    /// let place = Placement { name: Some(name.clone()), persist: false };
+    /// let seg = Segment::create(&spec, &place, |_| Ok(()))?;
+    /// assert_eq!(seg.to_wire()?, shmproc::segment::Wire::Named(name));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn to_wire(&self) -> Result<Wire> {
         if let Some(n) = &self.inner.name {
             return Ok(Wire::Named(n.clone()));
@@ -449,6 +613,18 @@ impl Segment {
     }
 
     /// Opens the segment a [`Wire`] reference names, expecting `kind` and `ty`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::segment::{unique_name, Kind, Placement, Segment, Spec, TypeFingerprint};
+    /// let name = unique_name("doc-seg");
+    /// let spec = Spec { kind: Kind::Event, ty: TypeFingerprint::none(), payload_len: 8, params: [0; 4] };
+    /// let place = Placement { name: Some(name.clone()), persist: false };
+    /// let seg = Segment::create(&spec, &place, |_| Ok(()))?;
+    /// let again = Segment::from_wire(seg.to_wire()?, Kind::Event, &TypeFingerprint::none())?;
+    /// assert_eq!(again.name(), Some(name.as_str()));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn from_wire(wire: Wire, kind: Kind, ty: &TypeFingerprint) -> Result<Segment> {
         match wire {
             Wire::Named(n) => Segment::open(&n, kind, ty),
@@ -473,6 +649,14 @@ impl Segment {
     }
 
     /// Serializes this handle (for the `Serialize` impls of shared objects).
+    ///
+    /// # Examples
+    /// ```
+    /// // The serde impls of every shared object are built on it:
+    /// let bytes = postcard::to_stdvec(&shmproc::Lock::builder().name(shmproc::segment::unique_name("doc-ser")).create()?);
+    /// assert!(bytes.is_ok());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn serialize_handle<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::Error as _;
         match self.to_wire() {
@@ -486,6 +670,17 @@ impl Segment {
     }
 
     /// Deserializes a handle of `kind`/`ty` (for the `Deserialize` impls).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::Lock;
+    /// let lock = Lock::builder().name(shmproc::segment::unique_name("doc-de")).create()?;
+    /// let bytes = postcard::to_stdvec(&lock).unwrap();
+    /// let back: Lock = postcard::from_bytes(&bytes).unwrap(); // the same lock
+    /// let _g = back.acquire()?;
+    /// assert!(lock.is_locked());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn deserialize_handle<'de, D: Deserializer<'de>>(
         d: D,
         kind: Kind,
@@ -505,6 +700,15 @@ impl Segment {
 ///
 /// # Errors
 /// An invalid name, or the OS error (e.g. `ENOENT`) from `shm_unlink`.
+///
+/// # Examples
+/// ```
+/// let name = shmproc::segment::unique_name("doc-unlink");
+/// drop(shmproc::Lock::builder().name(&name).persist(true).create()?);
+/// shmproc::unlink(&name)?;
+/// assert!(shmproc::Lock::open(&name).is_err());
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub fn unlink(name: &str) -> Result<()> {
     name::validate(name)?;
     sys::shm::unlink_named(name)?;
@@ -513,6 +717,13 @@ pub fn unlink(name: &str) -> Result<()> {
 }
 
 /// A unique name for tests and examples: prefix, pid and a counter.
+///
+/// # Examples
+/// ```
+/// let a = shmproc::segment::unique_name("t");
+/// let b = shmproc::segment::unique_name("t");
+/// assert_ne!(a, b);
+/// ```
 pub fn unique_name(prefix: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     // Relaxed: only uniqueness matters, not ordering with other memory.

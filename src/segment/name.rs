@@ -3,10 +3,24 @@
 use crate::error::{Error, Result};
 
 /// Longest accepted name (NAME_MAX is 255; the `shmproc.` prefix takes 8).
+///
+/// # Examples
+/// ```
+/// use shmproc::segment::name::{validate, MAX_NAME_LEN};
+/// assert!(validate(&"a".repeat(MAX_NAME_LEN)).is_ok());
+/// assert!(validate(&"a".repeat(MAX_NAME_LEN + 1)).is_err());
+/// ```
 pub const MAX_NAME_LEN: usize = 200;
 
 /// Checks a user-chosen segment name: 1 to [`MAX_NAME_LEN`] bytes of ASCII
 /// letters, digits, `.`, `_` and `-`, not starting with `.`.
+///
+/// # Examples
+/// ```
+/// use shmproc::segment::name::validate;
+/// assert!(validate("jobs-1.q").is_ok());
+/// assert!(validate("../etc").is_err());
+/// ```
 pub fn validate(name: &str) -> Result<()> {
     let expected = "1 to 200 ASCII letters, digits, '.', '_' or '-', not starting with '.'";
     if name.is_empty() || name.len() > MAX_NAME_LEN {
