@@ -25,6 +25,7 @@ use crate::sys::{self, futex};
 pub use header::{
     Header, Kind, TypeFingerprint, COUNTERS, HEADER_LEN, INIT_READY, LAYOUT_VERSION, MAGIC,
 };
+pub use name::{unique_name, unlink};
 pub use transfer::Wire;
 
 /// How long an opener waits for a creator to finish initialising.
@@ -393,9 +394,8 @@ impl Segment {
     ///
     /// # Examples
     /// ```
-    /// # use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
-    /// # let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] };
-    /// # let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
+    /// # use shmproc::segment::*;
+    /// # let seg = Segment::create(&Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] }, &Placement::default(), |_| Ok(()))?;
     /// assert_eq!(seg.header().type_name(), "u64");
     /// # Ok::<(), shmproc::Error>(())
     /// ```
@@ -412,9 +412,8 @@ impl Segment {
     ///
     /// # Examples
     /// ```
-    /// # use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
-    /// # let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] };
-    /// # let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
+    /// # use shmproc::segment::*;
+    /// # let seg = Segment::create(&Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] }, &Placement::default(), |_| Ok(()))?;
     /// assert_eq!(seg.param(2), 3);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
@@ -427,9 +426,8 @@ impl Segment {
     ///
     /// # Examples
     /// ```
-    /// # use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
-    /// # let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] };
-    /// # let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
+    /// # use shmproc::segment::*;
+    /// # let seg = Segment::create(&Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] }, &Placement::default(), |_| Ok(()))?;
     /// assert_eq!(seg.payload_len(), 64);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
@@ -443,9 +441,8 @@ impl Segment {
     /// # Examples
     /// ```
     /// use std::sync::atomic::AtomicU64;
-    /// # use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
-    /// # let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] };
-    /// # let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
+    /// # use shmproc::segment::*;
+    /// # let seg = Segment::create(&Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] }, &Placement::default(), |_| Ok(()))?;
     /// assert!(seg.view::<AtomicU64>(56).is_ok());
     /// assert!(seg.view::<AtomicU64>(64).is_err()); // past the end
     /// assert!(seg.view::<AtomicU64>(4).is_err()); // misaligned
@@ -461,9 +458,8 @@ impl Segment {
     /// # Examples
     /// ```
     /// use std::sync::atomic::AtomicU32;
-    /// # use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
-    /// # let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] };
-    /// # let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
+    /// # use shmproc::segment::*;
+    /// # let seg = Segment::create(&Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] }, &Placement::default(), |_| Ok(()))?;
     /// assert_eq!(seg.view_slice::<AtomicU32>(0, 16)?.len(), 16);
     /// assert!(seg.view_slice::<AtomicU32>(0, 17).is_err());
     /// # Ok::<(), shmproc::Error>(())
@@ -503,9 +499,8 @@ impl Segment {
     ///
     /// # Examples
     /// ```
-    /// # use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
-    /// # let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] };
-    /// # let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
+    /// # use shmproc::segment::*;
+    /// # let seg = Segment::create(&Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] }, &Placement::default(), |_| Ok(()))?;
     /// assert_eq!(seg.payload_ptr() as usize % shmproc::segment::HEADER_LEN, 0);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
@@ -519,9 +514,8 @@ impl Segment {
     ///
     /// # Examples
     /// ```
-    /// # use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
-    /// # let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] };
-    /// # let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
+    /// # use shmproc::segment::*;
+    /// # let seg = Segment::create(&Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] }, &Placement::default(), |_| Ok(()))?;
     /// assert_eq!(seg.name(), None);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
@@ -533,9 +527,8 @@ impl Segment {
     ///
     /// # Examples
     /// ```
-    /// # use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
-    /// # let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] };
-    /// # let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
+    /// # use shmproc::segment::*;
+    /// # let seg = Segment::create(&Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] }, &Placement::default(), |_| Ok(()))?;
     /// assert_eq!(seg.kind(), Kind::Value);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
@@ -547,9 +540,8 @@ impl Segment {
     ///
     /// # Examples
     /// ```
-    /// # use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
-    /// # let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] };
-    /// # let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
+    /// # use shmproc::segment::*;
+    /// # let seg = Segment::create(&Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] }, &Placement::default(), |_| Ok(()))?;
     /// assert_eq!(seg.label(), "anonymous");
     /// # Ok::<(), shmproc::Error>(())
     /// ```
@@ -564,9 +556,8 @@ impl Segment {
     ///
     /// # Examples
     /// ```
-    /// # use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
-    /// # let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] };
-    /// # let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
+    /// # use shmproc::segment::*;
+    /// # let seg = Segment::create(&Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] }, &Placement::default(), |_| Ok(()))?;
     /// assert_eq!(seg.creator_pid(), std::process::id());
     /// # Ok::<(), shmproc::Error>(())
     /// ```
@@ -694,41 +685,6 @@ impl Segment {
             D::Error::custom(msg)
         })
     }
-}
-
-/// Removes the named segment `name` by hand (e.g. one created with `persist`).
-///
-/// # Errors
-/// An invalid name, or the OS error (e.g. `ENOENT`) from `shm_unlink`.
-///
-/// # Examples
-/// ```
-/// let name = shmproc::segment::unique_name("doc-unlink");
-/// drop(shmproc::Lock::builder().name(&name).persist(true).create()?);
-/// shmproc::unlink(&name)?;
-/// assert!(shmproc::Lock::open(&name).is_err());
-/// # Ok::<(), shmproc::Error>(())
-/// ```
-pub fn unlink(name: &str) -> Result<()> {
-    name::validate(name)?;
-    sys::shm::unlink_named(name)?;
-    log::info!("shmproc: unlinked named segment {name}");
-    Ok(())
-}
-
-/// A unique name for tests and examples: prefix, pid and a counter.
-///
-/// # Examples
-/// ```
-/// let a = shmproc::segment::unique_name("t");
-/// let b = shmproc::segment::unique_name("t");
-/// assert_ne!(a, b);
-/// ```
-pub fn unique_name(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    // Relaxed: only uniqueness matters, not ordering with other memory.
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix}-{}-{n}", sys::proc::pid())
 }
 
 #[cfg(test)]

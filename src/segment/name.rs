@@ -1,6 +1,9 @@
 //! Segment names: what a user may call a named object.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::error::{Error, Result};
+use crate::sys;
 
 /// Longest accepted name (NAME_MAX is 255; the `shmproc.` prefix takes 8).
 ///
@@ -48,6 +51,41 @@ pub fn validate(name: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Removes the named segment `name` by hand (e.g. one created with `persist`).
+///
+/// # Errors
+/// An invalid name, or the OS error (e.g. `ENOENT`) from `shm_unlink`.
+///
+/// # Examples
+/// ```
+/// let name = shmproc::segment::unique_name("doc-unlink");
+/// drop(shmproc::Lock::builder().name(&name).persist(true).create()?);
+/// shmproc::unlink(&name)?;
+/// assert!(shmproc::Lock::open(&name).is_err());
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+pub fn unlink(name: &str) -> Result<()> {
+    validate(name)?;
+    sys::shm::unlink_named(name)?;
+    log::info!("shmproc: unlinked named segment {name}");
+    Ok(())
+}
+
+/// A unique name for tests and examples: prefix, pid and a counter.
+///
+/// # Examples
+/// ```
+/// let a = shmproc::segment::unique_name("t");
+/// let b = shmproc::segment::unique_name("t");
+/// assert_ne!(a, b);
+/// ```
+pub fn unique_name(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    // Relaxed: only uniqueness matters, not ordering with other memory.
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", sys::proc::pid())
 }
 
 #[cfg(test)]

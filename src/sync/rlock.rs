@@ -104,7 +104,7 @@ impl RLock {
     /// Opens the named reentrant lock `name`.
     ///
     /// # Errors
-    /// As [`Lock::open`].
+    /// As [`Lock::open`](crate::Lock::open).
     ///
     /// # Examples
     /// ```
