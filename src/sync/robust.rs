@@ -19,12 +19,26 @@ use crate::sync::wait::{Park, Wake};
 use crate::sys::proc::TaskId;
 
 /// Set while a waiter may be sleeping on the word.
+///
+/// # Examples
+/// ```
+/// use shmproc::sync::robust::{has_waiters, owner_of, WAITERS};
+/// assert!(has_waiters(42 | WAITERS));
+/// assert_eq!(owner_of(42 | WAITERS), 42);
+/// ```
 pub const WAITERS: u32 = 1 << 30;
 /// How many times an acquirer spins before it sleeps (none in loom models,
 /// where spinning only multiplies the interleavings).
 const SPINS: u32 = if cfg!(loom) { 0 } else { 100 };
 
 /// Whether `word` is free.
+///
+/// # Examples
+/// ```
+/// use shmproc::sync::robust::{is_free, WAITERS};
+/// assert!(is_free(0) && is_free(WAITERS));
+/// assert!(!is_free(7));
+/// ```
 #[inline]
 pub fn is_free(word: u32) -> bool {
     owner_of(word) == 0
@@ -32,18 +46,42 @@ pub fn is_free(word: u32) -> bool {
 
 /// The owner bits of `word` (everything but [`WAITERS`]; bit 31 is never set
 /// by us, so a word with it names a thread that cannot exist).
+///
+/// # Examples
+/// ```
+/// assert_eq!(shmproc::sync::robust::owner_of(7), 7);
+/// ```
 #[inline]
 pub fn owner_of(word: u32) -> u32 {
     word & !WAITERS
 }
 
 /// Whether a waiter may be sleeping on `word`.
+///
+/// # Examples
+/// ```
+/// assert!(!shmproc::sync::robust::has_waiters(7));
+/// ```
 #[inline]
 pub fn has_waiters(word: u32) -> bool {
     word & WAITERS != 0
 }
 
 /// Decides whether an owner is dead, and how long waiters sleep between checks.
+///
+/// # Examples
+/// ```
+/// use shmproc::sync::robust::*;
+/// use shmproc::sync::wait::Futex;
+/// use shmproc::sys::proc::current_task;
+/// struct NeverDead;
+/// impl Liveness for NeverDead {
+///     fn is_dead(&self, _: u32, _: Option<u64>) -> bool { false }
+///     fn check_interval(&self, _: u32) -> Option<std::time::Duration> { Some(std::time::Duration::from_millis(1)) }
+/// }
+/// let s = RobustState::new();
+/// assert_eq!(s.try_lock(current_task(), &NeverDead), Ok(Acquired::Clean));
+/// ```
 pub trait Liveness {
     /// Whether the owner `tid` is dead. `start` is its published start time, or
     /// `None` if the owner has won the lock but not yet published it.
@@ -56,6 +94,16 @@ pub trait Liveness {
 }
 
 /// How a lock was acquired.
+///
+/// # Examples
+/// ```
+/// use shmproc::sync::robust::*;
+/// use shmproc::sync::wait::Futex;
+/// use shmproc::sys::proc::current_task;
+/// # struct NeverDead; impl Liveness for NeverDead { fn is_dead(&self, _: u32, _: Option<u64>) -> bool { false } fn check_interval(&self, _: u32) -> Option<std::time::Duration> { None } }
+/// let s = RobustState::new();
+/// assert_eq!(s.lock(current_task(), &Futex, &NeverDead, None), Ok(Acquired::Clean));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Acquired {
     /// Taken from a free state or a live owner's release.
@@ -66,6 +114,18 @@ pub enum Acquired {
 }
 
 /// Why an acquire failed.
+///
+/// # Examples
+/// ```
+/// use shmproc::sync::robust::*;
+/// use shmproc::sync::wait::Futex;
+/// use shmproc::sys::proc::current_task;
+/// # struct NeverDead; impl Liveness for NeverDead { fn is_dead(&self, _: u32, _: Option<u64>) -> bool { false } fn check_interval(&self, _: u32) -> Option<std::time::Duration> { None } }
+/// let s = RobustState::new();
+/// let me = current_task();
+/// s.lock(me, &Futex, &NeverDead, None).unwrap();
+/// assert_eq!(s.lock(me, &Futex, &NeverDead, None), Err(AcquireError::WouldDeadlock));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AcquireError {
     /// The deadline passed (or, for `try_lock`, the lock is held by a live owner).
@@ -75,6 +135,15 @@ pub enum AcquireError {
 }
 
 /// Release by a thread that does not own the lock (the word names someone else).
+///
+/// # Examples
+/// ```
+/// use shmproc::sync::robust::*;
+/// use shmproc::sync::wait::Futex;
+/// use shmproc::sys::proc::current_task;
+/// let s = RobustState::new();
+/// assert_eq!(s.unlock(current_task(), &Futex), Err(NotOwner { found: 0 }));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotOwner {
     /// The owner bits found in the word.
@@ -82,6 +151,19 @@ pub struct NotOwner {
 }
 
 /// The shared state of one robust lock. See the module docs for `word`.
+///
+/// # Examples
+/// ```
+/// use shmproc::sync::robust::*;
+/// use shmproc::sync::wait::Futex;
+/// use shmproc::sys::proc::current_task;
+/// # struct NeverDead; impl Liveness for NeverDead { fn is_dead(&self, _: u32, _: Option<u64>) -> bool { false } fn check_interval(&self, _: u32) -> Option<std::time::Duration> { None } }
+/// let s = RobustState::new();
+/// let me = current_task();
+/// s.lock(me, &Futex, &NeverDead, None).unwrap();
+/// assert!(s.is_held_by(me));
+/// s.unlock(me, &Futex).unwrap();
+/// ```
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct RobustState {
@@ -102,11 +184,26 @@ unsafe impl crate::segment::ShmSafe for RobustState {}
 
 impl RobustState {
     /// A free lock (all zeros, which is also what a fresh segment holds).
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(shmproc::sync::robust::RobustState::new().owner(), 0);
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// The owner bits of the word now (0 = free); a snapshot, for diagnostics.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::sync::robust::*;
+    /// use shmproc::sync::wait::Futex;
+    /// use shmproc::sys::proc::current_task;
+    /// let s = RobustState::new();
+    /// assert!(s.lock_fast(current_task()));
+    /// assert_eq!(s.owner(), current_task().tid);
+    /// ```
     pub fn owner(&self) -> u32 {
         // Relaxed: a snapshot that orders nothing.
         owner_of(self.word.load(Ordering::Relaxed))
@@ -114,6 +211,18 @@ impl RobustState {
 
     /// The word's owner tid and, if published, its start time; `None` when
     /// free. A snapshot for diagnostics (`shmproc inspect`).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::sync::robust::*;
+    /// use shmproc::sync::wait::Futex;
+    /// use shmproc::sys::proc::current_task;
+    /// let s = RobustState::new();
+    /// assert_eq!(s.holder(), None);
+    /// let me = current_task();
+    /// s.lock_fast(me);
+    /// assert_eq!(s.holder(), Some((me.tid, Some(me.start), false)));
+    /// ```
     pub fn holder(&self) -> Option<(u32, Option<u64>, bool)> {
         // Relaxed: a snapshot that orders nothing; the echo check below only
         // decides whether the start time shown belongs to this owner.
@@ -128,6 +237,18 @@ impl RobustState {
     }
 
     /// Whether the caller `me` holds the lock (tid and published start time match).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::sync::robust::*;
+    /// use shmproc::sync::wait::Futex;
+    /// use shmproc::sys::proc::current_task;
+    /// let s = RobustState::new();
+    /// let me = current_task();
+    /// assert!(!s.is_held_by(me));
+    /// s.lock_fast(me);
+    /// assert!(s.is_held_by(me));
+    /// ```
     pub fn is_held_by(&self, me: TaskId) -> bool {
         // Relaxed: the only writer of a word naming `me` is `me` itself (or a
         // scribbler, against which no ordering helps).
@@ -139,6 +260,16 @@ impl RobustState {
     /// The uncontended acquire alone: takes a free lock for `me` and says
     /// whether it did (callers then go to [`lock`](Self::lock), which retries
     /// it first). Lets wrappers keep their slow-path bookkeeping out of line.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::sync::robust::*;
+    /// use shmproc::sync::wait::Futex;
+    /// use shmproc::sys::proc::current_task;
+    /// let s = RobustState::new();
+    /// assert!(s.lock_fast(current_task()));
+    /// assert!(!s.lock_fast(current_task())); // held
+    /// ```
     #[inline]
     pub fn lock_fast(&self, me: TaskId) -> bool {
         // SYNC POINT: lock-handoff (Acquire pairs with the Release of `unlock`).
@@ -154,6 +285,17 @@ impl RobustState {
     }
 
     /// Acquires the lock for `me`, blocking until `deadline` (`None`: forever).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::sync::robust::*;
+    /// use shmproc::sync::wait::Futex;
+    /// use shmproc::sys::proc::current_task;
+    /// # struct NeverDead; impl Liveness for NeverDead { fn is_dead(&self, _: u32, _: Option<u64>) -> bool { false } fn check_interval(&self, _: u32) -> Option<std::time::Duration> { None } }
+    /// let s = RobustState::new();
+    /// let soon = std::time::Instant::now() + std::time::Duration::from_millis(5);
+    /// assert!(s.lock(current_task(), &Futex, &NeverDead, Some(soon)).is_ok());
+    /// ```
     #[inline]
     pub fn lock<P: Park, L: Liveness>(
         &self,
@@ -177,6 +319,18 @@ impl RobustState {
 
     /// Takes the lock if it is free, or if its owner is dead (then `OwnerDied`).
     /// Never sleeps; a held lock gives `Timeout`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::sync::robust::*;
+    /// use shmproc::sync::wait::Futex;
+    /// use shmproc::sys::proc::current_task;
+    /// # struct NeverDead; impl Liveness for NeverDead { fn is_dead(&self, _: u32, _: Option<u64>) -> bool { false } fn check_interval(&self, _: u32) -> Option<std::time::Duration> { None } }
+    /// let s = RobustState::new();
+    /// let me = current_task();
+    /// assert_eq!(s.try_lock(me, &NeverDead), Ok(Acquired::Clean));
+    /// assert_eq!(s.try_lock(me, &NeverDead), Err(AcquireError::Timeout));
+    /// ```
     pub fn try_lock<L: Liveness>(&self, me: TaskId, live: &L) -> Result<Acquired, AcquireError> {
         // SYNC POINT: lock-handoff.
         if self
@@ -346,6 +500,18 @@ impl RobustState {
     /// # Errors
     /// `NotOwner` if the word does not name `me` (the lock was taken over, or
     /// a peer scribbled on it); the word is then left alone.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::sync::robust::*;
+    /// use shmproc::sync::wait::Futex;
+    /// use shmproc::sys::proc::current_task;
+    /// let s = RobustState::new();
+    /// let me = current_task();
+    /// s.lock_fast(me);
+    /// assert_eq!(s.unlock(me, &Futex), Ok(()));
+    /// assert_eq!(s.owner(), 0);
+    /// ```
     #[inline]
     pub fn unlock<P: Park>(&self, me: TaskId, park: &P) -> Result<(), NotOwner> {
         // Relaxed: ordered before the Release CAS below. (If we turn out not to

@@ -20,6 +20,14 @@ use crate::sync::atomic::{fence, AtomicU32, Ordering};
 use crate::sync::wait::{Park, Wake};
 
 /// The deadline passed.
+///
+/// # Examples
+/// ```
+/// use shmproc::sync::{signal::*, wait::Futex};
+/// let s = RawSemaphore::default(); // 0 permits
+/// let soon = std::time::Instant::now() + std::time::Duration::from_millis(2);
+/// assert_eq!(s.acquire(&Futex, Some(soon)), Err(TimedOut));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimedOut;
 
@@ -53,6 +61,16 @@ fn anyone_waits(waiters: &AtomicU32) -> bool {
 }
 
 /// A counting semaphore: `value` permits, futex on `value == 0`.
+///
+/// # Examples
+/// ```
+/// use shmproc::sync::{signal::*, wait::Futex};
+/// let s = RawSemaphore::default();
+/// s.init(1);
+/// assert!(s.try_acquire());
+/// assert!(!s.try_acquire());
+/// s.release(&Futex, u32::MAX).unwrap();
+/// ```
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct RawSemaphore {
@@ -61,6 +79,14 @@ pub struct RawSemaphore {
 }
 
 /// Why a semaphore release failed.
+///
+/// # Examples
+/// ```
+/// use shmproc::sync::{signal::*, wait::Futex};
+/// let s = RawSemaphore::default();
+/// s.init(1);
+/// assert_eq!(s.release(&Futex, 1), Err(AboveMax { value: 1 }));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AboveMax {
     /// The value found when releasing.
@@ -69,18 +95,40 @@ pub struct AboveMax {
 
 impl RawSemaphore {
     /// Sets the initial value (before the segment is published).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::sync::{signal::*, wait::Futex};
+    /// let s = RawSemaphore::default();
+    /// s.init(3);
+    /// assert_eq!(s.value(), 3);
+    /// ```
     pub fn init(&self, value: u32) {
         // Relaxed: published by the segment-ready Release store.
         self.value.store(value, Ordering::Relaxed);
     }
 
     /// The current value (a snapshot).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::sync::{signal::*, wait::Futex};
+    /// let s = RawSemaphore::default();
+    /// assert_eq!(s.value(), 0);
+    /// ```
     pub fn value(&self) -> u32 {
         // Relaxed: a snapshot that orders nothing.
         self.value.load(Ordering::Relaxed)
     }
 
     /// Takes a permit if one is free.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::sync::{signal::*, wait::Futex};
+    /// let s = RawSemaphore::default();
+    /// assert!(!s.try_acquire());
+    /// ```
     #[inline]
     pub fn try_acquire(&self) -> bool {
         // Relaxed: the CAS validates the value.
@@ -99,6 +147,14 @@ impl RawSemaphore {
     }
 
     /// Takes a permit, sleeping until one is free or `deadline` passes.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::sync::{signal::*, wait::Futex};
+    /// let s = RawSemaphore::default();
+    /// s.init(1);
+    /// assert_eq!(s.acquire(&Futex, None), Ok(()));
+    /// ```
     #[inline]
     pub fn acquire<P: Park>(&self, park: &P, deadline: Option<Instant>) -> Result<(), TimedOut> {
         if self.try_acquire() {
@@ -125,6 +181,14 @@ impl RawSemaphore {
 
     /// Returns a permit; fails without changing anything when the value is
     /// already `max` (use `u32::MAX` for an unbounded semaphore).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::sync::{signal::*, wait::Futex};
+    /// let s = RawSemaphore::default();
+    /// s.release(&Futex, u32::MAX).unwrap();
+    /// assert_eq!(s.value(), 1);
+    /// ```
     #[inline]
     pub fn release<P: Park>(&self, park: &P, max: u32) -> Result<(), AboveMax> {
         // SYNC POINT: semaphore-permit (Release pairs with `try_acquire`).
@@ -146,6 +210,14 @@ impl RawSemaphore {
 }
 
 /// A manual-reset event: `flag` 0 (clear) or non-zero (set).
+///
+/// # Examples
+/// ```
+/// use shmproc::sync::{signal::*, wait::Futex};
+/// let e = RawEvent::default();
+/// e.set(&Futex);
+/// assert!(e.wait(&Futex, None));
+/// ```
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct RawEvent {
@@ -155,6 +227,12 @@ pub struct RawEvent {
 
 impl RawEvent {
     /// Whether the flag is set.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::sync::{signal::*, wait::Futex};
+    /// assert!(!RawEvent::default().is_set());
+    /// ```
     #[inline]
     pub fn is_set(&self) -> bool {
         // SYNC POINT: event-set (Acquire pairs with `set`).
@@ -162,6 +240,14 @@ impl RawEvent {
     }
 
     /// Sets the flag and wakes every waiter.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::sync::{signal::*, wait::Futex};
+    /// let e = RawEvent::default();
+    /// e.set(&Futex);
+    /// assert!(e.is_set());
+    /// ```
     pub fn set<P: Park>(&self, park: &P) {
         // SYNC POINT: event-set (Release pairs with `is_set`).
         self.flag.swap(1, Ordering::Release);
@@ -171,12 +257,29 @@ impl RawEvent {
     }
 
     /// Clears the flag.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::sync::{signal::*, wait::Futex};
+    /// let e = RawEvent::default();
+    /// e.set(&Futex);
+    /// e.clear();
+    /// assert!(!e.is_set());
+    /// ```
     pub fn clear(&self) {
         // Relaxed: clearing publishes nothing; waiters re-check the flag.
         self.flag.store(0, Ordering::Relaxed);
     }
 
     /// Waits until the flag is set or `deadline` passes; returns whether it is set.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::sync::{signal::*, wait::Futex};
+    /// let e = RawEvent::default();
+    /// let soon = std::time::Instant::now() + std::time::Duration::from_millis(2);
+    /// assert!(!e.wait(&Futex, Some(soon)));
+    /// ```
     pub fn wait<P: Park>(&self, park: &P, deadline: Option<Instant>) -> bool {
         loop {
             if self.is_set() {
@@ -190,6 +293,15 @@ impl RawEvent {
 }
 
 /// A condition variable's sequence word (the lock lives beside it).
+///
+/// # Examples
+/// ```
+/// use shmproc::sync::{signal::*, wait::Futex};
+/// let c = RawCondition::default();
+/// let seen = c.prepare();
+/// c.notify(&Futex, 1);
+/// assert!(c.wait(&Futex, seen, None)); // the sequence moved: returns at once
+/// ```
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct RawCondition {
@@ -199,6 +311,15 @@ pub struct RawCondition {
 
 impl RawCondition {
     /// Call while holding the lock, before releasing it: the sequence to wait on.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::sync::{signal::*, wait::Futex};
+    /// let c = RawCondition::default();
+    /// let a = c.prepare();
+    /// c.notify(&Futex, 1);
+    /// assert_ne!(c.prepare(), a);
+    /// ```
     pub fn prepare(&self) -> u32 {
         // Relaxed: read under the lock; a notifier that takes the lock after us
         // increments it, so any later notify changes it from this value.
@@ -207,11 +328,26 @@ impl RawCondition {
 
     /// Sleeps (after the lock was released) until the sequence moves from
     /// `seen`, a spurious wake-up, or `deadline`. Returns false on timeout.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::sync::{signal::*, wait::Futex};
+    /// let c = RawCondition::default();
+    /// let seen = c.prepare();
+    /// let soon = std::time::Instant::now() + std::time::Duration::from_millis(2);
+    /// assert!(!c.wait(&Futex, seen, Some(soon))); // nobody notified
+    /// ```
     pub fn wait<P: Park>(&self, park: &P, seen: u32, deadline: Option<Instant>) -> bool {
         sleep(park, &self.seq, &self.waiters, seen, deadline) == Wake::Woken
     }
 
     /// Wakes up to `n` waiters.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::sync::{signal::*, wait::Futex};
+    /// RawCondition::default().notify(&Futex, 1); // nobody waits: no syscall
+    /// ```
     pub fn notify<P: Park>(&self, park: &P, n: u32) {
         // Relaxed: the sequence only says "something happened"; the data is
         // published by the lock the notifier holds; `anyone_waits` fences.
@@ -223,6 +359,12 @@ impl RawCondition {
 }
 
 /// Largest number of parties a barrier accepts (the count has 16 bits).
+///
+/// # Examples
+/// ```
+/// use shmproc::sync::{signal::*, wait::Futex};
+/// assert_eq!(MAX_PARTIES, 65_535); // the count is 16 bits of the futex word
+/// ```
 pub const MAX_PARTIES: u32 = 0xffff;
 const COUNT_MASK: u32 = 0xffff;
 const GEN_ONE: u32 = 1 << 16;
@@ -233,6 +375,13 @@ const GEN_ONE: u32 = 1 << 16;
 /// |----------------|---------|
 /// | `g << 16 \| c` | generation `g`, `c < parties` parties waiting |
 /// | `(g+1) << 16`  | the last party of `g` arrived: `g` released |
+///
+/// # Examples
+/// ```
+/// use shmproc::sync::{signal::*, wait::Futex};
+/// let b = RawBarrier::default();
+/// assert_eq!(b.wait(&Futex, 1, None), Ok(0)); // one party: passes
+/// ```
 #[repr(C)]
 #[derive(Debug, Default)]
 pub struct RawBarrier {
@@ -241,6 +390,14 @@ pub struct RawBarrier {
 }
 
 /// Why a barrier wait failed.
+///
+/// # Examples
+/// ```
+/// use shmproc::sync::{signal::*, wait::Futex};
+/// let b = RawBarrier::default();
+/// let soon = std::time::Instant::now() + std::time::Duration::from_millis(2);
+/// assert_eq!(b.wait(&Futex, 2, Some(soon)), Err(BarrierError::TimedOut));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BarrierError {
     /// The deadline passed; our arrival was withdrawn.
@@ -256,6 +413,16 @@ impl RawBarrier {
     /// Arrives and waits until `parties` parties have arrived; returns the
     /// arrival index (0 for the first, `parties - 1` for the one that
     /// released the others).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::sync::{signal::*, wait::Futex};
+    /// let b = std::sync::Arc::new(RawBarrier::default());
+    /// let b2 = b.clone();
+    /// let t = std::thread::spawn(move || b2.wait(&Futex, 2, None).unwrap());
+    /// let mine = b.wait(&Futex, 2, None).unwrap();
+    /// assert_eq!(mine + t.join().unwrap(), 1);
+    /// ```
     pub fn wait<P: Park>(
         &self,
         park: &P,
@@ -338,6 +505,12 @@ impl RawBarrier {
     }
 
     /// How many parties are waiting now (a snapshot).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::sync::{signal::*, wait::Futex};
+    /// assert_eq!(RawBarrier::default().waiting(), 0);
+    /// ```
     pub fn waiting(&self) -> u32 {
         // Relaxed: a snapshot.
         self.state.load(Ordering::Relaxed) & COUNT_MASK

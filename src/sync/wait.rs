@@ -11,6 +11,14 @@ use std::time::Instant;
 use crate::sync::atomic::AtomicU32;
 
 /// How a wait ended.
+///
+/// # Examples
+/// ```
+/// use shmproc::sync::wait::{Futex, Park, Wake};
+/// use std::sync::atomic::AtomicU32;
+/// let word = AtomicU32::new(1);
+/// assert_eq!(Futex.wait(&word, 0, None), Wake::Woken); // value differs: at once
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wake {
     /// Woken, value changed, or spurious: re-check the condition.
@@ -20,6 +28,16 @@ pub enum Wake {
 }
 
 /// Blocking primitives an algorithm needs: futex semantics.
+///
+/// # Examples
+/// ```
+/// use shmproc::sync::wait::{Futex, Park, Wake};
+/// use std::sync::atomic::AtomicU32;
+/// let word = AtomicU32::new(0);
+/// let soon = std::time::Instant::now() + std::time::Duration::from_millis(2);
+/// assert_eq!(Futex.wait(&word, 0, Some(soon)), Wake::TimedOut);
+/// Futex.wake(&word, 1); // nobody sleeps: harmless
+/// ```
 pub trait Park {
     /// Blocks while `*word == expected` until woken or `deadline`.
     fn wait(&self, word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Wake;
@@ -32,6 +50,18 @@ pub trait Park {
 }
 
 /// Shared futexes: the implementation used on real shared memory.
+///
+/// # Examples
+/// ```
+/// use shmproc::sync::wait::{Futex, Park, Wake};
+/// use std::sync::atomic::AtomicU32;
+/// let word = std::sync::Arc::new(AtomicU32::new(0));
+/// let w2 = word.clone();
+/// let t = std::thread::spawn(move || while w2.load(std::sync::atomic::Ordering::Acquire) == 0 { Futex.wait(&w2, 0, None); });
+/// word.store(1, std::sync::atomic::Ordering::Release);
+/// Futex.wake_all(&word);
+/// t.join().unwrap();
+/// ```
 #[cfg(not(loom))]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Futex;
