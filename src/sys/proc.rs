@@ -8,6 +8,14 @@ use std::cell::Cell;
 use std::fs;
 
 /// The identity of a thread: its kernel thread id and its start time.
+///
+/// # Examples
+/// ```
+/// use shmproc::sys::proc;
+/// let me = proc::current_task();
+/// assert!(proc::is_alive(me));
+/// assert!(!proc::is_alive(proc::TaskId { tid: me.tid, start: me.start + 1 })); // a reused id
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TaskId {
     /// Kernel thread id (`gettid`); the process id for a main thread.
@@ -23,11 +31,23 @@ thread_local! {
 }
 
 /// The current process id.
+///
+/// # Examples
+/// ```
+/// assert_eq!(shmproc::sys::proc::pid(), std::process::id());
+/// ```
 pub fn pid() -> u32 {
     std::process::id()
 }
 
 /// The current thread's kernel id.
+///
+/// # Examples
+/// ```
+/// let main = shmproc::sys::proc::gettid();
+/// let other = std::thread::spawn(shmproc::sys::proc::gettid).join().unwrap();
+/// assert_ne!(main, other);
+/// ```
 pub fn gettid() -> u32 {
     // SAFETY: gettid takes no arguments and cannot fail.
     unsafe { libc::gettid() as u32 }
@@ -38,6 +58,12 @@ pub fn gettid() -> u32 {
 /// The cache is keyed by the process id, so a forked child re-reads it; the
 /// `getpid` check costs one cheap syscall, so lock fast paths use
 /// [`current_task_cached`] instead.
+///
+/// # Examples
+/// ```
+/// use shmproc::sys::proc;
+/// assert_eq!(proc::current_task().tid, proc::gettid());
+/// ```
 pub fn current_task() -> TaskId {
     let pid = pid();
     CURRENT.with(|c| match c.get() {
@@ -57,6 +83,12 @@ pub fn current_task() -> TaskId {
 /// After a `fork` the child's cache would still name the parent thread, so
 /// every fork path in shmproc calls [`forget_current_task`] in the child, and
 /// [`install_fork_hook`] covers forks made by other code.
+///
+/// # Examples
+/// ```
+/// use shmproc::sys::proc;
+/// assert_eq!(proc::current_task_cached(), proc::current_task());
+/// ```
 #[inline]
 pub fn current_task_cached() -> TaskId {
     CURRENT.with(|c| match c.get() {
@@ -66,6 +98,14 @@ pub fn current_task_cached() -> TaskId {
 }
 
 /// Drops the cached identity of the current thread (call in a forked child).
+///
+/// # Examples
+/// ```
+/// use shmproc::sys::proc;
+/// let before = proc::current_task();
+/// proc::forget_current_task(); // as in a forked child
+/// assert_eq!(proc::current_task(), before); // re-read: same thread here
+/// ```
 pub fn forget_current_task() {
     CURRENT.with(|c| c.set(None));
 }
@@ -77,6 +117,12 @@ extern "C" fn atfork_child() {
 /// Registers (once) a `pthread_atfork` child handler that clears the cached
 /// identity, so a `fork()` made by code outside shmproc cannot make a child
 /// take locks under its parent's thread id.
+///
+/// # Examples
+/// ```
+/// shmproc::sys::proc::install_fork_hook(); // idempotent
+/// shmproc::sys::proc::install_fork_hook();
+/// ```
 pub fn install_fork_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -91,6 +137,13 @@ pub fn install_fork_hook() {
 /// `/proc/<id>/stat`; `None` if no such task exists now.
 ///
 /// `/proc/<tid>` resolves thread ids too, although they are not listed.
+///
+/// # Examples
+/// ```
+/// use shmproc::sys::proc;
+/// assert!(proc::start_time(proc::pid()).is_some());
+/// assert_eq!(proc::start_time(0x7fff_ffff), None);
+/// ```
 pub fn start_time(id: u32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{id}/stat")).ok()?;
     parse_start_time(&stat)
@@ -109,6 +162,13 @@ fn parse_start_time(stat: &str) -> Option<u64> {
 ///
 /// A task that exists with another start time is a reuse of the id: the task
 /// we knew is dead. A zombie counts as dead (it can never release anything).
+///
+/// # Examples
+/// ```
+/// use shmproc::sys::proc;
+/// let gone = std::thread::spawn(proc::current_task).join().unwrap();
+/// assert!(!proc::is_alive(gone));
+/// ```
 pub fn is_alive(who: TaskId) -> bool {
     let Ok(stat) = fs::read_to_string(format!("/proc/{}/stat", who.tid)) else {
         return false;
@@ -126,6 +186,12 @@ pub fn is_alive(who: TaskId) -> bool {
 }
 
 /// Whether process `pid` exists (any start time); zombies count as dead.
+///
+/// # Examples
+/// ```
+/// use shmproc::sys::proc;
+/// assert!(proc::pid_exists(proc::pid()));
+/// ```
 pub fn pid_exists(pid: u32) -> bool {
     match start_time(pid) {
         Some(start) => is_alive(TaskId { tid: pid, start }),
