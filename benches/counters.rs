@@ -1,0 +1,92 @@
+//! What the per-object counters cost: the same workloads with counting on
+//! and off (`shmproc::segment::counters::set_enabled`, set in every process
+//! of the workload), interleaved in one run, median of `ROUNDS`.
+//!
+//! `cargo bench --bench counters`; `SHMPROC_BENCH_QUICK=1` for a short run.
+//! One line per workload:
+//!
+//! `RESULT <workload> shmproc=<counters on> counters_off=<counters off> unit=<u> ratio=<on/off>`
+//!
+//! ratio 1.00 means no cost; below 1 means counting costs throughput.
+//! Workloads: a Value lock hammered by two processes (most acquires sleep,
+//! each sleep bumps `BLOCKED`: the worst case for counters).
+
+use std::time::Instant;
+
+use shmproc::segment::counters;
+use shmproc::{Process, Value};
+
+fn quick() -> bool {
+    std::env::var_os("SHMPROC_BENCH_QUICK").is_some_and(|v| v != "0")
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    v[v.len() / 2]
+}
+
+/// Runs `f(counting)` alternately on and off, `rounds` times each, and
+/// prints the medians.
+fn compare(workload: &str, unit: &str, rounds: usize, f: impl Fn(bool) -> f64) {
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for r in 0..rounds {
+        // Alternate which goes first, so drift does not favour one side.
+        for counting in [r % 2 == 0, r % 2 == 1] {
+            counters::set_enabled(counting);
+            let v = f(counting);
+            if counting {
+                on.push(v)
+            } else {
+                off.push(v)
+            }
+        }
+    }
+    counters::set_enabled(true);
+    let (on, off) = (median(on), median(off));
+    println!(
+        "RESULT {workload} shmproc={on:.3} counters_off={off:.3} unit={unit} ratio={:.3}",
+        on / off
+    );
+}
+
+// ------------------------------------------------------- contended Value lock
+
+fn add_under_lock((v, n, counting): (Value<u64>, u64, bool)) {
+    counters::set_enabled(counting);
+    for _ in 0..n {
+        *v.lock().expect("lock") += 1;
+    }
+}
+
+/// Two processes add 1 under the lock `n` times each; Mops/s. Prints (once)
+/// how many acquires slept, read back through the counters, to show that the
+/// workload does reach the counted slow path.
+fn value_lock_2proc(n: u64, counting: bool) -> f64 {
+    let name = shmproc::segment::unique_name("bench-counters");
+    let v = Value::builder().name(&name).create().expect("value");
+    let t0 = Instant::now();
+    let p = Process::spawn(add_under_lock, (v.clone(), n, counting)).expect("spawn");
+    add_under_lock((v.clone(), n, counting));
+    p.join().expect("join");
+    let dt = t0.elapsed();
+    assert_eq!(v.get(), 2 * n, "lost increments");
+    let blocked = shmproc::segment::inspect::info(&name)
+        .expect("info")
+        .counters[counters::BLOCKED];
+    if counting {
+        eprintln!("value_lock_2proc: {blocked} of {} acquires slept", 2 * n);
+    } else {
+        assert_eq!(blocked, 0, "counting was off");
+    }
+    2.0 * n as f64 / dt.as_secs_f64() / 1e6
+}
+
+fn main() {
+    shmproc::init();
+    let q = quick();
+    let rounds = if q { 3 } else { 7 };
+    let n = if q { 200_000 } else { 2_000_000 };
+    compare("counters_value_lock_2proc", "Mops/s", rounds, |c| {
+        value_lock_2proc(n, c)
+    });
+}
