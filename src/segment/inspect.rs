@@ -316,7 +316,8 @@ fn read_info(name: &str, users: &HashMap<String, Vec<u32>>) -> Result<SegmentInf
 /// # Ok::<(), shmproc::Error>(())
 /// ```
 pub fn open_as_found(name: &str) -> Result<Segment> {
-    let info = info(name)?;
+    // The header only: no need to scan /proc for users here.
+    let info = read_info(name, &HashMap::new())?;
     let kind = info.kind.ok_or_else(|| Error::Corrupt {
         segment: name.to_owned(),
         what: "kind".into(),
