@@ -12,12 +12,14 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod pool;
 pub mod process;
 pub mod segment;
 pub mod sync;
 pub mod sys;
 
 pub use error::{Error, Result};
+pub use pool::{AsyncResult, Imap, Pool, PoolBuilder};
 pub use process::{
     active_children, cpu_count, current_process, init, parent_process, Process, ProcessInfo,
     StartMethod,

@@ -108,6 +108,13 @@ impl Builder {
         self
     }
 
+    /// Fixes, in the calling thread, which test a re-executed child of a
+    /// test binary runs, so that the builder can launch from other threads.
+    pub(crate) fn pin_child_args(mut self) -> Result<Builder> {
+        self.child_args = launch::pin(&self.child_args)?;
+        Ok(self)
+    }
+
     /// Launches `f(args)` in a new process.
     ///
     /// With [`StartMethod::Spawn`], `f` must be a fn item or a non-capturing

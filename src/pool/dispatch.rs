@@ -1,0 +1,728 @@
+//! The dispatcher: which piece of work each worker holds, results routed to
+//! jobs, dead workers reaped and replaced (`docs/protocols/pool.md`).
+//!
+//! All of it is one `State` behind a mutex. The pool's supervisor thread
+//! pumps it when woken by the doorbell or a time slice; a caller waiting for
+//! its results pumps it too for a short spin, so the hot path has no thread
+//! hand-off. Only the supervisor launches workers (a daemon worker dies with
+//! the *thread* that launched it).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::job::{Arrival, Fail, Job};
+use super::layout::{
+    PoolSeg, ResultsHdr, TaskHdr, MSG_FATAL, MSG_INIT_FAILED, MSG_READY, MSG_RESULTS, MSG_STOP,
+    RESULTS_HDR, TASK_HDR,
+};
+use super::ring::Ring;
+use super::worker::WorkerArgs;
+use crate::error::Result;
+use crate::process::{Builder, Process};
+use crate::sync::wait::{Futex, Park};
+
+/// Launches one worker process for a slot.
+pub(crate) type Spawner = Arc<dyn Fn(&Builder, WorkerArgs) -> Result<Process> + Send + Sync>;
+
+/// How often liveness is checked while work is in flight, and when idle.
+const BUSY_SLICE: Duration = Duration::from_millis(5);
+const IDLE_SLICE: Duration = Duration::from_millis(100);
+/// Grace between SIGTERM and SIGKILL in `terminate`.
+const TERM_GRACE: Duration = Duration::from_millis(100);
+/// Failed starts in a row after which the pool gives up.
+const MAX_START_FAILURES: u32 = 3;
+
+/// A run of consecutive tasks of one job, encoded, ready to send.
+pub(crate) struct Piece {
+    pub job: Arc<Job>,
+    /// Job index of the first task.
+    pub first: u64,
+    /// Runner offset and hash (see `worker::runner_of`).
+    pub runner: (u64, u64),
+    /// Encoded arguments, back to back.
+    pub data: Vec<u8>,
+    /// Byte offset of each task's argument in `data`.
+    pub offsets: Vec<u32>,
+    /// Already re-dispatched once after a worker's death.
+    pub retried: bool,
+}
+
+impl Piece {
+    fn count(&self) -> u32 {
+        self.offsets.len() as u32
+    }
+
+    /// Tasks `a..b` as a piece of their own (for re-dispatch).
+    fn sub(&self, a: u32, b: u32) -> Piece {
+        let start = self.offsets[a as usize] as usize;
+        let end = self
+            .offsets
+            .get(b as usize)
+            .map_or(self.data.len(), |&o| o as usize);
+        Piece {
+            job: self.job.clone(),
+            first: self.first + u64::from(a),
+            runner: self.runner,
+            data: self.data[start..end].to_vec(),
+            offsets: self.offsets[a as usize..b as usize]
+                .iter()
+                .map(|o| o - start as u32)
+                .collect(),
+            retried: true,
+        }
+    }
+}
+
+struct InFlight {
+    piece: Piece,
+    seq: u32,
+    answered: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Starting,
+    Serving,
+    Retiring,
+    Stopping,
+    Vacant,
+}
+
+struct Worker {
+    slot: u32,
+    /// It broke the protocol and was killed: its ring is not read again.
+    corrupt: bool,
+    proc: Option<Process>,
+    phase: Phase,
+    tasks: Ring,
+    results: Ring,
+    inflight: VecDeque<InFlight>,
+    items: usize,
+    next_seq: u32,
+    assigned: u64,
+}
+
+/// The pool's mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Running,
+    /// `close()`: no new calls; work already taken goes on.
+    Closed,
+    /// `join()`: workers told to stop.
+    Joining,
+    /// `terminate()` or drop.
+    Terminated,
+}
+
+pub(crate) struct State {
+    seg: PoolSeg,
+    workers: Vec<Worker>,
+    pending: VecDeque<Piece>,
+    spawner: Spawner,
+    builder: Builder,
+    max_tasks: u64,
+    pub(crate) mode: Mode,
+    /// Set when the pool cannot serve any more; every task fails with it.
+    pub(crate) broken: Option<Fail>,
+    start_failures: u32,
+    next_check: Instant,
+    msg: Vec<u8>,
+}
+
+/// Everything the `Pool`, its jobs and its supervisor share.
+pub(crate) struct Core {
+    pub(crate) seg: PoolSeg,
+    pub(crate) state: Mutex<State>,
+    /// Callers spinning on the state right now (the supervisor then does
+    /// not arm the doorbell, so workers do not pay for waking it).
+    pumpers: AtomicUsize,
+    pub(crate) size: usize,
+}
+
+impl Core {
+    pub(crate) fn new(
+        size: usize,
+        spawner: Spawner,
+        builder: Builder,
+        max_tasks: u64,
+    ) -> Result<Arc<Core>> {
+        let seg = PoolSeg::create(size as u32, super::layout::RING_CAP)?;
+        let mut workers = Vec::with_capacity(size);
+        for slot in 0..size as u32 {
+            workers.push(Worker {
+                slot,
+                corrupt: false,
+                proc: None,
+                phase: Phase::Vacant,
+                tasks: seg.task_ring(slot)?,
+                results: seg.result_ring(slot)?,
+                inflight: VecDeque::new(),
+                items: 0,
+                next_seq: 0,
+                assigned: 0,
+            });
+        }
+        let state = State {
+            seg: seg.clone(),
+            workers,
+            pending: VecDeque::new(),
+            spawner,
+            builder,
+            max_tasks,
+            mode: Mode::Running,
+            broken: None,
+            start_failures: 0,
+            next_check: Instant::now(),
+            msg: Vec::new(),
+        };
+        Ok(Arc::new(Core {
+            seg,
+            state: Mutex::new(state),
+            pumpers: AtomicUsize::new(0),
+            size,
+        }))
+    }
+
+    /// The largest encoded argument a task may have.
+    pub(crate) fn max_arg(&self) -> usize {
+        (super::layout::RING_CAP / 2) as usize - TASK_HDR
+    }
+
+    /// Queues pieces and sends what fits now.
+    pub(crate) fn submit(&self, pieces: impl IntoIterator<Item = Piece>) {
+        let mut st = self.state.lock();
+        if let Some(f) = st.fail_reason() {
+            for p in pieces {
+                p.job.fail_all(&f);
+            }
+            return;
+        }
+        st.pending.extend(pieces);
+        st.pump(false);
+        drop(st);
+        self.wake_supervisor();
+    }
+
+    pub(crate) fn wake_supervisor(&self) {
+        Futex.wake(self.seg.doorbell(), u32::MAX);
+    }
+
+    /// Waits until `done()` holds (checked under the job's inbox lock) or
+    /// `deadline`; pumps the dispatcher while spinning. Returns `done()`.
+    pub(crate) fn wait_job(
+        &self,
+        job: &Job,
+        done: impl Fn(&super::job::Inbox) -> bool,
+        deadline: Option<Instant>,
+    ) -> bool {
+        let start = Instant::now();
+        // Relaxed: a counter read as a hint by the supervisor.
+        self.pumpers.fetch_add(1, Ordering::Relaxed);
+        let mut met = false;
+        loop {
+            if let Some(mut st) = self.state.try_lock() {
+                st.pump(false);
+            }
+            if done(&job.inbox.lock()) {
+                met = true;
+                break;
+            }
+            let now = Instant::now();
+            if now - start >= super::ring::SPIN || deadline.is_some_and(|d| now >= d) {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        self.pumpers.fetch_sub(1, Ordering::Relaxed);
+        if met {
+            return true;
+        }
+        self.wake_supervisor();
+        let mut ib = job.inbox.lock();
+        while !done(&ib) {
+            match deadline {
+                None => job.cv.wait(&mut ib),
+                Some(d) => {
+                    if job.cv.wait_until(&mut ib, d).timed_out() {
+                        return done(&ib);
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// The supervisor thread's loop: pump, then sleep on the doorbell (or a
+    /// time slice while callers pump), until terminated or joined.
+    pub(crate) fn supervise(self: Arc<Core>) {
+        let bell = self.seg.doorbell();
+        loop {
+            let slice = {
+                let mut st = self.state.lock();
+                st.pump(true);
+                if st.finished() {
+                    return;
+                }
+                if st.busy() {
+                    BUSY_SLICE
+                } else {
+                    IDLE_SLICE
+                }
+            };
+            let deadline = Some(Instant::now() + slice);
+            // Relaxed: a hint; a stale value costs one extra slice at most.
+            if self.pumpers.load(Ordering::Relaxed) > 0 {
+                Futex.wait(bell, 0, deadline);
+                continue;
+            }
+            // SeqCst: Dekker pair with the workers' publish then bell load.
+            bell.store(1, Ordering::SeqCst);
+            let ready = {
+                let st = self.state.lock();
+                st.workers.iter().any(|w| w.results.has_data()) || st.finished()
+            };
+            if !ready {
+                Futex.wait(bell, 1, deadline);
+            }
+            bell.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// `terminate()`: signal every worker, reap it, fail what is left.
+    pub(crate) fn terminate(&self) {
+        let mut st = self.state.lock();
+        st.mode = Mode::Terminated;
+        st.fail_everything(&Fail::Closed);
+        let procs: Vec<Process> = st
+            .workers
+            .iter_mut()
+            .filter_map(|w| w.proc.take())
+            .collect();
+        for w in &mut st.workers {
+            w.phase = Phase::Vacant;
+        }
+        drop(st);
+        for p in &procs {
+            let _ = p.terminate();
+        }
+        let deadline = Instant::now() + TERM_GRACE;
+        for p in &procs {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if p.join_timeout(left).is_err() {
+                let _ = p.kill();
+                let _ = p.join();
+            }
+        }
+        self.wake_supervisor();
+    }
+
+    /// `join()` after `close()`: let the queued work finish, stop the
+    /// workers, reap them.
+    pub(crate) fn join_workers(&self) {
+        loop {
+            let mut st = self.state.lock();
+            if st.mode == Mode::Terminated {
+                return;
+            }
+            st.pump(false);
+            if !st.busy_with_tasks() {
+                st.mode = Mode::Joining;
+                for w in &mut st.workers {
+                    if w.proc.is_some() && w.phase != Phase::Stopping {
+                        w.phase = Phase::Stopping;
+                        // A full ring cannot be: nothing is in flight.
+                        let _ = w.tasks.try_send(&[&[MSG_STOP]]);
+                    }
+                }
+                if st.workers.iter().all(|w| w.proc.is_none()) {
+                    drop(st);
+                    self.wake_supervisor();
+                    return;
+                }
+            }
+            drop(st);
+            self.wake_supervisor();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// `(serving, starting)` worker counts and the pool's failure, if any.
+    pub(crate) fn startup_status(&self) -> (usize, Option<Fail>) {
+        let st = self.state.lock();
+        let serving = st
+            .workers
+            .iter()
+            .filter(|w| w.phase == Phase::Serving)
+            .count();
+        (serving, st.broken.clone())
+    }
+
+    /// Pids of the live workers.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        let st = self.state.lock();
+        st.workers
+            .iter()
+            .filter_map(|w| w.proc.as_ref().map(Process::pid))
+            .collect()
+    }
+}
+
+impl State {
+    /// Why a new piece cannot be served, if it cannot.
+    pub(crate) fn fail_reason(&self) -> Option<Fail> {
+        if self.mode == Mode::Terminated {
+            return Some(Fail::Closed);
+        }
+        self.broken.clone()
+    }
+
+    fn finished(&self) -> bool {
+        match self.mode {
+            Mode::Terminated => true,
+            Mode::Joining => self.workers.iter().all(|w| w.proc.is_none()),
+            _ => false,
+        }
+    }
+
+    fn busy_with_tasks(&self) -> bool {
+        !self.pending.is_empty() || self.workers.iter().any(|w| !w.inflight.is_empty())
+    }
+
+    fn busy(&self) -> bool {
+        self.busy_with_tasks()
+            || self
+                .workers
+                .iter()
+                .any(|w| matches!(w.phase, Phase::Starting | Phase::Vacant | Phase::Stopping))
+    }
+
+    /// One round: drain results, check liveness (every slice), send
+    /// pending pieces, launch replacements (supervisor only).
+    pub(crate) fn pump(&mut self, may_spawn: bool) {
+        for i in 0..self.workers.len() {
+            self.drain(i);
+        }
+        let now = Instant::now();
+        if now >= self.next_check || may_spawn {
+            self.next_check = now + if self.busy() { BUSY_SLICE } else { IDLE_SLICE };
+            for i in 0..self.workers.len() {
+                self.check_alive(i);
+            }
+        }
+        self.dispatch();
+        if may_spawn {
+            self.fill_vacancies();
+        }
+    }
+
+    /// Reads every message the worker of slot `i` has published.
+    fn drain(&mut self, i: usize) {
+        let mut msg = std::mem::take(&mut self.msg);
+        loop {
+            match self.workers[i].results.try_recv(&mut msg) {
+                Ok(true) => {
+                    if let Err(why) = self.on_message(i, &mut msg) {
+                        self.kill_broken(i, &why);
+                        break;
+                    }
+                }
+                Ok(false) => break,
+                Err(e) => {
+                    self.kill_broken(i, &e.to_string());
+                    break;
+                }
+            }
+        }
+        self.msg = msg;
+    }
+
+    fn on_message(&mut self, i: usize, msg: &mut Vec<u8>) -> std::result::Result<(), String> {
+        let w = &mut self.workers[i];
+        match msg.first().copied() {
+            Some(MSG_READY) if w.phase == Phase::Starting => {
+                w.phase = Phase::Serving;
+                self.start_failures = 0;
+                Ok(())
+            }
+            Some(MSG_INIT_FAILED) => {
+                let pid = w.proc.as_ref().map_or(0, Process::pid);
+                let text = String::from_utf8_lossy(&msg[1..]);
+                self.broken = Some(Fail::Message(format!(
+                    "pool initializer failed in worker {pid}: {text}"
+                )));
+                let f = self.broken.clone().unwrap_or(Fail::Closed);
+                self.fail_everything(&f);
+                Ok(())
+            }
+            Some(MSG_FATAL) => {
+                let front = w
+                    .inflight
+                    .pop_front()
+                    .ok_or("a FATAL message with no task in flight")?;
+                let text = String::from_utf8_lossy(&msg[1..]).into_owned();
+                let fail = Fail::Message(text);
+                for k in front.answered..front.piece.count() {
+                    front.piece.job.deliver(Arrival::Failed {
+                        index: front.piece.first + u64::from(k),
+                        fail: fail.clone(),
+                    });
+                }
+                w.items -= (front.piece.count() - front.answered) as usize;
+                Ok(())
+            }
+            Some(MSG_RESULTS) => {
+                let h = ResultsHdr::decode(msg).ok_or("a short RESULTS header")?;
+                let front = w
+                    .inflight
+                    .front_mut()
+                    .ok_or("results with no task in flight")?;
+                let left = front.piece.count() - front.answered;
+                if h.seq != front.seq || h.first != front.answered || h.count > left || h.count == 0
+                {
+                    return Err(format!(
+                        "expected results of piece {} from item {} (at most {left}), found piece {} items {}+{}",
+                        front.seq, front.answered, h.seq, h.first, h.count
+                    ));
+                }
+                msg.drain(..RESULTS_HDR);
+                front.piece.job.deliver(Arrival::Results {
+                    first: front.piece.first + u64::from(h.first),
+                    count: h.count,
+                    bytes: std::mem::take(msg),
+                });
+                front.answered += h.count;
+                w.items -= h.count as usize;
+                if front.answered == front.piece.count() {
+                    w.inflight.pop_front();
+                }
+                Ok(())
+            }
+            other => Err(format!(
+                "expected a worker message kind 1..=4, found {other:?}"
+            )),
+        }
+    }
+
+    /// A worker broke the protocol: kill it; the next liveness check then
+    /// handles it as a death (what is left in its ring is not read).
+    #[cold]
+    fn kill_broken(&mut self, i: usize, why: &str) {
+        let w = &mut self.workers[i];
+        w.corrupt = true;
+        if let Some(p) = &w.proc {
+            eprintln!("shmproc pool: killing worker {}: {why}", p.pid());
+            let _ = p.kill();
+        }
+        self.next_check = Instant::now();
+    }
+
+    fn check_alive(&mut self, i: usize) {
+        let Some(p) = &self.workers[i].proc else {
+            return;
+        };
+        if p.is_alive() {
+            return;
+        }
+        let code = p.exitcode();
+        let pid = p.pid();
+        if !self.workers[i].corrupt {
+            self.drain(i); // what it published before it died
+        }
+        self.on_exit(i, pid, code);
+    }
+
+    /// A worker ended (already reaped): fail or re-dispatch what it held.
+    #[cold]
+    fn on_exit(&mut self, i: usize, pid: u32, code: Option<i32>) {
+        let slot = self.workers[i].slot;
+        // SYNC POINT: pool-current. Acquire pairs with the worker's Release
+        // (the reap already ordered it; this says so).
+        let current = self
+            .seg
+            .current(slot)
+            .map_or(0, |c| c.load(Ordering::Acquire));
+        let held = match (current >> 32) as u32 {
+            seq if current & 0xffff_ffff != 0 => Some((seq, (current & 0xffff_ffff) as u32 - 1)),
+            _ => None,
+        };
+        let w = &mut self.workers[i];
+        w.proc = None;
+        w.corrupt = false;
+        let phase = w.phase;
+        let inflight = std::mem::take(&mut w.inflight);
+        w.items = 0;
+        w.phase = Phase::Vacant;
+        let signal = code.filter(|c| *c < 0).map(|c| -c);
+        if phase == Phase::Starting {
+            self.start_failures += 1;
+            if self.start_failures >= MAX_START_FAILURES && self.broken.is_none() {
+                let f = Fail::WorkerDied { pid, signal };
+                self.broken = Some(f.clone());
+                self.fail_everything(&f);
+            }
+        }
+        let fail = Fail::WorkerDied { pid, signal };
+        let mut redo = Vec::new();
+        for (n, f) in inflight.into_iter().enumerate() {
+            let count = f.piece.count();
+            let held_k = held
+                .filter(|(seq, k)| n == 0 && *seq == f.seq && *k >= f.answered && *k < count)
+                .map(|(_, k)| k);
+            let fail_one = |k: u32| {
+                f.piece.job.deliver(Arrival::Failed {
+                    index: f.piece.first + u64::from(k),
+                    fail: fail.clone(),
+                })
+            };
+            if f.piece.retried || self.broken.is_some() {
+                (f.answered..count).for_each(fail_one);
+                continue;
+            }
+            match held_k {
+                Some(k) => {
+                    fail_one(k);
+                    if k > f.answered {
+                        redo.push(f.piece.sub(f.answered, k));
+                    }
+                    if k + 1 < count {
+                        redo.push(f.piece.sub(k + 1, count));
+                    }
+                }
+                None => redo.push(f.piece.sub(f.answered, count)),
+            }
+        }
+        for p in redo.into_iter().rev() {
+            self.pending.push_front(p);
+        }
+    }
+
+    /// Sends pending pieces to serving workers with room, least loaded first.
+    fn dispatch(&mut self) {
+        while let Some(p) = self.pending.front() {
+            // Relaxed: a hint; see `Job::deliver`.
+            if p.job.cancelled.load(Ordering::Relaxed) {
+                self.pending.pop_front();
+                continue;
+            }
+            let count = p.count() as usize;
+            let pick = self
+                .workers
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| w.phase == Phase::Serving && w.has_room())
+                .min_by_key(|(_, w)| w.items)
+                .map(|(i, _)| i);
+            let Some(i) = pick else {
+                return;
+            };
+            let w = &mut self.workers[i];
+            let hdr = TaskHdr {
+                seq: w.next_seq,
+                count: count as u32,
+                runner: p.runner.0,
+                hash: p.runner.1,
+            }
+            .encode();
+            match w.tasks.try_send(&[&hdr, &p.data]) {
+                Ok(true) => {}
+                Ok(false) => return, // ring full: wait for this worker to catch up
+                Err(e) => {
+                    // Callers check sizes; a piece that still does not fit fails.
+                    let p = self.pending.pop_front().unwrap_or_else(|| unreachable!());
+                    let fail = match e {
+                        crate::Error::MessageTooLarge { size, max } => Fail::TooLarge { size, max },
+                        other => Fail::Message(other.to_string()),
+                    };
+                    for k in 0..p.count() {
+                        p.job.deliver(Arrival::Failed {
+                            index: p.first + u64::from(k),
+                            fail: fail.clone(),
+                        });
+                    }
+                    continue;
+                }
+            }
+            let Some(piece) = self.pending.pop_front() else {
+                return;
+            };
+            let w = &mut self.workers[i];
+            w.inflight.push_back(InFlight {
+                piece,
+                seq: w.next_seq,
+                answered: 0,
+            });
+            w.next_seq = w.next_seq.wrapping_add(1);
+            w.items += count;
+            w.assigned += 1;
+            if self.max_tasks != 0 && w.assigned >= self.max_tasks {
+                w.phase = Phase::Retiring;
+            }
+        }
+    }
+
+    fn fill_vacancies(&mut self) {
+        if self.broken.is_some() || matches!(self.mode, Mode::Joining | Mode::Terminated) {
+            return;
+        }
+        for i in 0..self.workers.len() {
+            if self.workers[i].phase != Phase::Vacant {
+                continue;
+            }
+            let w = &mut self.workers[i];
+            w.tasks.reset();
+            w.results.reset();
+            if let Ok(c) = self.seg.current(w.slot) {
+                // Relaxed: the new worker is launched after this store.
+                c.store(0, Ordering::Relaxed);
+            }
+            w.next_seq = 0;
+            w.assigned = 0;
+            let args = WorkerArgs {
+                seg: self.seg.clone(),
+                slot: w.slot,
+                max_tasks: self.max_tasks,
+            };
+            match (self.spawner)(&self.builder, args) {
+                Ok(p) => {
+                    let w = &mut self.workers[i];
+                    w.proc = Some(p);
+                    w.phase = Phase::Starting;
+                }
+                Err(e) => {
+                    self.start_failures += 1;
+                    if self.start_failures >= MAX_START_FAILURES {
+                        let f = Fail::Message(format!("cannot launch pool workers: {e}"));
+                        self.broken = Some(f.clone());
+                        self.fail_everything(&f);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fails every task queued or in flight, and marks their jobs failed.
+    pub(crate) fn fail_everything(&mut self, f: &Fail) {
+        for p in self.pending.drain(..) {
+            p.job.fail_all(f);
+        }
+        for w in &mut self.workers {
+            for x in w.inflight.drain(..) {
+                x.piece.job.fail_all(f);
+            }
+            w.items = 0;
+        }
+    }
+}
+
+impl Worker {
+    /// Whether another piece may go to this worker now: double-buffering
+    /// for big pieces, a deeper pipeline for tiny ones.
+    fn has_room(&self) -> bool {
+        self.inflight.len() < 2 || (self.inflight.len() < 64 && self.items < 64)
+    }
+}
