@@ -1,7 +1,7 @@
 //! What callers hold while the workers run: [`AsyncResult`] (one pending
 //! `apply_async`/`map_async`) and [`Imap`] (a streaming `imap`).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -161,8 +161,9 @@ pub struct Imap<I, R> {
     job: Arc<Job>,
     window: u64,
     ordered: bool,
-    /// Results decoded and not yet yielded (by index when ordered).
-    by_index: BTreeMap<u64, Result<R>>,
+    /// Ordered: results decoded and not yet yielded, slot `k` holding
+    /// task `yielded + k`.
+    by_index: VecDeque<Option<Result<R>>>,
     fifo: VecDeque<Result<R>>,
     yielded: u64,
     /// The pool stopped serving: everything missing fails with this.
@@ -202,7 +203,7 @@ where
             job,
             window,
             ordered,
-            by_index: BTreeMap::new(),
+            by_index: VecDeque::new(),
             fifo: VecDeque::new(),
             yielded: 0,
             failed: false,
@@ -238,7 +239,10 @@ where
 
     fn pop_ready(&mut self) -> Option<Result<R>> {
         let r = if self.ordered {
-            self.by_index.remove(&self.yielded)
+            match self.by_index.front() {
+                Some(Some(_)) => self.by_index.pop_front().flatten(),
+                _ => None,
+            }
         } else {
             self.fifo.pop_front()
         };
@@ -256,9 +260,10 @@ where
         };
         for a in arrivals {
             let (by_index, fifo, ordered) = (&mut self.by_index, &mut self.fifo, self.ordered);
+            let base = self.yielded;
             job::decode::<R>(a, |i, r| {
                 if ordered {
-                    by_index.insert(i, r);
+                    put(by_index, i.saturating_sub(base) as usize, r);
                 } else {
                     fifo.push_back(r);
                 }
@@ -270,9 +275,12 @@ where
             self.input = None;
             let answered = self.job.inbox.lock().answered;
             let missing = self.enc.next_index().saturating_sub(answered);
-            for k in 0..self.enc.next_index() {
-                if self.ordered && k >= self.yielded && !self.by_index.contains_key(&k) {
-                    self.by_index.insert(k, Err(f.to_error()));
+            if self.ordered {
+                let outstanding = (self.enc.next_index() - self.yielded) as usize;
+                for k in 0..outstanding {
+                    if self.by_index.get(k).is_none_or(Option::is_none) {
+                        put(&mut self.by_index, k, Err(f.to_error()));
+                    }
                 }
             }
             if !self.ordered {
@@ -280,6 +288,14 @@ where
             }
         }
     }
+}
+
+/// Stores `r` in slot `k`, growing the buffer as needed.
+fn put<R>(buf: &mut VecDeque<Option<Result<R>>>, k: usize, r: Result<R>) {
+    if buf.len() <= k {
+        buf.resize_with(k + 1, || None);
+    }
+    buf[k] = Some(r);
 }
 
 impl<I, R> Iterator for Imap<I, R>
@@ -291,6 +307,13 @@ where
     type Item = Result<R>;
 
     fn next(&mut self) -> Option<Result<R>> {
+        if let Some(r) = self.pop_ready() {
+            // Refill in batches: once half the window has been consumed.
+            if !self.failed && self.enc.next_index() - self.yielded <= self.window / 2 {
+                self.fill();
+            }
+            return Some(r);
+        }
         loop {
             if !self.failed {
                 self.fill();

@@ -604,7 +604,7 @@ impl Encoder {
             .cur
             .get_or_insert_with(|| new_piece(&self.job, self.runner, index));
         let mark = p.data.len();
-        if let Err(e) = postcard::to_io(a, &mut p.data) {
+        if let Err(e) = layout::encode_into(a, &mut p.data) {
             p.data.truncate(mark);
             return Err(Fail::Codec {
                 context: format!("the argument of task {index}"),

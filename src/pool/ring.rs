@@ -171,8 +171,7 @@ impl Ring {
             return Err(self.corrupt("message length", format!("at most {}", used - LEN), len));
         }
         out.clear();
-        out.resize(len as usize, 0);
-        self.read(head + LEN, out);
+        self.read_into(head + LEN, len as usize, out);
         // SYNC POINT: ring-space. Release: our copy is done before the
         // producer reuses the bytes; SeqCst orders it before the
         // `space_wait` load (Dekker pair with `wait_space`).
@@ -258,6 +257,27 @@ impl Ring {
             std::ptr::copy_nonoverlapping(src.as_ptr(), self.data.add(at), first);
             std::ptr::copy_nonoverlapping(src.as_ptr().add(first), self.data, src.len() - first);
         }
+    }
+
+    /// Appends the `len` bytes at `pos` to `out` (no zero-fill first).
+    fn read_into(&self, pos: u64, len: usize, out: &mut Vec<u8>) {
+        let at = (pos % self.cap) as usize;
+        let first = len.min(self.cap as usize - at);
+        // SAFETY:
+        // - both ranges are inside the data bytes checked in `new` (`at +
+        //   first <= cap`, `len - first <= cap`), and `len <= used <= cap`
+        //   was checked by the caller;
+        // - the bytes lie in `head..tail`, which the producer does not write
+        //   until this consumer moves `head` past them.
+        let (a, b) = unsafe {
+            (
+                std::slice::from_raw_parts(self.data.add(at), first),
+                std::slice::from_raw_parts(self.data, len - first),
+            )
+        };
+        out.reserve(len);
+        out.extend_from_slice(a);
+        out.extend_from_slice(b);
     }
 
     fn read(&self, pos: u64, dst: &mut [u8]) {

@@ -184,7 +184,7 @@ impl Emitter<'_> {
     fn push<R: Serialize>(&mut self, out: &Outcome<R>) -> Result<(), String> {
         let mark = self.buf.len();
         let max = self.ring.max_message() - RESULTS_HDR;
-        let encoded = postcard::to_io(out, &mut self.buf).map(|_| ());
+        let encoded = super::layout::encode_into(out, &mut self.buf);
         let replacement = match encoded {
             Ok(()) if self.buf.len() - mark <= max => None,
             Ok(()) => Some(Outcome::<R>::TooLarge {
@@ -197,7 +197,7 @@ impl Emitter<'_> {
         };
         if let Some(r) = replacement {
             self.buf.truncate(mark);
-            postcard::to_io(&r, &mut self.buf).map_err(|e| e.to_string())?;
+            super::layout::encode_into(&r, &mut self.buf).map_err(|e| e.to_string())?;
         }
         if self.buf.len() > max {
             // This item fits alone but not with the ones before it.
