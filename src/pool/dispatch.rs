@@ -43,6 +43,8 @@ pub(crate) struct Piece {
     pub first: u64,
     /// Runner offset and hash (see `worker::runner_of`).
     pub runner: (u64, u64),
+    /// Arguments are 8-byte scalars (`fixed.rs`), not postcard.
+    pub fixed: bool,
     /// Encoded arguments, back to back.
     pub data: Vec<u8>,
     /// Byte offset of each task's argument in `data`.
@@ -67,6 +69,7 @@ impl Piece {
             job: self.job.clone(),
             first: self.first + u64::from(a),
             runner: self.runner,
+            fixed: self.fixed,
             data: self.data[start..end].to_vec(),
             offsets: self.offsets[a as usize..b as usize]
                 .iter()
@@ -492,6 +495,7 @@ impl State {
                 front.piece.job.deliver(Arrival::Results {
                     first: front.piece.first + u64::from(h.first),
                     count: h.count,
+                    fixed: h.fixed,
                     bytes: std::mem::take(msg),
                 });
                 front.answered += h.count;
@@ -625,6 +629,7 @@ impl State {
                 count: count as u32,
                 runner: p.runner.0,
                 hash: p.runner.1,
+                fixed: p.fixed,
             }
             .encode();
             match w.tasks.try_send(&[&hdr, &p.data]) {

@@ -51,8 +51,10 @@ impl Fail {
 /// Results delivered to a job.
 #[derive(Debug)]
 pub(crate) enum Arrival {
-    /// Encoded outcomes of tasks `first..first + count`.
+    /// Encoded outcomes of tasks `first..first + count` (postcard
+    /// `Outcome`s, or 8-byte `Ok` scalars when `fixed`).
     Results {
+        fixed: bool,
         first: u64,
         count: u32,
         bytes: Vec<u8>,
@@ -126,6 +128,24 @@ pub(crate) fn decode<R: DeserializeOwned>(a: Arrival, mut out: impl FnMut(u64, R
         Arrival::Results {
             first,
             count,
+            fixed: true,
+            bytes,
+        } => {
+            for (i, b) in bytes.chunks_exact(super::fixed::WIDTH).enumerate() {
+                let r = super::fixed::decode::<R>(b).map_err(|_| {
+                    Error::codec(
+                        format!("the result of task {}", first + i as u64),
+                        postcard::Error::DeserializeBadEncoding,
+                    )
+                });
+                out(first + i as u64, r);
+            }
+            let _ = count; // checked by the dispatcher: bytes.len() == 8 * count
+        }
+        Arrival::Results {
+            first,
+            count,
+            fixed: false,
             bytes,
         } => {
             let mut rest = &bytes[..];
@@ -212,11 +232,13 @@ mod tests {
         ib.arrivals.push(Arrival::Results {
             first: 2,
             count: 2,
+            fixed: false,
             bytes: enc(&[Outcome::Ok(2), Outcome::Ok(3)]),
         });
         ib.arrivals.push(Arrival::Results {
             first: 0,
             count: 2,
+            fixed: false,
             bytes: enc(&[Outcome::Ok(0), Outcome::Ok(1)]),
         });
         assert_eq!(collect::<u32>(ib, 4).unwrap(), vec![0, 1, 2, 3]);
@@ -232,6 +254,7 @@ mod tests {
         ib.arrivals.push(Arrival::Results {
             first: 0,
             count: 3,
+            fixed: false,
             bytes: enc(&[
                 Outcome::Ok(0),
                 Outcome::Panicked("p".into()),
@@ -259,6 +282,7 @@ mod tests {
             Arrival::Results {
                 first: 0,
                 count: 2,
+                fixed: false,
                 bytes: vec![0, 200],
             },
             |i, r| got.push((i, r.is_err())),

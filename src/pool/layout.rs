@@ -42,10 +42,14 @@ pub(crate) const MSG_INIT_FAILED: u8 = 3;
 /// Worker -> parent: the front piece cannot run (message follows).
 pub(crate) const MSG_FATAL: u8 = 4;
 
-/// `TASK` header: kind, seq, count, runner offset, runner hash.
-pub(crate) const TASK_HDR: usize = 1 + 4 + 4 + 8 + 8;
-/// `RESULTS` header: kind, seq, first, count.
-pub(crate) const RESULTS_HDR: usize = 1 + 4 + 4 + 4;
+/// `TASK` header: kind, seq, count, runner offset, runner hash, format.
+pub(crate) const TASK_HDR: usize = 1 + 4 + 4 + 8 + 8 + 1;
+/// `RESULTS` header: kind, seq, first, count, format.
+pub(crate) const RESULTS_HDR: usize = 1 + 4 + 4 + 4 + 1;
+/// Body format: postcard, back to back (results: `Outcome<R>` each).
+pub(crate) const FMT_POSTCARD: u8 = 0;
+/// Body format: 8 raw bytes per value (`fixed.rs`; results: all `Ok`).
+pub(crate) const FMT_FIXED: u8 = 1;
 
 /// A `TASK` message header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +58,7 @@ pub(crate) struct TaskHdr {
     pub count: u32,
     pub runner: u64,
     pub hash: u64,
+    pub fixed: bool,
 }
 
 impl TaskHdr {
@@ -64,6 +69,7 @@ impl TaskHdr {
         b[5..9].copy_from_slice(&self.count.to_le_bytes());
         b[9..17].copy_from_slice(&self.runner.to_le_bytes());
         b[17..25].copy_from_slice(&self.hash.to_le_bytes());
+        b[25] = if self.fixed { FMT_FIXED } else { FMT_POSTCARD };
         b
     }
 
@@ -77,6 +83,11 @@ impl TaskHdr {
             count: u32::from_le_bytes(msg[5..9].try_into().ok()?),
             runner: u64::from_le_bytes(msg[9..17].try_into().ok()?),
             hash: u64::from_le_bytes(msg[17..25].try_into().ok()?),
+            fixed: match msg[25] {
+                FMT_POSTCARD => false,
+                FMT_FIXED => true,
+                _ => return None,
+            },
         };
         Some((h, &msg[TASK_HDR..]))
     }
@@ -88,6 +99,7 @@ pub(crate) struct ResultsHdr {
     pub seq: u32,
     pub first: u32,
     pub count: u32,
+    pub fixed: bool,
 }
 
 impl ResultsHdr {
@@ -97,6 +109,7 @@ impl ResultsHdr {
         b[1..5].copy_from_slice(&self.seq.to_le_bytes());
         b[5..9].copy_from_slice(&self.first.to_le_bytes());
         b[9..13].copy_from_slice(&self.count.to_le_bytes());
+        b[13] = if self.fixed { FMT_FIXED } else { FMT_POSTCARD };
         b
     }
 
@@ -109,6 +122,11 @@ impl ResultsHdr {
             seq: u32::from_le_bytes(msg[1..5].try_into().ok()?),
             first: u32::from_le_bytes(msg[5..9].try_into().ok()?),
             count: u32::from_le_bytes(msg[9..13].try_into().ok()?),
+            fixed: match msg[13] {
+                FMT_POSTCARD => false,
+                FMT_FIXED => true,
+                _ => return None,
+            },
         })
     }
 }
@@ -290,6 +308,7 @@ mod tests {
             count: 3,
             runner: 0xdead_beef_0000_0001,
             hash: 42,
+            fixed: true,
         };
         let mut msg = t.encode().to_vec();
         msg.extend_from_slice(b"args");
@@ -299,6 +318,7 @@ mod tests {
             seq: 1,
             first: 2,
             count: 3,
+            fixed: false,
         };
         assert_eq!(ResultsHdr::decode(&r.encode()), Some(r));
     }

@@ -10,6 +10,7 @@
 //! The protocol and its failure cases are in `docs/protocols/pool.md`.
 
 mod dispatch;
+mod fixed;
 mod iter;
 mod job;
 mod layout;
@@ -578,6 +579,7 @@ fn new_piece(job: &Arc<Job>, runner: (u64, u64), first: u64) -> Piece {
         job: job.clone(),
         first,
         runner,
+        fixed: false,
         data: Vec::new(),
         offsets: Vec::new(),
         retried: false,
@@ -597,12 +599,45 @@ impl Encoder {
         }
     }
 
-    /// Encodes the next task's argument.
+    /// Encodes the next task's argument: 8 raw bytes if it is a scalar and
+    /// the piece is in that format, postcard otherwise (a scalar piece that
+    /// meets a non-scalar is cut, so each piece has one format).
     pub(crate) fn push<A: Serialize>(&mut self, a: &A) -> std::result::Result<(), Fail> {
         let index = self.next;
-        let p = self
-            .cur
-            .get_or_insert_with(|| new_piece(&self.job, self.runner, index));
+        let fx = fixed::encode(a);
+        if self.cur.as_ref().is_some_and(|p| p.fixed && fx.is_none()) {
+            self.cut();
+        }
+        let p = self.cur.get_or_insert_with(|| {
+            let mut p = new_piece(&self.job, self.runner, index);
+            p.fixed = fx.is_some();
+            p
+        });
+        let offset = match fx {
+            Some(bytes) if p.fixed => {
+                let mark = p.data.len();
+                p.data.extend_from_slice(&bytes);
+                mark
+            }
+            _ => self.encode_slow(a, index)?,
+        };
+        let Some(p) = self.cur.as_mut() else {
+            return Ok(());
+        };
+        p.offsets.push(offset as u32);
+        self.next += 1;
+        if p.offsets.len() >= self.chunk || p.data.len() >= PIECE_BYTES {
+            self.cut();
+        }
+        Ok(())
+    }
+
+    /// Postcard-encodes `a` at the end of the current piece (cutting first
+    /// if it would not fit with the tasks before it); returns its offset.
+    fn encode_slow<A: Serialize>(&mut self, a: &A, index: u64) -> std::result::Result<usize, Fail> {
+        let Some(p) = self.cur.as_mut() else {
+            return Ok(0);
+        };
         let mark = p.data.len();
         if let Err(e) = layout::encode_into(a, &mut p.data) {
             p.data.truncate(mark);
@@ -625,19 +660,9 @@ impl Encoder {
             self.cut();
             let p = self.cur.insert(new_piece(&self.job, self.runner, index));
             p.data = bytes;
-            p.offsets.push(0);
-        } else {
-            p.offsets.push(mark as u32);
+            return Ok(0);
         }
-        self.next += 1;
-        let p = self
-            .cur
-            .as_ref()
-            .map_or((0, 0), |p| (p.offsets.len(), p.data.len()));
-        if p.0 >= self.chunk || p.1 >= PIECE_BYTES {
-            self.cut();
-        }
-        Ok(())
+        Ok(mark)
     }
 
     /// Ends the current piece (if any).

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::fixed;
 use super::layout::{
     PoolSeg, ResultsHdr, TaskHdr, MSG_FATAL, MSG_INIT_FAILED, MSG_READY, MSG_STOP, RESULTS_HDR,
 };
@@ -99,7 +100,7 @@ fn runner_hash<G: Invoke<A>, A>() -> u64 {
 
 /// Runs `count` tasks of one piece: decode an argument, mark it as held,
 /// call the function under `catch_unwind`, encode the outcome.
-fn run<G, A>(hash: u64, mut input: &[u8], count: u32, em: &mut Emitter<'_>) -> Result<(), String>
+fn run<G, A>(hash: u64, input: &[u8], count: u32, em: &mut Emitter<'_>) -> Result<(), String>
 where
     G: Invoke<A>,
     A: DeserializeOwned,
@@ -112,14 +113,22 @@ where
         ));
     }
     let g = entry::conjure::<G>().ok_or("task function is not zero-sized")?;
+    let bad = |k: u32, e: &dyn std::fmt::Display| {
+        format!(
+            "argument {k} of type {} does not decode: {e}",
+            std::any::type_name::<A>()
+        )
+    };
+    let mut rest = input;
     for k in 0..count {
-        let (arg, rest) = postcard::take_from_bytes::<A>(input).map_err(|e| {
-            format!(
-                "argument {k} of type {} does not decode: {e}",
-                std::any::type_name::<A>()
-            )
-        })?;
-        input = rest;
+        let arg = if em.fixed_args {
+            let at = k as usize * fixed::WIDTH;
+            fixed::decode::<A>(input.get(at..).unwrap_or(&[])).map_err(|e| bad(k, &e))?
+        } else {
+            let (arg, r) = postcard::take_from_bytes::<A>(rest).map_err(|e| bad(k, &e))?;
+            rest = r;
+            arg
+        };
         em.begin(k);
         let out = match in_task(|| g.invoke(arg)) {
             Ok(r) => Outcome::Ok(r),
@@ -166,8 +175,12 @@ pub(crate) struct Emitter<'a> {
     ring: &'a Ring,
     current: &'a AtomicU64,
     seq: u32,
+    /// The piece's arguments are 8-byte scalars.
+    fixed_args: bool,
     first: u32,
     count: u32,
+    /// The buffered results are 8-byte `Ok` scalars (else postcard `Outcome`s).
+    fixed: bool,
     buf: Vec<u8>,
 }
 
@@ -182,6 +195,27 @@ impl Emitter<'_> {
     }
 
     fn push<R: Serialize>(&mut self, out: &Outcome<R>) -> Result<(), String> {
+        // Fast path: an `Ok` scalar joins a buffer of scalars.
+        let fx = match out {
+            Outcome::Ok(r) => fixed::encode(r),
+            _ => None,
+        };
+        if fx.is_some() != self.fixed && self.count > 0 {
+            self.flush(); // one format per message
+        }
+        self.fixed = fx.is_some();
+        if let Some(bytes) = fx {
+            self.buf.extend_from_slice(&bytes);
+            self.count += 1;
+            if self.buf.len() >= FLUSH {
+                self.flush();
+            }
+            return Ok(());
+        }
+        self.push_slow(out)
+    }
+
+    fn push_slow<R: Serialize>(&mut self, out: &Outcome<R>) -> Result<(), String> {
         let mark = self.buf.len();
         let max = self.ring.max_message() - RESULTS_HDR;
         let encoded = super::layout::encode_into(out, &mut self.buf);
@@ -222,6 +256,7 @@ impl Emitter<'_> {
             seq: self.seq,
             first: self.first,
             count: self.count,
+            fixed: self.fixed,
         }
         .encode();
         send(self.ring, &[&hdr, &self.buf]);
@@ -311,8 +346,10 @@ fn serve(tasks: &Ring, results: &Ring, current: &AtomicU64, max_tasks: u64) {
         ring: results,
         current,
         seq: 0,
+        fixed_args: false,
         first: 0,
         count: 0,
+        fixed: false,
         buf: Vec::with_capacity(FLUSH + 1024),
     };
     loop {
@@ -331,6 +368,7 @@ fn serve(tasks: &Ring, results: &Ring, current: &AtomicU64, max_tasks: u64) {
             abort("a task message that does not decode");
         };
         em.seq = hdr.seq;
+        em.fixed_args = hdr.fixed;
         em.first = 0;
         em.count = 0;
         em.buf.clear();
@@ -375,7 +413,7 @@ mod tests {
 
     fn run_here<G: Invoke<A>, A: DeserializeOwned + Serialize>(
         args: &[A],
-    ) -> Vec<Outcome<G::Output>>
+    ) -> Vec<crate::Result<G::Output>>
     where
         G::Output: Serialize + DeserializeOwned,
     {
@@ -393,8 +431,10 @@ mod tests {
             ring: &ring,
             current: cur,
             seq: 9,
+            fixed_args: false,
             first: 0,
             count: 0,
+            fixed: false,
             buf: Vec::new(),
         };
         quiet_panics_in_tasks();
@@ -403,41 +443,49 @@ mod tests {
         em.flush();
         assert_eq!(cur.load(Ordering::Relaxed), 9 << 32 | args.len() as u64);
         let mut msg = Vec::new();
-        assert!(ring.try_recv(&mut msg).unwrap());
-        let h = ResultsHdr::decode(&msg).unwrap();
-        assert_eq!((h.seq, h.first, h.count), (9, 0, args.len() as u32));
-        let mut rest = &msg[RESULTS_HDR..];
         let mut outs = Vec::new();
-        for _ in 0..h.count {
-            let (o, r) = postcard::take_from_bytes::<Outcome<G::Output>>(rest).unwrap();
-            outs.push(o);
-            rest = r;
+        while ring.try_recv(&mut msg).unwrap() {
+            let h = ResultsHdr::decode(&msg).unwrap();
+            assert_eq!((h.seq, h.first), (9, outs.len() as u32));
+            let a = super::super::job::Arrival::Results {
+                fixed: h.fixed,
+                first: u64::from(h.first),
+                count: h.count,
+                bytes: msg[RESULTS_HDR..].to_vec(),
+            };
+            super::super::job::decode::<G::Output>(a, |_, r| outs.push(r));
         }
+        assert_eq!(outs.len(), args.len());
         outs
     }
 
     #[test]
     fn runner_runs_and_catches_panics() {
-        fn sq<G: Invoke<u64, Output = u64>>(_: G) -> Vec<Outcome<u64>> {
+        fn sq<G: Invoke<u64, Output = u64>>(_: G) -> Vec<crate::Result<u64>> {
             run_here::<G, u64>(&[1, 2, 3])
         }
-        let outs = sq(Map(square));
-        assert!(matches!(
-            outs[..],
-            [Outcome::Ok(1), Outcome::Ok(4), Outcome::Ok(9)]
-        ));
-        fn bm<G: Invoke<u32, Output = u32>>(_: G) -> Vec<Outcome<u32>> {
+        let outs: Vec<u64> = sq(Map(square)).into_iter().map(Result::unwrap).collect();
+        assert_eq!(outs, [1, 4, 9]);
+        fn bm<G: Invoke<u32, Output = u32>>(_: G) -> Vec<crate::Result<u32>> {
             run_here::<G, u32>(&[1, 2, 3])
         }
         let outs = bm(Map(boom));
-        assert!(matches!(&outs[1], Outcome::Panicked(m) if m == "boom at 2"));
-        assert!(matches!(outs[2], Outcome::Ok(3)));
-        fn st<G: Invoke<(u32, u32), Output = u32>>(_: G) -> Vec<Outcome<u32>> {
+        assert!(matches!(outs[0], Ok(1)));
+        assert!(
+            matches!(&outs[1], Err(crate::Error::TaskPanicked { message }) if message == "boom at 2")
+        );
+        assert!(matches!(outs[2], Ok(3)));
+        fn st<G: Invoke<(u32, u32), Output = u32>>(_: G) -> Vec<crate::Result<u32>> {
             run_here::<G, (u32, u32)>(&[(1, 2), (3, 4)])
         }
-        assert!(matches!(
-            st(Star(add))[..],
-            [Outcome::Ok(3), Outcome::Ok(7)]
-        ));
+        assert!(matches!(st(Star(add))[..], [Ok(3), Ok(7)]));
+        fn strings<G: Invoke<String, Output = String>>(_: G) -> Vec<crate::Result<String>> {
+            run_here::<G, String>(&["a".into(), "b".into()])
+        }
+        let outs: Vec<String> = strings(Map(|s: String| s + "!"))
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(outs, ["a!", "b!"]);
     }
 }
