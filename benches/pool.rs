@@ -39,6 +39,31 @@ fn main() -> shmproc::Result<()> {
     let n: u64 = if quick { 200_000 } else { 1_000_000 };
     let runs = if quick { 3 } else { 7 };
     let pool = Pool::new(2)?;
+    if std::env::var_os("SHMPROC_BENCH_APPLY_ONLY").is_some() {
+        for _ in 0..5 {
+            let t = Instant::now();
+            for i in 0..5000 {
+                pool.apply_async(square, i).unwrap().get().unwrap();
+            }
+            println!(
+                "apply round trip: {:.1} us",
+                t.elapsed().as_secs_f64() * 1e6 / 5000.0
+            );
+        }
+        return Ok(());
+    }
+    if std::env::var_os("SHMPROC_BENCH_IMAP_ONLY").is_some() {
+        for _ in 0..10 {
+            let t = best(1, || {
+                pool.imap(square, 0..100_000u64)
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .count()
+            });
+            println!("pool.imap: {:.0} k tasks/s", 1e5 / t.as_secs_f64() / 1e3);
+        }
+        return Ok(());
+    }
     if std::env::var_os("SHMPROC_BENCH_MAP_ONLY").is_some() {
         for _ in 0..20 {
             let t = best(1, || pool.map(square, 0..n).unwrap());

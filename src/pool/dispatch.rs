@@ -143,6 +143,9 @@ pub(crate) struct Core {
     /// Callers spinning on the state right now (the supervisor then does
     /// not arm the doorbell, so workers do not pay for waking it).
     pumpers: AtomicUsize,
+    /// Callers asleep on a job's condvar: only then (or with work queued
+    /// in the parent) must results wake the supervisor.
+    sleepers: AtomicUsize,
     pub(crate) size: usize,
 }
 
@@ -186,6 +189,7 @@ impl Core {
             seg,
             state: Mutex::new(state),
             pumpers: AtomicUsize::new(0),
+            sleepers: AtomicUsize::new(0),
             size,
         }))
     }
@@ -244,19 +248,27 @@ impl Core {
         if met {
             return true;
         }
+        // SeqCst: the supervisor must see us asleep before it decides not
+        // to arm the doorbell (it re-checks after arming; see `supervise`).
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
         self.wake_supervisor();
         let mut ib = job.inbox.lock();
+        let mut met = true;
         while !done(&ib) {
             match deadline {
                 None => job.cv.wait(&mut ib),
                 Some(d) => {
                     if job.cv.wait_until(&mut ib, d).timed_out() {
-                        return done(&ib);
+                        met = done(&ib);
+                        break;
                     }
                 }
             }
         }
-        true
+        drop(ib);
+        // Relaxed: a hint for the supervisor's next round.
+        self.sleepers.fetch_sub(1, Ordering::Relaxed);
+        met
     }
 
     /// The supervisor thread's loop: pump, then sleep on the doorbell (or a
@@ -264,21 +276,23 @@ impl Core {
     pub(crate) fn supervise(self: Arc<Core>) {
         let bell = self.seg.doorbell();
         loop {
-            let slice = {
+            let (slice, queued) = {
                 let mut st = self.state.lock();
                 st.pump(true);
                 if st.finished() {
                     return;
                 }
-                if st.busy() {
-                    BUSY_SLICE
-                } else {
-                    IDLE_SLICE
-                }
+                let slice = if st.busy() { BUSY_SLICE } else { IDLE_SLICE };
+                (slice, !st.pending.is_empty())
             };
             let deadline = Some(Instant::now() + slice);
-            // Relaxed: a hint; a stale value costs one extra slice at most.
-            if self.pumpers.load(Ordering::Relaxed) > 0 {
+            // Results need the supervisor only if someone sleeps waiting for
+            // them or work is queued here for a worker with room; otherwise
+            // a caller pumps for itself, and waking us would only make two
+            // threads fight over the state. Relaxed/SeqCst: see `wait_job`;
+            // a stale value costs one slice at most.
+            let wanted = queued || self.sleepers.load(Ordering::SeqCst) > 0;
+            if self.pumpers.load(Ordering::Relaxed) > 0 || !wanted {
                 Futex.wait(bell, 0, deadline);
                 continue;
             }
@@ -728,6 +742,6 @@ impl Worker {
     /// Whether another piece may go to this worker now: double-buffering
     /// for big pieces, a deeper pipeline for tiny ones.
     fn has_room(&self) -> bool {
-        self.inflight.len() < 2 || (self.inflight.len() < 64 && self.items < 64)
+        self.inflight.len() < 2 || (self.inflight.len() < 128 && self.items < 128)
     }
 }

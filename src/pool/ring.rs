@@ -322,6 +322,9 @@ pub(crate) fn sleep_until(
         }
         i = i.wrapping_add(1);
         if i % 64 == 0 {
+            // Give the core away now and then: with more processes than
+            // cores the one we wait for may need it.
+            std::thread::yield_now();
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
                 return false;
