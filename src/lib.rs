@@ -11,13 +11,19 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[cfg(not(loom))]
+pub mod array;
 mod error;
 pub mod pool;
 pub mod process;
 pub mod segment;
 pub mod sync;
 pub mod sys;
+#[cfg(not(loom))]
+pub mod value;
 
+#[cfg(not(loom))]
+pub use array::{Array, ArrayGuard, RawArray};
 pub use error::{Error, Result};
 pub use pool::{AsyncResult, Imap, Pool, PoolBuilder};
 pub use process::{
@@ -25,3 +31,7 @@ pub use process::{
     StartMethod,
 };
 pub use segment::unlink;
+#[cfg(not(loom))]
+pub use sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
+#[cfg(not(loom))]
+pub use value::{AtomicInt, RawValue, Value, ValueGuard};

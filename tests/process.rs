@@ -258,6 +258,29 @@ fn join_timeout_then_join() {
 }
 
 #[test]
+fn sentinel_becomes_readable_when_the_child_ends() {
+    shmproc::init();
+    let mut r = Reaper::new();
+    let p = r.watch(Process::spawn(sleep_secs, 60u64).unwrap());
+    let Some(fd) = p.sentinel() else {
+        return; // kernel without pidfd: join covers it
+    };
+    let readable = |ms: i32| {
+        let mut pfd = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd on our stack; `fd` is borrowed from `p`.
+        unsafe { libc::poll(&mut pfd, 1, ms) == 1 }
+    };
+    assert!(!readable(0));
+    p.kill().unwrap();
+    assert!(readable(WATCHDOG.as_millis() as i32));
+    assert_eq!(join(&p), -9);
+}
+
+#[test]
 fn is_alive_transitions() {
     shmproc::init();
     let mut r = Reaper::new();
@@ -313,6 +336,10 @@ fn fork_with_capturing_closure() {
     );
     assert_eq!(join(&p), 0);
     assert_eq!(cell.get(), 18);
+    let c = Cell(cell.0.clone());
+    let p = r.watch(Process::builder().spawn_fork(move || c.set(19)).unwrap());
+    assert_eq!(join(&p), 0);
+    assert_eq!(cell.get(), 19);
     let p = r.watch(
         Process::builder()
             .start_method(StartMethod::Fork)
@@ -375,8 +402,10 @@ fn named_segment_reaches_child() {
 fn anonymous_handle_outside_launcher_is_an_error() {
     let cell = Cell::create(None);
     assert!(postcard::to_stdvec(&cell).is_err());
-    let e = cell.0.to_wire().unwrap_err();
+    // Through the crate's codec the reason survives postcard's generic error.
+    let e = shmproc::segment::transfer::encode(&cell, "a test cell").unwrap_err();
     let msg = e.to_string();
+    assert!(matches!(e, shmproc::Error::InvalidArgument { .. }), "{msg}");
     assert!(
         msg.contains("anonymous") && msg.contains("Process::spawn"),
         "{msg}"

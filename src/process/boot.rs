@@ -68,10 +68,17 @@ pub(crate) fn exe_identity() -> Result<(u64, u64)> {
 /// (see [`mark_started`]).
 ///
 /// # Errors
-/// Encoding or OS errors.
+/// Encoding or OS errors; `MessageTooLarge` for a record over 1 GiB.
 pub(crate) fn write(boot: &Boot) -> Result<OwnedFd> {
     let mut bytes = postcard::to_stdvec(boot).map_err(|e| Error::codec("launch record", e))?;
     bytes.push(0);
+    if bytes.len() as u64 > MAX_BOOT_LEN {
+        // The child would not take it for a launch record.
+        return Err(Error::MessageTooLarge {
+            size: bytes.len(),
+            max: MAX_BOOT_LEN as usize,
+        });
+    }
     let fd = nix::sys::memfd::memfd_create(c"shmproc.boot", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
         .map_err(|e| Error::os("memfd_create for a launch record", e))?;
     let mut file = File::from(fd);
@@ -132,16 +139,19 @@ pub(crate) fn read(fd: RawFd, nonce: u64) -> Result<Option<(Boot, File)>> {
         return Ok(None);
     }
     // The record starts with postcard varints: version, then the nonce. Read
-    // the whole file only after checking the nonce, through a borrowed File
-    // that is not closed yet.
+    // the whole file only after checking the nonce, through a File that does
+    // not close the descriptor until it proves to be ours.
     // SAFETY: `fd` is open (fstat succeeded); ManuallyDrop keeps it open if
     // this turns out not to be our record.
     let file =
         std::mem::ManuallyDrop::new(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) });
-    let mut bytes = vec![0u8; len as usize];
-    file.read_exact_at(&mut bytes, 0)
-        .map_err(|e| Error::os("reading the launch record", e))?;
-    let head: (u32, u64) = match postcard::take_from_bytes::<(u32, u64)>(&bytes) {
+    // Varints: at most 5 bytes for the version, 10 for the nonce.
+    let mut head = [0u8; 15];
+    let head_len = head.len().min(len as usize);
+    if file.read_exact_at(&mut head[..head_len], 0).is_err() {
+        return Ok(None);
+    }
+    let head: (u32, u64) = match postcard::take_from_bytes::<(u32, u64)>(&head[..head_len]) {
         Ok((head, _)) => head,
         Err(_) => return Ok(None),
     };
@@ -157,6 +167,9 @@ pub(crate) fn read(fd: RawFd, nonce: u64) -> Result<Option<(Boot, File)>> {
             found: format!("version {}", head.0),
         });
     }
+    let mut bytes = vec![0u8; len as usize];
+    file.read_exact_at(&mut bytes, 0)
+        .map_err(|e| Error::os("reading the launch record", e))?;
     // The last byte is the started flag, not part of the record.
     postcard::from_bytes(&bytes[..bytes.len() - 1])
         .map(|b| Some((b, file)))

@@ -115,6 +115,31 @@ impl Builder {
         Ok(self)
     }
 
+    /// Forks a child that runs the closure `f` (which may capture anything),
+    /// whatever start method was set: shorthand for
+    /// `.start_method(StartMethod::Fork).spawn(|()| f(), ())`. The
+    /// [`StartMethod::Fork`] caveat about threads applies.
+    ///
+    /// # Errors
+    /// OS errors from `fork`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// shmproc::init();
+    /// let greeting = String::from("hello");
+    /// let p = shmproc::Process::builder().spawn_fork(move || println!("{greeting}"))?;
+    /// assert_eq!(p.join()?, 0);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn spawn_fork<F, R>(self, f: F) -> Result<Process>
+    where
+        F: FnOnce() -> R,
+        R: EntryReturn,
+    {
+        self.start_method(StartMethod::Fork)
+            .spawn(move |()| f(), ())
+    }
+
     /// Launches `f(args)` in a new process.
     ///
     /// With [`StartMethod::Spawn`], `f` must be a fn item or a non-capturing

@@ -37,13 +37,9 @@ where
              copies of itself",
         ));
     }
-    let (bytes, fds) = transfer::export_scope(|| postcard::to_stdvec(args));
-    let bytes = bytes.map_err(|e| {
-        Error::codec(
-            format!("arguments of type {}", std::any::type_name::<A>()),
-            e,
-        )
-    })?;
+    let context = format!("arguments of type {}", std::any::type_name::<A>());
+    let (bytes, fds) = transfer::export_scope(|| transfer::encode(args, &context));
+    let bytes = bytes?;
     let (child_args, hide_banner) = child_args(&b.child_args)?;
     // The parent's stdout, for a child whose own stdout hides libtest's banner.
     let stdout = if hide_banner {
@@ -176,4 +172,27 @@ fn is_test_binary() -> bool {
         .ok()
         .and_then(|p| p.parent().and_then(|d| d.file_name()).map(|d| d == "deps"))
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_thread_selects_its_own_test() {
+        // Unit tests run from target/<profile>/deps/, on a thread named after the test.
+        let (args, hide) = child_args(&ChildArgs::Auto).unwrap();
+        let me = std::thread::current().name().unwrap().to_owned();
+        assert!(me.ends_with("test_thread_selects_its_own_test"), "{me}");
+        assert_eq!(args[0], OsString::from(&me));
+        assert!(args.contains(&OsString::from("--exact")));
+        assert!(hide);
+        let (raw, hide) = child_args(&ChildArgs::Raw(vec!["a".into()])).unwrap();
+        assert_eq!((raw, hide), (vec![OsString::from("a")], false));
+        let unnamed = std::thread::spawn(|| child_args(&ChildArgs::Auto).is_err());
+        assert!(
+            unnamed.join().unwrap(),
+            "an unnamed thread of a test binary is refused"
+        );
+    }
 }

@@ -17,7 +17,7 @@ mod fork;
 mod launch;
 mod registry;
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -190,6 +190,11 @@ impl Shared {
                     }
                     // Readable means ended; the next poll reaps it. A
                     // concurrent reaper may have won: poll sees that too.
+                    // Should the kernel report readiness before waitpid
+                    // can reap, a short nap keeps this from spinning.
+                    if self.poll()? == State::Running {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
                 }
                 None => {
                     // No pidfd (kernel < 5.3): poll with a growing sleep.
@@ -375,6 +380,15 @@ impl Process {
     /// Whether the child is a daemon (killed when its parent dies).
     pub fn daemon(&self) -> bool {
         self.shared.daemon
+    }
+
+    /// A descriptor that becomes readable (`poll`/`epoll` `POLLIN`) when the
+    /// child ends, like Python's `sentinel`: a supervisor can wait for any
+    /// of many children at once. `None` on kernels without pidfd (< 5.3).
+    /// Reading it is not reaping: call [`join`](Self::join) or
+    /// [`exitcode`](Self::exitcode) afterwards.
+    pub fn sentinel(&self) -> Option<BorrowedFd<'_>> {
+        self.shared.pidfd.as_ref().map(|fd| fd.as_fd())
     }
 
     /// The start method the child was launched with.

@@ -235,3 +235,28 @@ pub fn active_children() -> Vec<super::Process> {
         .map(super::Process::from_shared)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names_follow_python() {
+        let g = Globals::main_process();
+        assert_eq!(g.next_child(), (vec![1], "Process-1".to_string()));
+        assert_eq!(g.next_child(), (vec![2], "Process-2".to_string()));
+        let mut child = Globals::main_process();
+        child.identity = vec![3];
+        assert_eq!(child.next_child(), (vec![3, 1], "Process-3:1".to_string()));
+    }
+
+    #[test]
+    fn main_process_identity() {
+        let me = current_process();
+        assert_eq!(me.pid(), std::process::id());
+        assert!(!me.daemon() && me.is_alive());
+        assert!(parent_process().is_none());
+        let gone = ProcessInfo::new("x".into(), me.pid(), false, me.start + 1);
+        assert!(!gone.is_alive(), "another start time is another process");
+    }
+}
