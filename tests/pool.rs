@@ -435,6 +435,71 @@ fn failing_initializer_is_a_clear_error() {
     }
 }
 
+/// Succeeds in the first worker only: it leaves a marker file behind.
+fn init_once(marker: String) -> Result<(), String> {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&marker)
+    {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("marker {marker} already there: {e}")),
+    }
+}
+
+#[test]
+fn initializer_failing_in_a_replacement_breaks_the_pool() {
+    shmproc::init();
+    let _w = Watchdog::new("replacement initializer");
+    let marker = std::env::temp_dir().join(format!("shmproc-pool-init-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let m = marker.to_string_lossy().into_owned();
+    let pool = Pool::builder()
+        .processes(1)
+        .initializer(init_once, m)
+        .build()
+        .unwrap();
+    assert_eq!(pool.apply(square, 2).unwrap(), 4);
+    assert!(matches!(
+        pool.apply(sigkill_on_15, 15),
+        Err(Error::WorkerDied { .. })
+    ));
+    // The replacement's initializer fails: every later task says why.
+    let r = pool.apply_async(square, 3).unwrap().get();
+    let _ = std::fs::remove_file(&marker);
+    match r {
+        Err(Error::TaskPanicked { message }) => {
+            assert!(message.contains("already there"), "{message}")
+        }
+        other => panic!("expected the initializer's error, found {other:?}"),
+    }
+    assert!(matches!(
+        pool.map(square, 0..3u64),
+        Err(Error::TaskPanicked { .. })
+    ));
+}
+
+#[test]
+fn imap_started_before_close_finishes_after_join() {
+    shmproc::init();
+    let _w = Watchdog::new("imap after join");
+    let pool = Pool::new(2).unwrap();
+    let mut it = pool.imap(square, 0..2000u64).unwrap();
+    assert_eq!(it.next().unwrap().unwrap(), 0);
+    pool.close();
+    pool.join().unwrap();
+    // What was sent before join came back in order; what was outstanding
+    // fails with Closed; then the iterator ends without pulling more input.
+    let rest: Vec<_> = it.collect();
+    assert!(rest.len() < 1999, "the input is not drained after join");
+    let ok = rest.iter().take_while(|r| r.is_ok()).count();
+    assert!(ok >= 1);
+    for (i, r) in rest.iter().enumerate().take(ok) {
+        assert_eq!(*r.as_ref().unwrap(), square(i as u64 + 1));
+    }
+    assert!(rest[ok..].iter().all(|r| matches!(r, Err(Error::Closed))));
+}
+
 #[test]
 fn maxtasksperchild_replaces_workers() {
     shmproc::init();

@@ -391,7 +391,8 @@ impl Core {
 impl State {
     /// Why a new piece cannot be served, if it cannot.
     pub(crate) fn fail_reason(&self) -> Option<Fail> {
-        if self.mode == Mode::Terminated {
+        // After join() the workers are gone (or going): nothing would run it.
+        if matches!(self.mode, Mode::Terminated | Mode::Joining) {
             return Some(Fail::Closed);
         }
         self.broken.clone()

@@ -153,7 +153,10 @@ impl<T> AsyncResult<T> {
 /// The streaming iterator of [`Pool::imap`](super::Pool::imap) and
 /// [`Pool::imap_unordered`](super::Pool::imap_unordered): yields one
 /// `Result<R>` per input item. It pulls input lazily, keeping a bounded
-/// number of tasks outstanding. Dropping it early abandons the rest.
+/// number of tasks outstanding. Dropping it early abandons the rest. If the
+/// pool stops serving (terminated, joined, or broken by a failing
+/// initializer), the outstanding tasks yield that error and the iterator
+/// ends without pulling more input (which may be endless).
 pub struct Imap<I, R> {
     core: Arc<Core>,
     input: Option<I>,
