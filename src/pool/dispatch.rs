@@ -214,8 +214,16 @@ impl Core {
         self.wake_supervisor();
     }
 
+    /// Wakes the supervisor: changes the doorbell word first, so a wake-up
+    /// that comes between its decision to sleep and its futex wait is not
+    /// lost (the wait finds another value and returns).
     pub(crate) fn wake_supervisor(&self) {
-        Futex.wake(self.seg.doorbell(), u32::MAX);
+        let bell = self.seg.doorbell();
+        // SeqCst: ordered after the caller's own SeqCst store (e.g.
+        // `sleepers`), against the supervisor's load of the word then of
+        // that state.
+        bell.fetch_add(2, Ordering::SeqCst);
+        Futex.wake(bell, u32::MAX);
     }
 
     /// Waits until `done()` holds (checked under the job's inbox lock) or
@@ -230,6 +238,7 @@ impl Core {
         // Relaxed: a counter read as a hint by the supervisor.
         self.pumpers.fetch_add(1, Ordering::Relaxed);
         let mut met = false;
+        let mut i = 0u32;
         loop {
             if let Some(mut st) = self.state.try_lock() {
                 st.pump(false);
@@ -238,9 +247,14 @@ impl Core {
                 met = true;
                 break;
             }
-            let now = Instant::now();
-            if now - start >= super::ring::SPIN || deadline.is_some_and(|d| now >= d) {
-                break;
+            i = i.wrapping_add(1);
+            if i % 8 == 0 {
+                // More runnable processes than cores: let a worker have ours.
+                std::thread::yield_now();
+                let now = Instant::now();
+                if now - start >= super::ring::SPIN || deadline.is_some_and(|d| now >= d) {
+                    break;
+                }
             }
             std::hint::spin_loop();
         }
@@ -276,6 +290,9 @@ impl Core {
     pub(crate) fn supervise(self: Arc<Core>) {
         let bell = self.seg.doorbell();
         loop {
+            // SeqCst: read before the state that decides how to sleep (see
+            // `wake_supervisor`).
+            let seen = bell.load(Ordering::SeqCst);
             let (slice, queued) = {
                 let mut st = self.state.lock();
                 st.pump(true);
@@ -293,7 +310,9 @@ impl Core {
             // a stale value costs one slice at most.
             let wanted = queued || self.sleepers.load(Ordering::SeqCst) > 0;
             if self.pumpers.load(Ordering::Relaxed) > 0 || !wanted {
-                Futex.wait(bell, 0, deadline);
+                Futex.wait(bell, seen, deadline);
+                // Relaxed: a new round reads the word afresh.
+                bell.store(0, Ordering::Relaxed);
                 continue;
             }
             // SeqCst: Dekker pair with the workers' publish then bell load.
