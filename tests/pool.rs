@@ -94,6 +94,19 @@ fn exit_on_3(x: u64) -> u64 {
     x
 }
 
+/// Runs out of memory: the allocation fails under a small address-space
+/// limit and Rust aborts, as a worker hit by the OOM killer would die.
+fn oom(mib: usize) -> usize {
+    let limit = libc::rlimit {
+        rlim_cur: 64 << 20,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads the struct we pass; it only lowers our own limit.
+    unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) };
+    let v = vec![1u8; mib << 20];
+    v.len()
+}
+
 fn sleep_ms(ms: u64) -> u64 {
     std::thread::sleep(Duration::from_millis(ms));
     ms
@@ -358,6 +371,31 @@ fn abort_and_exit_are_worker_deaths() {
         "{r:?}"
     );
     assert_eq!(pool.map(abort_on_3, 4..8u64).unwrap(), [4, 5, 6, 7]);
+}
+
+#[test]
+fn out_of_memory_is_a_worker_death() {
+    shmproc::init();
+    let _w = Watchdog::new("oom");
+    let pool = Pool::new(1).unwrap();
+    let r = pool.apply(oom, 4096);
+    assert!(
+        matches!(
+            r,
+            Err(Error::WorkerDied {
+                signal: Some(libc::SIGABRT),
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    assert_eq!(pool.apply(square, 6).unwrap(), 36);
+}
+
+#[test]
+fn zero_processes_is_an_error() {
+    shmproc::init();
+    assert!(matches!(Pool::new(0), Err(Error::InvalidArgument { .. })));
 }
 
 #[test]

@@ -353,6 +353,10 @@ impl Core {
                 let _ = p.join();
             }
         }
+        drop(procs);
+        // The launcher's registry keeps reaped children (and their pidfds)
+        // until its next sweep: sweep now.
+        crate::process::active_children();
         self.wake_supervisor();
     }
 
@@ -376,6 +380,7 @@ impl Core {
                 }
                 if st.workers.iter().all(|w| w.proc.is_none()) {
                     drop(st);
+                    crate::process::active_children(); // see `terminate`
                     self.wake_supervisor();
                     return;
                 }
