@@ -80,6 +80,15 @@ fn sigkill_on_15(x: u64) -> u64 {
     x
 }
 
+/// As `sigkill_on_15`, for arguments that travel as postcard, not scalars.
+fn sigkill_on_kill(s: String) -> String {
+    if s == "kill" {
+        // SAFETY: raise only sends a signal to this process.
+        unsafe { libc::raise(libc::SIGKILL) };
+    }
+    s.to_uppercase()
+}
+
 fn abort_on_3(x: u64) -> u64 {
     if x == 3 {
         std::process::abort();

@@ -47,34 +47,51 @@ pub(crate) struct Piece {
     pub fixed: bool,
     /// Encoded arguments, back to back.
     pub data: Vec<u8>,
-    /// Byte offset of each task's argument in `data`.
+    /// Number of tasks.
+    pub count: u32,
+    /// Byte offset of each task's argument in `data`, for postcard pieces of
+    /// more than one task (scalar task `k` is at `8 * k`; a lone task at 0):
+    /// a piece of one tiny task costs no allocation for this.
     pub offsets: Vec<u32>,
     /// Already re-dispatched once after a worker's death.
     pub retried: bool,
 }
 
 impl Piece {
-    fn count(&self) -> u32 {
-        self.offsets.len() as u32
+    pub(crate) fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Byte offset of task `k` (`k == count` gives the end).
+    fn offset(&self, k: u32) -> usize {
+        if k >= self.count {
+            self.data.len()
+        } else if self.fixed {
+            k as usize * super::fixed::WIDTH
+        } else if self.count == 1 {
+            0
+        } else {
+            self.offsets[k as usize] as usize
+        }
     }
 
     /// Tasks `a..b` as a piece of their own (for re-dispatch).
     fn sub(&self, a: u32, b: u32) -> Piece {
-        let start = self.offsets[a as usize] as usize;
-        let end = self
-            .offsets
-            .get(b as usize)
-            .map_or(self.data.len(), |&o| o as usize);
+        let (start, end) = (self.offset(a), self.offset(b));
+        let count = b - a;
+        let offsets = if self.fixed || count == 1 {
+            Vec::new()
+        } else {
+            (a..b).map(|k| (self.offset(k) - start) as u32).collect()
+        };
         Piece {
             job: self.job.clone(),
             first: self.first + u64::from(a),
             runner: self.runner,
             fixed: self.fixed,
             data: self.data[start..end].to_vec(),
-            offsets: self.offsets[a as usize..b as usize]
-                .iter()
-                .map(|o| o - start as u32)
-                .collect(),
+            count,
+            offsets,
             retried: true,
         }
     }
@@ -210,8 +227,13 @@ impl Core {
         }
         st.pending.extend(pieces);
         st.pump(false);
+        // Work left queued here needs the supervisor (to send it when a
+        // worker has room); what went to the workers does not.
+        let queued = !st.pending.is_empty();
         drop(st);
-        self.wake_supervisor();
+        if queued {
+            self.wake_supervisor();
+        }
     }
 
     /// Wakes the supervisor: changes the doorbell word first, so a wake-up

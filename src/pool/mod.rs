@@ -581,6 +581,7 @@ fn new_piece(job: &Arc<Job>, runner: (u64, u64), first: u64) -> Piece {
         runner,
         fixed: false,
         data: Vec::new(),
+        count: 0,
         offsets: Vec::new(),
         retried: false,
     }
@@ -624,9 +625,17 @@ impl Encoder {
         let Some(p) = self.cur.as_mut() else {
             return Ok(());
         };
-        p.offsets.push(offset as u32);
+        if !p.fixed {
+            if p.count == 1 {
+                p.offsets.push(0); // the first task's offset, kept implicit so far
+            }
+            if p.count >= 1 {
+                p.offsets.push(offset as u32);
+            }
+        }
+        p.count += 1;
         self.next += 1;
-        if p.offsets.len() >= self.chunk || p.data.len() >= PIECE_BYTES {
+        if p.count as usize >= self.chunk || p.data.len() >= PIECE_BYTES {
             self.cut();
         }
         Ok(())
@@ -668,7 +677,7 @@ impl Encoder {
     /// Ends the current piece (if any).
     pub(crate) fn cut(&mut self) {
         if let Some(p) = self.cur.take() {
-            if !p.offsets.is_empty() {
+            if p.count > 0 {
                 self.ready.push(p);
             }
         }
