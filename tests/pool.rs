@@ -353,6 +353,25 @@ fn death_inside_a_chunk_fails_one_task_and_reruns_the_rest() {
         pool.map(sigkill_on_15, 0..40u64),
         Err(Error::WorkerDied { .. })
     ));
+    // The same with postcard-encoded arguments of varying sizes.
+    let words: Vec<String> = (0..40)
+        .map(|i| {
+            if i == 23 {
+                "kill".to_string()
+            } else {
+                "w".repeat(i % 7 + 1)
+            }
+        })
+        .collect();
+    let got: Vec<_> = pool.imap(sigkill_on_kill, words.clone()).unwrap().collect();
+    for (i, r) in got.iter().enumerate() {
+        match r {
+            Ok(s) => assert_eq!(*s, words[i].to_uppercase()),
+            Err(Error::WorkerDied { .. }) => assert_eq!(i, 23),
+            Err(e) => panic!("task {i}: {e}"),
+        }
+    }
+    assert!(got[23].is_err());
     let died = pool.apply_async(sigkill_on_15, 15).unwrap();
     assert!(matches!(died.get(), Err(Error::WorkerDied { .. })));
     assert_eq!(pool.apply(square, 5).unwrap(), 25);
