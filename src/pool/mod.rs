@@ -700,3 +700,10 @@ impl Encoder {
         self.next += 1;
     }
 }
+
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Pool>();
+    send_sync::<AsyncResult<Vec<String>>>();
+    send_sync::<Imap<std::ops::Range<u64>, String>>();
+};
