@@ -57,6 +57,12 @@ pub(crate) struct Ring {
     bell: NonNull<AtomicU32>,
     data: *mut u8,
     cap: u64,
+    /// The producer's last view of `head` and the consumer's of `tail`
+    /// (process-local): re-read from the shared line only when the cached
+    /// value says "full" / "empty", so the two ends do not pull each
+    /// other's cache line on every message.
+    seen_head: std::sync::atomic::AtomicU64,
+    seen_tail: std::sync::atomic::AtomicU64,
 }
 
 // SAFETY: the pointers target the shared mapping kept alive by `_seg`; all
@@ -90,6 +96,8 @@ impl Ring {
             bell: b,
             data: bytes.as_ptr() as *mut u8,
             cap,
+            seen_head: std::sync::atomic::AtomicU64::new(0),
+            seen_tail: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -126,12 +134,20 @@ impl Ring {
         let c = self.ctl();
         // Relaxed: only this producer writes `tail`.
         let tail = c.tail.load(Ordering::Relaxed);
-        // SYNC POINT: ring-space. Acquire: the consumer has finished copying
-        // the bytes before `head` (its Release), so we may overwrite them.
-        let head = c.head.load(Ordering::Acquire);
-        let used = self.check(head, tail)?;
-        if self.cap - used < LEN + total as u64 {
-            return Ok(false);
+        // Relaxed (local cache): an older `head` than the shared one only
+        // understates the room.
+        let mut head = self.seen_head.load(std::sync::atomic::Ordering::Relaxed);
+        if self.cap - tail.wrapping_sub(head).min(self.cap) < LEN + total as u64 {
+            // SYNC POINT: ring-space. Acquire: the consumer has finished
+            // copying the bytes before `head` (its Release), so we may
+            // overwrite them.
+            head = c.head.load(Ordering::Acquire);
+            self.seen_head
+                .store(head, std::sync::atomic::Ordering::Relaxed);
+            let used = self.check(head, tail)?;
+            if self.cap - used < LEN + total as u64 {
+                return Ok(false);
+            }
         }
         let mut pos = tail;
         self.write(pos, &(total as u32).to_le_bytes());
@@ -153,12 +169,18 @@ impl Ring {
     /// `Corrupt` if the positions or the length prefix are impossible.
     pub(crate) fn try_recv(&self, out: &mut Vec<u8>) -> Result<bool> {
         let c = self.ctl();
-        // SYNC POINT: ring-data. Acquire: the bytes before `tail` are written.
-        let tail = c.tail.load(Ordering::Acquire);
         // Relaxed: only this consumer writes `head`.
         let head = c.head.load(Ordering::Relaxed);
-        if head == tail {
-            return Ok(false);
+        // Relaxed (local cache): a `tail` read before with Acquire.
+        let mut tail = self.seen_tail.load(std::sync::atomic::Ordering::Relaxed);
+        if tail == head {
+            // SYNC POINT: ring-data. Acquire: the bytes before `tail` are written.
+            tail = c.tail.load(Ordering::Acquire);
+            self.seen_tail
+                .store(tail, std::sync::atomic::Ordering::Relaxed);
+            if head == tail {
+                return Ok(false);
+            }
         }
         let used = self.check(head, tail)?;
         let mut len = [0u8; 4];
@@ -220,6 +242,10 @@ impl Ring {
         c.tail.store(0, Ordering::Relaxed);
         c.data_wait.store(0, Ordering::Relaxed);
         c.space_wait.store(0, Ordering::Relaxed);
+        self.seen_head
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        self.seen_tail
+            .store(0, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Validates positions read from shared memory; returns bytes in use.
