@@ -14,6 +14,7 @@
 #[cfg(not(loom))]
 pub mod array;
 mod error;
+#[cfg(not(loom))]
 pub mod pool;
 pub mod process;
 pub mod segment;
@@ -25,6 +26,7 @@ pub mod value;
 #[cfg(not(loom))]
 pub use array::{Array, ArrayGuard, RawArray};
 pub use error::{Error, Result};
+#[cfg(not(loom))]
 pub use pool::{AsyncResult, Imap, Pool, PoolBuilder};
 pub use process::{
     active_children, cpu_count, current_process, init, parent_process, Process, ProcessInfo,

@@ -137,6 +137,7 @@ fn child_args(how: &ChildArgs) -> Result<(Vec<OsString>, bool)> {
 
 /// Resolves [`ChildArgs::Auto`] for the calling thread now, so that children
 /// launched later from another thread (a pool's supervisor) run the same test.
+#[cfg_attr(loom, allow(dead_code))] // the pool is not built under loom
 pub(super) fn pin(how: &ChildArgs) -> Result<ChildArgs> {
     match how {
         ChildArgs::Auto if is_test_binary() => match std::thread::current().name() {
