@@ -101,7 +101,16 @@ struct InFlight {
     piece: Piece,
     seq: u32,
     answered: u32,
+    /// When it was sent.
+    sent: Instant,
 }
+
+/// A piece that takes longer than this keeps its worker's queue short
+/// (2 pieces): slow tasks queued behind a busy worker would wait while
+/// another worker idles. Shorter pieces keep a deep pipeline (throughput).
+/// Well above a scheduler time slice, so that a worker merely preempted on
+/// a loaded machine does not lose its pipeline.
+const SLOW_PIECE: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -124,6 +133,10 @@ struct Worker {
     items: usize,
     next_seq: u32,
     assigned: u64,
+    /// When this worker last finished a piece (or was idle).
+    last_done: Instant,
+    /// Its last piece took longer than `SLOW_PIECE`.
+    slow: bool,
 }
 
 /// The pool's mode.
@@ -187,6 +200,8 @@ impl Core {
                 items: 0,
                 next_seq: 0,
                 assigned: 0,
+                last_done: Instant::now(),
+                slow: false,
             });
         }
         let state = State {
@@ -562,6 +577,11 @@ impl State {
                 front.answered += h.count;
                 w.items -= h.count as usize;
                 if front.answered == front.piece.count() {
+                    // Its service time: since it was sent, or since the
+                    // piece before it finished if it waited behind that one.
+                    let now = Instant::now();
+                    w.slow = now - front.sent.max(w.last_done) > SLOW_PIECE;
+                    w.last_done = now;
                     w.inflight.pop_front();
                 }
                 Ok(())
@@ -720,6 +740,7 @@ impl State {
                 piece,
                 seq: w.next_seq,
                 answered: 0,
+                sent: Instant::now(),
             });
             w.next_seq = w.next_seq.wrapping_add(1);
             w.items += count;
@@ -747,6 +768,7 @@ impl State {
             }
             w.next_seq = 0;
             w.assigned = 0;
+            w.slow = false;
             let args = WorkerArgs {
                 seg: self.seg.clone(),
                 slot: w.slot,
@@ -789,6 +811,6 @@ impl Worker {
     /// Whether another piece may go to this worker now: double-buffering
     /// for big pieces, a deeper pipeline for tiny ones.
     fn has_room(&self) -> bool {
-        self.inflight.len() < 2 || (self.inflight.len() < 128 && self.items < 128)
+        self.inflight.len() < 2 || (!self.slow && self.inflight.len() < 128 && self.items < 128)
     }
 }
