@@ -274,6 +274,27 @@ fn imap_unordered_yields_everything() {
     assert_eq!(all, (0..5000u64).map(square).collect::<Vec<_>>());
 }
 
+#[test]
+fn slow_tasks_are_not_stacked_behind_a_busy_worker() {
+    shmproc::init();
+    let _w = Watchdog::new("slow tasks");
+    let pool = Pool::new(2).unwrap();
+    // Both workers learn that their pieces are slow (over 20 ms)...
+    assert_eq!(pool.map(sleep_ms, [40u64, 40]).unwrap(), [40, 40]);
+    // ...so a long task does not get a deep queue of quick ones behind it.
+    let input = [500u64, 1, 1, 1, 1, 1, 1, 1, 1];
+    let got: Vec<u64> = pool
+        .imap_unordered(sleep_ms, input)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let before = got.iter().position(|&x| x == 500).unwrap();
+    assert!(
+        before >= 6,
+        "quick tasks waited behind the slow one: {got:?}"
+    );
+}
+
 // ---- failures ------------------------------------------------------------
 
 #[test]
