@@ -8,31 +8,25 @@
 //! the *thread* that launched it).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-
 use super::job::{Arrival, Fail, Job};
 use super::layout::{
-    PoolSeg, ResultsHdr, TaskHdr, MSG_FATAL, MSG_INIT_FAILED, MSG_READY, MSG_RESULTS, MSG_STOP,
-    RESULTS_HDR, TASK_HDR,
+    PoolSeg, ResultsHdr, TaskHdr, MSG_FATAL, MSG_INIT_FAILED, MSG_READY, MSG_RESULTS, RESULTS_HDR,
 };
 use super::ring::Ring;
 use super::worker::WorkerArgs;
 use crate::error::Result;
 use crate::process::{Builder, Process};
-use crate::sync::wait::{Futex, Park};
 
 /// Launches one worker process for a slot.
 pub(crate) type Spawner = Arc<dyn Fn(&Builder, WorkerArgs) -> Result<Process> + Send + Sync>;
 
 /// How often liveness is checked while work is in flight, and when idle.
-const BUSY_SLICE: Duration = Duration::from_millis(5);
-const IDLE_SLICE: Duration = Duration::from_millis(100);
-/// Grace between SIGTERM and SIGKILL in `terminate`.
-const TERM_GRACE: Duration = Duration::from_millis(100);
+pub(super) const BUSY_SLICE: Duration = Duration::from_millis(5);
+pub(super) const IDLE_SLICE: Duration = Duration::from_millis(100);
 /// Failed starts in a row after which the pool gives up.
 const MAX_START_FAILURES: u32 = 3;
 
@@ -97,7 +91,7 @@ impl Piece {
     }
 }
 
-struct InFlight {
+pub(super) struct InFlight {
     piece: Piece,
     seq: u32,
     answered: u32,
@@ -113,7 +107,7 @@ struct InFlight {
 const SLOW_PIECE: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(super) enum Phase {
     Starting,
     Serving,
     Retiring,
@@ -121,22 +115,22 @@ enum Phase {
     Vacant,
 }
 
-struct Worker {
-    slot: u32,
+pub(super) struct Worker {
+    pub(super) slot: u32,
     /// It broke the protocol and was killed: its ring is not read again.
-    corrupt: bool,
-    proc: Option<Process>,
-    phase: Phase,
-    tasks: Ring,
-    results: Ring,
-    inflight: VecDeque<InFlight>,
-    items: usize,
-    next_seq: u32,
-    assigned: u64,
+    pub(super) corrupt: bool,
+    pub(super) proc: Option<Process>,
+    pub(super) phase: Phase,
+    pub(super) tasks: Ring,
+    pub(super) results: Ring,
+    pub(super) inflight: VecDeque<InFlight>,
+    pub(super) items: usize,
+    pub(super) next_seq: u32,
+    pub(super) assigned: u64,
     /// When this worker last finished a piece (or was idle).
-    last_done: Instant,
+    pub(super) last_done: Instant,
     /// Its last piece took longer than `SLOW_PIECE`.
-    slow: bool,
+    pub(super) slow: bool,
 }
 
 /// The pool's mode.
@@ -152,41 +146,28 @@ pub(crate) enum Mode {
 }
 
 pub(crate) struct State {
-    seg: PoolSeg,
-    workers: Vec<Worker>,
-    pending: VecDeque<Piece>,
-    spawner: Spawner,
-    builder: Builder,
-    max_tasks: u64,
+    pub(super) seg: PoolSeg,
+    pub(super) workers: Vec<Worker>,
+    pub(super) pending: VecDeque<Piece>,
+    pub(super) spawner: Spawner,
+    pub(super) builder: Builder,
+    pub(super) max_tasks: u64,
     pub(crate) mode: Mode,
     /// Set when the pool cannot serve any more; every task fails with it.
     pub(crate) broken: Option<Fail>,
-    start_failures: u32,
-    next_check: Instant,
-    msg: Vec<u8>,
+    pub(super) start_failures: u32,
+    pub(super) next_check: Instant,
+    pub(super) msg: Vec<u8>,
 }
 
-/// Everything the `Pool`, its jobs and its supervisor share.
-pub(crate) struct Core {
-    pub(crate) seg: PoolSeg,
-    pub(crate) state: Mutex<State>,
-    /// Callers spinning on the state right now (the supervisor then does
-    /// not arm the doorbell, so workers do not pay for waking it).
-    pumpers: AtomicUsize,
-    /// Callers asleep on a job's condvar: only then (or with work queued
-    /// in the parent) must results wake the supervisor.
-    sleepers: AtomicUsize,
-    pub(crate) size: usize,
-}
-
-impl Core {
-    pub(crate) fn new(
+impl State {
+    pub(super) fn new(
+        seg: &PoolSeg,
         size: usize,
         spawner: Spawner,
         builder: Builder,
         max_tasks: u64,
-    ) -> Result<Arc<Core>> {
-        let seg = PoolSeg::create(size as u32, super::layout::RING_CAP)?;
+    ) -> Result<State> {
         let mut workers = Vec::with_capacity(size);
         for slot in 0..size as u32 {
             workers.push(Worker {
@@ -217,239 +198,9 @@ impl Core {
             next_check: Instant::now(),
             msg: Vec::new(),
         };
-        Ok(Arc::new(Core {
-            seg,
-            state: Mutex::new(state),
-            pumpers: AtomicUsize::new(0),
-            sleepers: AtomicUsize::new(0),
-            size,
-        }))
+        Ok(state)
     }
 
-    /// The largest encoded argument a task may have.
-    pub(crate) fn max_arg(&self) -> usize {
-        (super::layout::RING_CAP / 2) as usize - TASK_HDR
-    }
-
-    /// Queues pieces and sends what fits now.
-    pub(crate) fn submit(&self, pieces: impl IntoIterator<Item = Piece>) {
-        let mut st = self.state.lock();
-        if let Some(f) = st.fail_reason() {
-            for p in pieces {
-                p.job.fail_all(&f);
-            }
-            return;
-        }
-        st.pending.extend(pieces);
-        st.pump(false);
-        // Work left queued here needs the supervisor (to send it when a
-        // worker has room); what went to the workers does not.
-        let queued = !st.pending.is_empty();
-        drop(st);
-        if queued {
-            self.wake_supervisor();
-        }
-    }
-
-    /// Wakes the supervisor: changes the doorbell word first, so a wake-up
-    /// that comes between its decision to sleep and its futex wait is not
-    /// lost (the wait finds another value and returns).
-    pub(crate) fn wake_supervisor(&self) {
-        let bell = self.seg.doorbell();
-        // SeqCst: ordered after the caller's own SeqCst store (e.g.
-        // `sleepers`), against the supervisor's load of the word then of
-        // that state.
-        bell.fetch_add(2, Ordering::SeqCst);
-        Futex.wake(bell, u32::MAX);
-    }
-
-    /// Waits until `done()` holds (checked under the job's inbox lock) or
-    /// `deadline`; pumps the dispatcher while spinning. Returns `done()`.
-    pub(crate) fn wait_job(
-        &self,
-        job: &Job,
-        done: impl Fn(&super::job::Inbox) -> bool,
-        deadline: Option<Instant>,
-    ) -> bool {
-        let start = Instant::now();
-        // Relaxed: a counter read as a hint by the supervisor.
-        self.pumpers.fetch_add(1, Ordering::Relaxed);
-        let mut met = false;
-        let mut i = 0u32;
-        loop {
-            if let Some(mut st) = self.state.try_lock() {
-                st.pump(false);
-            }
-            if done(&job.inbox.lock()) {
-                met = true;
-                break;
-            }
-            i = i.wrapping_add(1);
-            if i % 8 == 0 {
-                // More runnable processes than cores: let a worker have ours.
-                std::thread::yield_now();
-                let now = Instant::now();
-                if now - start >= super::ring::SPIN || deadline.is_some_and(|d| now >= d) {
-                    break;
-                }
-            }
-            std::hint::spin_loop();
-        }
-        self.pumpers.fetch_sub(1, Ordering::Relaxed);
-        if met {
-            return true;
-        }
-        // SeqCst: the supervisor must see us asleep before it decides not
-        // to arm the doorbell (it re-checks after arming; see `supervise`).
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
-        self.wake_supervisor();
-        let mut ib = job.inbox.lock();
-        let mut met = true;
-        while !done(&ib) {
-            match deadline {
-                None => job.cv.wait(&mut ib),
-                Some(d) => {
-                    if job.cv.wait_until(&mut ib, d).timed_out() {
-                        met = done(&ib);
-                        break;
-                    }
-                }
-            }
-        }
-        drop(ib);
-        // Relaxed: a hint for the supervisor's next round.
-        self.sleepers.fetch_sub(1, Ordering::Relaxed);
-        met
-    }
-
-    /// The supervisor thread's loop: pump, then sleep on the doorbell (or a
-    /// time slice while callers pump), until terminated or joined.
-    pub(crate) fn supervise(self: Arc<Core>) {
-        let bell = self.seg.doorbell();
-        loop {
-            // SeqCst: read before the state that decides how to sleep (see
-            // `wake_supervisor`).
-            let seen = bell.load(Ordering::SeqCst);
-            let (slice, queued) = {
-                let mut st = self.state.lock();
-                st.pump(true);
-                if st.finished() {
-                    return;
-                }
-                let slice = if st.busy() { BUSY_SLICE } else { IDLE_SLICE };
-                (slice, !st.pending.is_empty())
-            };
-            let deadline = Some(Instant::now() + slice);
-            // Results need the supervisor only if someone sleeps waiting for
-            // them or work is queued here for a worker with room; otherwise
-            // a caller pumps for itself, and waking us would only make two
-            // threads fight over the state. Relaxed/SeqCst: see `wait_job`;
-            // a stale value costs one slice at most.
-            let wanted = queued || self.sleepers.load(Ordering::SeqCst) > 0;
-            if self.pumpers.load(Ordering::Relaxed) > 0 || !wanted {
-                Futex.wait(bell, seen, deadline);
-                // Relaxed: a new round reads the word afresh.
-                bell.store(0, Ordering::Relaxed);
-                continue;
-            }
-            // SeqCst: Dekker pair with the workers' publish then bell load.
-            bell.store(1, Ordering::SeqCst);
-            let ready = {
-                let st = self.state.lock();
-                st.workers.iter().any(|w| w.results.has_data()) || st.finished()
-            };
-            if !ready {
-                Futex.wait(bell, 1, deadline);
-            }
-            bell.store(0, Ordering::Relaxed);
-        }
-    }
-
-    /// `terminate()`: signal every worker, reap it, fail what is left.
-    pub(crate) fn terminate(&self) {
-        let mut st = self.state.lock();
-        st.mode = Mode::Terminated;
-        st.fail_everything(&Fail::Closed);
-        let procs: Vec<Process> = st
-            .workers
-            .iter_mut()
-            .filter_map(|w| w.proc.take())
-            .collect();
-        for w in &mut st.workers {
-            w.phase = Phase::Vacant;
-        }
-        drop(st);
-        for p in &procs {
-            let _ = p.terminate();
-        }
-        let deadline = Instant::now() + TERM_GRACE;
-        for p in &procs {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if p.join_timeout(left).is_err() {
-                let _ = p.kill();
-                let _ = p.join();
-            }
-        }
-        drop(procs);
-        // The launcher's registry keeps reaped children (and their pidfds)
-        // until its next sweep: sweep now.
-        crate::process::active_children();
-        self.wake_supervisor();
-    }
-
-    /// `join()` after `close()`: let the queued work finish, stop the
-    /// workers, reap them.
-    pub(crate) fn join_workers(&self) {
-        loop {
-            let mut st = self.state.lock();
-            if st.mode == Mode::Terminated {
-                return;
-            }
-            st.pump(false);
-            if !st.busy_with_tasks() {
-                st.mode = Mode::Joining;
-                for w in &mut st.workers {
-                    if w.proc.is_some() && w.phase != Phase::Stopping {
-                        w.phase = Phase::Stopping;
-                        // A full ring cannot be: nothing is in flight.
-                        let _ = w.tasks.try_send(&[&[MSG_STOP]]);
-                    }
-                }
-                if st.workers.iter().all(|w| w.proc.is_none()) {
-                    drop(st);
-                    crate::process::active_children(); // see `terminate`
-                    self.wake_supervisor();
-                    return;
-                }
-            }
-            drop(st);
-            self.wake_supervisor();
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    /// `(serving, starting)` worker counts and the pool's failure, if any.
-    pub(crate) fn startup_status(&self) -> (usize, Option<Fail>) {
-        let st = self.state.lock();
-        let serving = st
-            .workers
-            .iter()
-            .filter(|w| w.phase == Phase::Serving)
-            .count();
-        (serving, st.broken.clone())
-    }
-
-    /// Pids of the live workers.
-    pub(crate) fn pids(&self) -> Vec<u32> {
-        let st = self.state.lock();
-        st.workers
-            .iter()
-            .filter_map(|w| w.proc.as_ref().map(Process::pid))
-            .collect()
-    }
-}
-
-impl State {
     /// Why a new piece cannot be served, if it cannot.
     pub(crate) fn fail_reason(&self) -> Option<Fail> {
         // After join() the workers are gone (or going): nothing would run it.
@@ -459,7 +210,7 @@ impl State {
         self.broken.clone()
     }
 
-    fn finished(&self) -> bool {
+    pub(super) fn finished(&self) -> bool {
         match self.mode {
             Mode::Terminated => true,
             Mode::Joining => self.workers.iter().all(|w| w.proc.is_none()),
@@ -467,11 +218,11 @@ impl State {
         }
     }
 
-    fn busy_with_tasks(&self) -> bool {
+    pub(super) fn busy_with_tasks(&self) -> bool {
         !self.pending.is_empty() || self.workers.iter().any(|w| !w.inflight.is_empty())
     }
 
-    fn busy(&self) -> bool {
+    pub(super) fn busy(&self) -> bool {
         self.busy_with_tasks()
             || self
                 .workers

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::dispatch::Core;
+use super::core::Core;
+use super::encode::Encoder;
 use super::job::{self, Arrival, Inbox, Job};
-use super::Encoder;
 use crate::error::{Error, Result};
 
 /// The result of [`Pool::apply_async`](super::Pool::apply_async) or

@@ -4,12 +4,17 @@
 //!   worker) and the message headers; `ring.rs`: the SPSC byte ring;
 //! - `worker.rs`: the worker process (initializer, task loop, task runners);
 //! - `dispatch.rs`: which worker holds which task, deaths, replacements;
-//! - `job.rs`: results delivered to a call and decoded in its thread;
+//! - `core.rs`: what callers and the supervisor thread share, and how they
+//!   drive the dispatcher (submit, wait, supervise, terminate, join);
+//! - `encode.rs`: arguments cut into pieces; `fixed.rs`: the 8-byte scalar
+//!   format; `job.rs`: results delivered to a call and decoded in its thread;
 //! - `iter.rs`: [`AsyncResult`] and the streaming [`Imap`].
 //!
 //! The protocol and its failure cases are in `docs/protocols/pool.md`.
 
+mod core;
 mod dispatch;
+mod encode;
 mod fixed;
 mod iter;
 mod job;
@@ -25,17 +30,17 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use self::core::Core;
 use crate::error::{Error, Result};
 use crate::process::{EntryReturn, Process};
-use dispatch::{Core, Mode, Piece, Spawner};
-use job::{Fail, Job};
+use dispatch::{Mode, Spawner};
+use encode::Encoder;
+use job::Job;
 use worker::{worker_main, WorkerArgs};
 
 pub use iter::{AsyncResult, Imap};
 pub use worker::{Invoke, Map, Star};
 
-/// Encoded arguments per piece at most (a piece may hold one larger item).
-const PIECE_BYTES: usize = 64 * 1024;
 /// How long `build` waits for the workers' initializers.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -559,145 +564,6 @@ impl std::fmt::Debug for Pool {
             .field("processes", &self.core.size)
             .field("pids", &self.pids())
             .finish()
-    }
-}
-
-/// Cuts encoded arguments into pieces of at most `chunk` tasks and about
-/// [`PIECE_BYTES`] bytes.
-pub(crate) struct Encoder {
-    job: Arc<Job>,
-    runner: (u64, u64),
-    chunk: usize,
-    max_arg: usize,
-    next: u64,
-    cur: Option<Piece>,
-    pub(crate) ready: Vec<Piece>,
-}
-
-fn new_piece(job: &Arc<Job>, runner: (u64, u64), first: u64) -> Piece {
-    Piece {
-        job: job.clone(),
-        first,
-        runner,
-        fixed: false,
-        data: Vec::new(),
-        count: 0,
-        offsets: Vec::new(),
-        retried: false,
-    }
-}
-
-impl Encoder {
-    pub(crate) fn new(core: &Core, job: Arc<Job>, runner: (u64, u64), chunk: usize) -> Encoder {
-        Encoder {
-            job,
-            runner,
-            chunk: chunk.max(1),
-            max_arg: core.max_arg(),
-            next: 0,
-            cur: None,
-            ready: Vec::new(),
-        }
-    }
-
-    /// Encodes the next task's argument: 8 raw bytes if it is a scalar and
-    /// the piece is in that format, postcard otherwise (a scalar piece that
-    /// meets a non-scalar is cut, so each piece has one format).
-    pub(crate) fn push<A: Serialize>(&mut self, a: &A) -> std::result::Result<(), Fail> {
-        let index = self.next;
-        let fx = fixed::encode(a);
-        if self.cur.as_ref().is_some_and(|p| p.fixed && fx.is_none()) {
-            self.cut();
-        }
-        let p = self.cur.get_or_insert_with(|| {
-            let mut p = new_piece(&self.job, self.runner, index);
-            p.fixed = fx.is_some();
-            p
-        });
-        let offset = match fx {
-            Some(bytes) if p.fixed => {
-                let mark = p.data.len();
-                p.data.extend_from_slice(&bytes);
-                mark
-            }
-            _ => self.encode_slow(a, index)?,
-        };
-        let Some(p) = self.cur.as_mut() else {
-            return Ok(());
-        };
-        if !p.fixed {
-            if p.count == 1 {
-                p.offsets.push(0); // the first task's offset, kept implicit so far
-            }
-            if p.count >= 1 {
-                p.offsets.push(offset as u32);
-            }
-        }
-        p.count += 1;
-        self.next += 1;
-        if p.count as usize >= self.chunk || p.data.len() >= PIECE_BYTES {
-            self.cut();
-        }
-        Ok(())
-    }
-
-    /// Postcard-encodes `a` at the end of the current piece (cutting first
-    /// if it would not fit with the tasks before it); returns its offset.
-    fn encode_slow<A: Serialize>(&mut self, a: &A, index: u64) -> std::result::Result<usize, Fail> {
-        let Some(p) = self.cur.as_mut() else {
-            return Ok(0);
-        };
-        let mark = p.data.len();
-        if let Err(e) = layout::encode_into(a, &mut p.data) {
-            p.data.truncate(mark);
-            return Err(Fail::Codec {
-                context: format!("the argument of task {index}"),
-                source: e,
-            });
-        }
-        let size = p.data.len() - mark;
-        if size > self.max_arg {
-            p.data.truncate(mark);
-            return Err(Fail::TooLarge {
-                size,
-                max: self.max_arg,
-            });
-        }
-        if p.data.len() > self.max_arg {
-            // Fits alone, not with the tasks before it: start a new piece.
-            let bytes = p.data.split_off(mark);
-            self.cut();
-            let p = self.cur.insert(new_piece(&self.job, self.runner, index));
-            p.data = bytes;
-            return Ok(0);
-        }
-        Ok(mark)
-    }
-
-    /// Ends the current piece (if any).
-    pub(crate) fn cut(&mut self) {
-        if let Some(p) = self.cur.take() {
-            if p.count > 0 {
-                self.ready.push(p);
-            }
-        }
-    }
-
-    /// All pieces not yet taken.
-    pub(crate) fn finish(&mut self) -> Vec<Piece> {
-        self.cut();
-        std::mem::take(&mut self.ready)
-    }
-
-    /// Index of the next task.
-    pub(crate) fn next_index(&self) -> u64 {
-        self.next
-    }
-
-    /// Skips an index (a task whose argument failed to encode).
-    pub(crate) fn skip(&mut self) {
-        self.cut();
-        self.next += 1;
     }
 }
 
