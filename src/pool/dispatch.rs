@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::job::{Arrival, Fail, Job};
 use super::layout::{
@@ -95,8 +95,8 @@ pub(super) struct InFlight {
     piece: Piece,
     seq: u32,
     answered: u32,
-    /// When it was sent.
-    sent: Instant,
+    /// When it was sent (coarse milliseconds).
+    sent: u64,
 }
 
 /// A piece that takes longer than this keeps its worker's queue short
@@ -104,7 +104,7 @@ pub(super) struct InFlight {
 /// another worker idles. Shorter pieces keep a deep pipeline (throughput).
 /// Well above a scheduler time slice, so that a worker merely preempted on
 /// a loaded machine does not lose its pipeline.
-const SLOW_PIECE: Duration = Duration::from_millis(20);
+const SLOW_PIECE_MS: u64 = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Phase {
@@ -127,9 +127,9 @@ pub(super) struct Worker {
     pub(super) items: usize,
     pub(super) next_seq: u32,
     pub(super) assigned: u64,
-    /// When this worker last finished a piece (or was idle).
-    pub(super) last_done: Instant,
-    /// Its last piece took longer than `SLOW_PIECE`.
+    /// When this worker last finished a piece (coarse milliseconds).
+    pub(super) last_done: u64,
+    /// Its last piece took longer than `SLOW_PIECE_MS`.
     pub(super) slow: bool,
 }
 
@@ -156,7 +156,8 @@ pub(crate) struct State {
     /// Set when the pool cannot serve any more; every task fails with it.
     pub(crate) broken: Option<Fail>,
     pub(super) start_failures: u32,
-    pub(super) next_check: Instant,
+    /// When to check liveness next (coarse milliseconds).
+    pub(super) next_check: u64,
     pub(super) msg: Vec<u8>,
 }
 
@@ -181,7 +182,7 @@ impl State {
                 items: 0,
                 next_seq: 0,
                 assigned: 0,
-                last_done: Instant::now(),
+                last_done: 0,
                 slow: false,
             });
         }
@@ -195,7 +196,7 @@ impl State {
             mode: Mode::Running,
             broken: None,
             start_failures: 0,
-            next_check: Instant::now(),
+            next_check: 0,
             msg: Vec::new(),
         };
         Ok(state)
@@ -236,9 +237,10 @@ impl State {
         for i in 0..self.workers.len() {
             self.drain(i);
         }
-        let now = Instant::now();
+        let now = crate::sys::clock::coarse_millis();
         if now >= self.next_check || may_spawn {
-            self.next_check = now + if self.busy() { BUSY_SLICE } else { IDLE_SLICE };
+            let slice = if self.busy() { BUSY_SLICE } else { IDLE_SLICE };
+            self.next_check = now + slice.as_millis() as u64;
             for i in 0..self.workers.len() {
                 self.check_alive(i);
             }
@@ -330,8 +332,8 @@ impl State {
                 if front.answered == front.piece.count() {
                     // Its service time: since it was sent, or since the
                     // piece before it finished if it waited behind that one.
-                    let now = Instant::now();
-                    w.slow = now - front.sent.max(w.last_done) > SLOW_PIECE;
+                    let now = crate::sys::clock::coarse_millis();
+                    w.slow = now.saturating_sub(front.sent.max(w.last_done)) > SLOW_PIECE_MS;
                     w.last_done = now;
                     w.inflight.pop_front();
                 }
@@ -353,7 +355,7 @@ impl State {
             eprintln!("shmproc pool: killing worker {}: {why}", p.pid());
             let _ = p.kill();
         }
-        self.next_check = Instant::now();
+        self.next_check = 0;
     }
 
     fn check_alive(&mut self, i: usize) {
@@ -491,7 +493,7 @@ impl State {
                 piece,
                 seq: w.next_seq,
                 answered: 0,
-                sent: Instant::now(),
+                sent: crate::sys::clock::coarse_millis(),
             });
             w.next_seq = w.next_seq.wrapping_add(1);
             w.items += count;
