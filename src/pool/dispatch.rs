@@ -405,10 +405,10 @@ impl State {
         }
         let fail = Fail::WorkerDied { pid, signal };
         let mut redo = Vec::new();
-        for (n, f) in inflight.into_iter().enumerate() {
+        for f in inflight {
             let count = f.piece.count();
             let held_k = held
-                .filter(|(seq, k)| n == 0 && *seq == f.seq && *k >= f.answered && *k < count)
+                .filter(|(seq, k)| *seq == f.seq && *k >= f.answered && *k < count)
                 .map(|(_, k)| k);
             let fail_one = |k: u32| {
                 f.piece.job.deliver(Arrival::Failed {
@@ -440,6 +440,16 @@ impl State {
 
     /// Sends pending pieces to serving workers with room, least loaded first.
     fn dispatch(&mut self) {
+        self.dispatch_written();
+        // One shared store per worker for all pieces written this round.
+        for w in &self.workers {
+            w.tasks.publish();
+        }
+    }
+
+    /// Writes pending pieces into the rings of serving workers with room,
+    /// least loaded first, without publishing them.
+    fn dispatch_written(&mut self) {
         while let Some(p) = self.pending.front() {
             // Relaxed: a hint; see `Job::deliver`.
             if p.job.cancelled.load(Ordering::Relaxed) {
@@ -466,7 +476,7 @@ impl State {
                 fixed: p.fixed,
             }
             .encode();
-            match w.tasks.try_send(&[&hdr, &p.data]) {
+            match w.tasks.try_write(&[&hdr, &p.data]) {
                 Ok(true) => {}
                 Ok(false) => return, // ring full: wait for this worker to catch up
                 Err(e) => {
