@@ -57,7 +57,7 @@ impl Piece {
     }
 
     /// Byte offset of task `k` (`k == count` gives the end).
-    fn offset(&self, k: u32) -> usize {
+    pub(super) fn offset(&self, k: u32) -> usize {
         if k >= self.count {
             self.data.len()
         } else if self.fixed {
@@ -70,7 +70,7 @@ impl Piece {
     }
 
     /// Tasks `a..b` as a piece of their own (for re-dispatch).
-    fn sub(&self, a: u32, b: u32) -> Piece {
+    pub(super) fn sub(&self, a: u32, b: u32) -> Piece {
         let (start, end) = (self.offset(a), self.offset(b));
         let count = b - a;
         let offsets = if self.fixed || count == 1 {

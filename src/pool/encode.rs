@@ -41,11 +41,16 @@ fn new_piece(job: &Arc<Job>, runner: (u64, u64), first: u64) -> Piece {
 
 impl Encoder {
     pub(crate) fn new(core: &Core, job: Arc<Job>, runner: (u64, u64), chunk: usize) -> Encoder {
+        Encoder::with_limit(core.max_arg(), job, runner, chunk)
+    }
+
+    /// An encoder whose arguments may be at most `max_arg` bytes.
+    fn with_limit(max_arg: usize, job: Arc<Job>, runner: (u64, u64), chunk: usize) -> Encoder {
         Encoder {
             job,
             runner,
             chunk: chunk.max(1),
-            max_arg: core.max_arg(),
+            max_arg,
             next: 0,
             cur: None,
             ready: Vec::new(),
@@ -150,5 +155,79 @@ impl Encoder {
     pub(crate) fn skip(&mut self) {
         self.cut();
         self.next += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A value that is a scalar or not, per instance.
+    #[derive(serde::Serialize)]
+    #[serde(untagged)]
+    enum Mixed {
+        Num(u64),
+        Text(String),
+    }
+
+    fn offsets(p: &Piece) -> Vec<usize> {
+        (0..=p.count()).map(|k| p.offset(k)).collect()
+    }
+
+    #[test]
+    fn one_format_per_piece_and_consecutive_indexes() {
+        let job = Arc::new(Job::default());
+        let mut e = Encoder::with_limit(1 << 20, job, (0, 0), 100);
+        let items = [
+            Mixed::Num(1),
+            Mixed::Num(2),
+            Mixed::Text("ab".into()),
+            Mixed::Num(3),
+            Mixed::Text("c".into()),
+        ];
+        for it in &items {
+            e.push(it).unwrap();
+        }
+        let pieces = e.finish();
+        // Scalars until the first text, then postcard for the rest.
+        assert_eq!(pieces.len(), 2);
+        assert!(pieces[0].fixed && !pieces[1].fixed);
+        assert_eq!((pieces[0].first, pieces[0].count()), (0, 2));
+        assert_eq!((pieces[1].first, pieces[1].count()), (2, 3));
+        assert_eq!(offsets(&pieces[0]), [0, 8, 16]);
+        assert_eq!(pieces[1].data, [2, b'a', b'b', 3, 1, b'c']);
+        assert_eq!(offsets(&pieces[1]), [0, 3, 4, 6]);
+        // A sub-piece keeps its bytes and offsets.
+        let sub = pieces[1].sub(1, 3);
+        assert_eq!((sub.first, sub.count(), sub.retried), (3, 2, true));
+        assert_eq!(sub.data, [3, 1, b'c']);
+        assert_eq!(offsets(&sub), [0, 1, 3]);
+    }
+
+    #[test]
+    fn chunks_sizes_and_limits() {
+        let job = Arc::new(Job::default());
+        let mut e = Encoder::with_limit(100, job, (0, 0), 3);
+        for i in 0..7u64 {
+            e.push(&i).unwrap();
+        }
+        let counts: Vec<u32> = e.finish().iter().map(Piece::count).collect();
+        assert_eq!(counts, [3, 3, 1]);
+        // An argument above the limit fails alone; one that fits only by
+        // itself starts a new piece.
+        let job = Arc::new(Job::default());
+        let mut e = Encoder::with_limit(100, job, (0, 0), 10);
+        assert!(matches!(
+            e.push(&vec![0u8; 200]),
+            Err(Fail::TooLarge { .. })
+        ));
+        e.skip();
+        e.push(&vec![1u8; 60]).unwrap();
+        e.push(&vec![2u8; 60]).unwrap();
+        let pieces = e.finish();
+        assert_eq!(pieces.len(), 2);
+        assert_eq!((pieces[0].first, pieces[0].count()), (1, 1));
+        assert_eq!((pieces[1].first, pieces[1].count()), (2, 1));
+        assert_eq!(pieces[1].data.len(), 61);
     }
 }
