@@ -51,6 +51,8 @@ pub mod array;
 mod error;
 #[cfg(not(loom))]
 pub mod inspect;
+#[cfg(not(loom))]
+pub mod pool;
 pub mod process;
 pub mod segment;
 pub mod sync;
@@ -61,6 +63,8 @@ pub mod value;
 #[cfg(not(loom))]
 pub use array::{Array, ArrayGuard, RawArray};
 pub use error::{Error, Result};
+#[cfg(not(loom))]
+pub use pool::{AsyncResult, Imap, Pool, PoolBuilder};
 pub use process::{
     active_children, cpu_count, current_process, init, parent_process, Process, ProcessInfo,
     StartMethod,
