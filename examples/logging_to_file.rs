@@ -11,12 +11,19 @@
 //! def print_number(number):
 //!     logging.info(f'process{number}:{number}')
 //!
+//! def worker_function(input):
+//!     return input * 2
+//!
 //! if __name__ == '__main__':
 //!     logging.info('this is my main programme')
 //!     m = multiprocessing.Process(target=test); m.start(); m.join()
 //!     processes = [multiprocessing.Process(target=print_number, args=(i,)) for i in range(1, 5)]
 //!     for p in processes: p.start()
 //!     for p in processes: p.join()
+//!     pool = multiprocessing.Pool(processes=4)
+//!     for result in pool.map(worker_function, [1, 2, 3, 45, 9]):
+//!         logging.info(result)
+//!     pool.close(); pool.join()
 //! ```
 //! becomes the program below. A launched child is a fresh run of this
 //! binary, so each entry installs the logger itself (Python re-runs
@@ -35,7 +42,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use shmproc::Process;
+use shmproc::{Pool, Process};
 
 /// `LEVEL-message` lines appended to one file (Python's `FileHandler`).
 struct FileLog(File);
@@ -77,6 +84,10 @@ fn print_number((path, number): (PathBuf, u32)) {
     log::info!("process{number}:{number}");
 }
 
+fn worker_function(input: u64) -> u64 {
+    input * 2
+}
+
 fn main() -> shmproc::Result<()> {
     shmproc::init();
     let path = std::env::temp_dir().join(format!("shmproc-multipro-{}.txt", std::process::id()));
@@ -92,6 +103,13 @@ fn main() -> shmproc::Result<()> {
     for p in &processes {
         p.join()?;
     }
+
+    let pool = Pool::builder().processes(4).build()?;
+    for result in pool.map(worker_function, vec![1u64, 2, 3, 45, 9])? {
+        log::info!("{result}");
+    }
+    pool.close();
+    pool.join()?;
 
     let text = std::fs::read_to_string(&path)?;
     std::fs::remove_file(&path)?;

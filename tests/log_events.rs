@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use shmproc::{Lock, Process};
+use shmproc::{Error, Lock, Pool, Process};
 
 /// Keeps every record's text.
 struct Capture(Mutex<Vec<String>>);
@@ -25,6 +25,29 @@ impl log::Log for Capture {
 
 static CAPTURE: Capture = Capture(Mutex::new(Vec::new()));
 
+/// Installs the capturing logger once for this test binary (tests share it).
+fn capture() -> &'static Capture {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        log::set_logger(&CAPTURE).unwrap();
+        log::set_max_level(log::LevelFilter::Debug);
+    });
+    &CAPTURE
+}
+
+fn seen() -> Vec<String> {
+    capture().0.lock().unwrap().clone()
+}
+
+/// Kills its own pool worker on 0 (as the OOM killer would).
+fn die_on_zero(x: u64) -> u64 {
+    if x == 0 {
+        // SAFETY: raise only sends a signal to this process.
+        unsafe { libc::raise(libc::SIGKILL) };
+    }
+    x
+}
+
 /// Fails, so the exit code is non-zero (1).
 fn quick_fail(_: ()) -> Result<(), String> {
     Err("on purpose".into())
@@ -33,8 +56,7 @@ fn quick_fail(_: ()) -> Result<(), String> {
 #[test]
 fn lifecycle_events_reach_an_installed_logger() {
     shmproc::init();
-    log::set_logger(&CAPTURE).unwrap();
-    log::set_max_level(log::LevelFilter::Debug);
+    capture();
 
     let name = shmproc::segment::unique_name("log-ev");
     let lock = Lock::builder().name(&name).create().unwrap();
@@ -45,7 +67,7 @@ fn lifecycle_events_reach_an_installed_logger() {
     assert_eq!(p.join_timeout(Duration::from_secs(60)).unwrap(), 1);
     let pid = p.pid();
 
-    let seen = CAPTURE.0.lock().unwrap().clone();
+    let seen = seen();
     let has = |want: &str| seen.iter().any(|l| l.contains(want));
     assert!(has(&format!("created lock segment {name}")), "{seen:#?}");
     assert!(has(&format!("opened lock segment {name}")), "{seen:#?}");
@@ -53,4 +75,33 @@ fn lifecycle_events_reach_an_installed_logger() {
     assert!(has(&format!("spawned process {}", p.name())), "{seen:#?}");
     assert!(has(&format!("(pid {pid}) exited with 1")), "{seen:#?}");
     assert!(!std::path::Path::new(&format!("/dev/shm/shmproc.{name}")).exists());
+}
+
+#[test]
+fn a_dead_pool_worker_is_reported_and_its_replacement_too() {
+    shmproc::init();
+    capture();
+    let pool = Pool::new(1).unwrap();
+    let before = pool.pids()[0];
+    let e = pool.apply(die_on_zero, 0).unwrap_err();
+    assert!(matches!(e, Error::WorkerDied { .. }), "{e}");
+    // The next task is served by the replacement.
+    assert_eq!(pool.apply(die_on_zero, 5).unwrap(), 5);
+    let after = pool.pids()[0];
+    assert_ne!(before, after);
+    drop(pool);
+    let seen = seen();
+    let has = |want: &str| seen.iter().any(|l| l.contains(want));
+    assert!(
+        has(&format!(
+            "pool worker {before} (slot 0) ended with Some(-9) holding 1 piece(s)"
+        )),
+        "{seen:#?}"
+    );
+    assert!(
+        has(&format!(
+            "pool worker {before} (slot 0) replaced by {after}"
+        )),
+        "{seen:#?}"
+    );
 }

@@ -20,6 +20,7 @@ use super::ring::Ring;
 use super::worker::WorkerArgs;
 use crate::error::Result;
 use crate::process::{Builder, Process};
+use crate::segment::counters;
 
 /// Launches one worker process for a slot.
 pub(crate) type Spawner = Arc<dyn Fn(&Builder, WorkerArgs) -> Result<Process> + Send + Sync>;
@@ -131,6 +132,9 @@ pub(super) struct Worker {
     pub(super) last_done: u64,
     /// Its last piece took longer than `SLOW_PIECE_MS`.
     pub(super) slow: bool,
+    /// The pid of the worker that last served this slot and ended (for the
+    /// "worker replaced" event).
+    pub(super) ended_pid: Option<u32>,
 }
 
 /// The pool's mode.
@@ -184,6 +188,7 @@ impl State {
                 assigned: 0,
                 last_done: 0,
                 slow: false,
+                ended_pid: None,
             });
         }
         let state = State {
@@ -395,6 +400,16 @@ impl State {
         w.items = 0;
         w.phase = Phase::Vacant;
         let signal = code.filter(|c| *c < 0).map(|c| -c);
+        self.workers[i].ended_pid = Some(pid);
+        if code == Some(0) && inflight.is_empty() {
+            log::debug!("shmproc: pool worker {pid} (slot {slot}) exited");
+        } else {
+            log::info!(
+                "shmproc: pool worker {pid} (slot {slot}) ended with {code:?} holding {} piece(s)",
+                inflight.len()
+            );
+        }
+        let seg = self.seg.segment().clone();
         if phase == Phase::Starting {
             self.start_failures += 1;
             if self.start_failures >= MAX_START_FAILURES && self.broken.is_none() {
@@ -411,6 +426,7 @@ impl State {
                 .filter(|(seq, k)| *seq == f.seq && *k >= f.answered && *k < count)
                 .map(|(_, k)| k);
             let fail_one = |k: u32| {
+                seg.bump(counters::TASKS_FAILED);
                 f.piece.job.deliver(Arrival::Failed {
                     index: f.piece.first + u64::from(k),
                     fail: fail.clone(),
@@ -540,6 +556,14 @@ impl State {
             match (self.spawner)(&self.builder, args) {
                 Ok(p) => {
                     let w = &mut self.workers[i];
+                    if let Some(old) = w.ended_pid.take() {
+                        self.seg.segment().bump(counters::WORKERS_REPLACED);
+                        log::info!(
+                            "shmproc: pool worker {old} (slot {}) replaced by {}",
+                            w.slot,
+                            p.pid()
+                        );
+                    }
                     w.proc = Some(p);
                     w.phase = Phase::Starting;
                 }

@@ -223,6 +223,11 @@ impl PoolSeg {
         })
     }
 
+    /// The segment (for its counters).
+    pub(crate) fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
     fn slot_off(&self, slot: u32) -> usize {
         HEADER + slot as usize * (SLOT_CTL + 2 * self.cap as usize)
     }

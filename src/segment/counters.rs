@@ -14,7 +14,9 @@
 //! |-----:|-----------------|-------|--------|
 //! | 0 | [`BLOCKED`]         | every blocking kind | operations that had to sleep at least once (lock and semaphore acquires, event, condition and barrier waits) |
 //! | 1 | [`OWNER_DIED`]      | lock, rlock, condition, value, array | acquisitions that recovered the lock from a holder that died |
-//! | 2 | [`CONDITION_WAITS`] | condition | `wait` calls (each sleeps) |
+//! | 2 | [`CONDITION_WAITS`] | condition | `wait` calls that slept |
+//! | 5 | [`WORKERS_REPLACED`] | pool | workers that ended and were replaced |
+//! | 6 | [`TASKS_FAILED`]    | pool | tasks failed with `WorkerDied` (their worker died holding them) |
 //!
 //! Counters are statistics, not state: every reader treats them as untrusted
 //! numbers, and a peer that scribbles on them changes nothing but the display.
@@ -56,6 +58,24 @@ pub const OWNER_DIED: usize = 1;
 /// assert!(counters::names(Kind::Condition).iter().any(|(s, _)| *s == counters::CONDITION_WAITS));
 /// ```
 pub const CONDITION_WAITS: usize = 2;
+
+/// Pool workers that ended (died, or reached `maxtasksperchild`) and were
+/// replaced.
+///
+/// # Examples
+/// ```
+/// use shmproc::segment::{counters, Kind};
+/// assert!(counters::names(Kind::Pool).contains(&(counters::WORKERS_REPLACED, "workers replaced")));
+/// ```
+pub const WORKERS_REPLACED: usize = 5;
+/// Pool tasks failed with `WorkerDied` because their worker died holding them.
+///
+/// # Examples
+/// ```
+/// use shmproc::segment::{counters, Kind};
+/// assert!(counters::names(Kind::Pool).iter().any(|(s, _)| *s == counters::TASKS_FAILED));
+/// ```
+pub const TASKS_FAILED: usize = 6;
 
 /// Process-wide switch: when off, [`Segment::bump`] does nothing.
 static ENABLED: AtomicBool = AtomicBool::new(true);
@@ -108,12 +128,11 @@ pub fn names(kind: Kind) -> &'static [(usize, &'static str)] {
         ],
         Kind::Semaphore | Kind::BoundedSemaphore => &[(BLOCKED, "blocked acquires")],
         Kind::Event | Kind::Barrier => &[(BLOCKED, "blocked waits")],
-        Kind::RawValue
-        | Kind::RawArray
-        | Kind::Queue
-        | Kind::JoinableQueue
-        | Kind::Pipe
-        | Kind::Pool => &[],
+        Kind::Pool => &[
+            (WORKERS_REPLACED, "workers replaced"),
+            (TASKS_FAILED, "tasks failed by a worker's death"),
+        ],
+        Kind::RawValue | Kind::RawArray | Kind::Queue | Kind::JoinableQueue | Kind::Pipe => &[],
     }
 }
 
