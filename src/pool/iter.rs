@@ -80,6 +80,16 @@ impl<T> AsyncResult<T> {
     }
 
     /// Whether the result is there (Python's `ready()`).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
+    /// let pool = shmproc::Pool::new(1)?;
+    /// let r = pool.apply_async(square, 3)?;
+    /// while !r.ready() { std::thread::yield_now(); }
+    /// assert_eq!(r.get()?, 9);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn ready(&self) -> bool {
         if let Some(mut st) = self.core.state.try_lock() {
             st.pump(false);
@@ -88,11 +98,32 @@ impl<T> AsyncResult<T> {
     }
 
     /// Waits until the result is there (Python's `wait()`).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
+    /// let pool = shmproc::Pool::new(1)?;
+    /// let r = pool.apply_async(square, 3)?;
+    /// r.wait();
+    /// assert!(r.ready());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn wait(&self) {
         self.core.wait_job(&self.job, Self::done(self.n), None);
     }
 
     /// Waits at most `timeout`; returns whether the result is there.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
+    /// let pool = shmproc::Pool::new(1)?;
+    /// let r = pool.apply_async(square, 3)?;
+    /// if r.wait_timeout(std::time::Duration::from_secs(5)) {
+    ///     assert_eq!(r.get()?, 9);
+    /// }
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.core.wait_job(
             &self.job,
@@ -108,6 +139,14 @@ impl<T> AsyncResult<T> {
     /// for `map_async` the first failed task's), [`Error::Closed`] if the pool
     /// was terminated first, `InvalidArgument` if
     /// [`get_timeout`](Self::get_timeout) already took it.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
+    /// let pool = shmproc::Pool::new(1)?;
+    /// assert_eq!(pool.apply_async(square, 4)?.get()?, 16);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn get(self) -> Result<T> {
         self.wait();
         self.take()
@@ -118,6 +157,15 @@ impl<T> AsyncResult<T> {
     /// # Errors
     /// [`Error::Timeout`] (the result can still be taken later); otherwise
     /// as [`get`](Self::get); a second successful call finds it taken.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
+    /// let pool = shmproc::Pool::new(1)?;
+    /// let r = pool.apply_async(square, 4)?;
+    /// assert_eq!(r.get_timeout(std::time::Duration::from_secs(5))?, 16);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
         // Relaxed: see `take`.
         if self.taken.load(Ordering::Relaxed) {
@@ -157,6 +205,16 @@ impl<T> AsyncResult<T> {
 /// pool stops serving (terminated, joined, or broken by a failing
 /// initializer), the outstanding tasks yield that error and the iterator
 /// ends without pulling more input (which may be endless).
+///
+/// # Examples
+/// ```no_run
+/// # fn square(x: u64) -> u64 { x * x } shmproc::init();
+/// let pool = shmproc::Pool::new(2)?;
+/// for (i, r) in pool.imap(square, 0..5u64)?.enumerate() {
+///     assert_eq!(r?, (i * i) as u64); // in input order, as they come
+/// }
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub struct Imap<I, R> {
     core: Arc<Core>,
     input: Option<I>,

@@ -158,6 +158,13 @@ impl PoolBuilder {
     }
 
     /// Number of worker processes (default [`cpu_count`](crate::cpu_count)).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
+    /// assert_eq!(shmproc::Pool::builder().processes(2).build()?.processes(), 2);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn processes(mut self, n: usize) -> PoolBuilder {
         self.processes = Some(n);
         self
@@ -167,6 +174,14 @@ impl PoolBuilder {
     /// `initializer`/`initargs`). `f` returns `()` or `Result<(), E>`; if it
     /// panics or returns `Err`, [`build`](Self::build) fails with
     /// [`Error::TaskPanicked`] naming the message.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// fn setup(level: u32) { eprintln!("worker {} ready (level {level})", std::process::id()); }
+    /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
+    /// let _pool = shmproc::Pool::builder().initializer(setup, 3).build()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn initializer<F, A, R>(mut self, f: F, args: A) -> PoolBuilder
     where
         F: FnOnce(A) -> R,
@@ -180,6 +195,16 @@ impl PoolBuilder {
 
     /// Each worker exits after this many pieces of work (a chunk counts as
     /// one, as in Python) and is replaced by a fresh one. 0 = never.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
+    /// let pool = shmproc::Pool::builder().processes(1).maxtasksperchild(1).chunksize(1).build()?;
+    /// let first = pool.pids();
+    /// pool.map(square, 0..3u64)?; // each task on a fresh worker
+    /// assert_ne!(pool.pids(), first);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn maxtasksperchild(mut self, n: u64) -> PoolBuilder {
         self.max_tasks = n;
         self
@@ -187,6 +212,14 @@ impl PoolBuilder {
 
     /// Tasks per message for `map`/`starmap`/`imap` (default: `map` picks
     /// `ceil(n / (4 * processes))`, `imap` sends one task per message).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
+    /// let pool = shmproc::Pool::builder().chunksize(100).build()?;
+    /// assert_eq!(pool.map(square, 0..1000u64)?.len(), 1000);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn chunksize(mut self, n: usize) -> PoolBuilder {
         self.chunksize = Some(n.max(1));
         self
@@ -198,6 +231,13 @@ impl PoolBuilder {
     /// `InvalidArgument` for 0 processes; [`Error::TaskPanicked`] if an
     /// initializer failed; launch errors (see [`Process::spawn`]);
     /// `Timeout` if the workers did not start within a minute.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
+    /// assert_eq!(shmproc::Pool::builder().processes(4).build()?.pids().len(), 4);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn build(self) -> Result<Pool> {
         let n = self.processes.unwrap_or_else(crate::cpu_count);
         if n == 0 || n > 4096 {
@@ -237,21 +277,49 @@ impl Pool {
     ///
     /// # Errors
     /// As [`PoolBuilder::build`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
+    /// assert_eq!(shmproc::Pool::new(4)?.map(square, [1u64, 2, 3, 4])?, [1, 4, 9, 16]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn new(n: usize) -> Result<Pool> {
         Pool::builder().processes(n).build()
     }
 
     /// A builder for `processes`, `initializer`, `maxtasksperchild`, `chunksize`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
+    /// let _pool = shmproc::Pool::builder().processes(2).chunksize(8).build()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn builder() -> PoolBuilder {
         PoolBuilder::new()
     }
 
     /// Number of worker processes.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
+    /// assert_eq!(shmproc::Pool::new(3)?.processes(), 3);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn processes(&self) -> usize {
         self.core.size
     }
 
     /// Process ids of the workers alive now.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
+    /// assert!(shmproc::Pool::new(2)?.pids().iter().all(|p| *p != std::process::id()));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn pids(&self) -> Vec<u32> {
         self.core.pids()
     }
@@ -288,6 +356,15 @@ impl Pool {
     /// # Errors
     /// [`Error::Closed`] after `close`/`terminate`, or an argument that
     /// does not encode.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
+    /// let pool = shmproc::Pool::new(2)?;
+    /// let pending = pool.map_async(square, 0..10u64)?;
+    /// assert_eq!(pending.get()?[9], 81);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn map_async<F, A, R, I>(&self, f: F, iter: I) -> Result<AsyncResult<Vec<R>>>
     where
         F: Fn(A) -> R,
@@ -353,6 +430,15 @@ impl Pool {
     /// # Errors
     /// [`Error::Closed`] after `close`/`terminate`; an argument that does
     /// not encode (`Codec`) or exceeds the message limit.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
+    /// let pool = shmproc::Pool::new(2)?;
+    /// let r = pool.apply_async(square, 7)?;
+    /// assert_eq!(r.get()?, 49);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn apply_async<F, A, R>(&self, f: F, args: A) -> Result<AsyncResult<R>>
     where
         F: Fn(A) -> R,
@@ -409,6 +495,16 @@ impl Pool {
     ///
     /// # Errors
     /// As [`imap`](Self::imap).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
+    /// let pool = shmproc::Pool::new(2)?;
+    /// let mut all: Vec<u64> = pool.imap_unordered(square, 0..5u64)?.collect::<shmproc::Result<_>>()?;
+    /// all.sort();
+    /// assert_eq!(all, [0, 1, 4, 9, 16]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn imap_unordered<F, A, R, I>(&self, f: F, iter: I) -> Result<Imap<I::IntoIter, R>>
     where
         F: Fn(A) -> R,
@@ -443,6 +539,16 @@ impl Pool {
 
     /// Prevents new calls (Python's `close`); work already submitted goes
     /// on. Call [`join`](Self::join) next to wait for it.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
+    /// let pool = shmproc::Pool::new(2)?;
+    /// pool.close(); // no new work
+    /// assert!(pool.map(square, [1u64]).is_err());
+    /// pool.join()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn close(&self) {
         let mut st = self.core.state.lock();
         if st.mode == Mode::Running {
@@ -456,6 +562,17 @@ impl Pool {
     ///
     /// # Errors
     /// `InvalidArgument` if the pool is still running (Python raises too).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
+    /// let pool = shmproc::Pool::new(2)?;
+    /// let r = pool.map_async(square, 0..100u64)?;
+    /// pool.close();
+    /// pool.join()?; // the workers finish what they took, then exit
+    /// assert_eq!(r.get()?.len(), 100);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn join(&self) -> Result<()> {
         if self.core.state.lock().mode == Mode::Running {
             return Err(Error::invalid(
@@ -472,6 +589,14 @@ impl Pool {
     /// Stops the workers now (SIGTERM, SIGKILL after 100 ms) and reaps them;
     /// unfinished tasks fail with [`Error::Closed`]. Dropping the pool does
     /// the same.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
+    /// let pool = shmproc::Pool::new(2)?;
+    /// pool.terminate(); // kills the workers now (dropping the pool does too)
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn terminate(&self) {
         self.core.terminate();
         self.stop_supervisor();

@@ -209,7 +209,7 @@ pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
 /// # Examples
 /// ```no_run
 /// // In a freshly forked child, between fork and exec:
-/// // shmproc::sys::process::die_with_parent(parent_pid)?;
+/// shmproc::sys::process::die_with_parent(std::os::unix::process::parent_id()).unwrap();
 /// ```
 pub fn die_with_parent(parent: u32) -> io::Result<()> {
     // SAFETY: PR_SET_PDEATHSIG takes a signal number; the trailing arguments
