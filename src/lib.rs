@@ -12,9 +12,17 @@
 #![warn(missing_docs)]
 
 mod error;
+#[cfg(not(loom))]
+pub mod pipe;
+pub mod queue;
 pub mod segment;
 pub mod sync;
 pub mod sys;
 
 pub use error::{Error, Result};
+#[cfg(not(loom))]
+pub use pipe::{Connection, Pipe, PipeBuilder, Receiver, Sender};
+pub use queue::{Codec, Pod, Serde};
+#[cfg(not(loom))]
+pub use queue::{JoinableQueue, PodQueue, Queue, QueueBuilder};
 pub use segment::unlink;

@@ -1,0 +1,157 @@
+//! Which processes hold each end of a pipe direction.
+//!
+//! Each ring segment of a pipe has two [`EndTable`]s (senders, receivers) of
+//! `(pid, start time, count)` entries. A process registers once per handle it
+//! creates or receives and unregisters when the last clone drops; a process
+//! that dies leaves its entry, which reads as gone because its pid is dead
+//! (or reused with another start time). See `docs/protocols/pipe.md`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::error::Result;
+use crate::queue::chan::Chan;
+use crate::queue::layout::{EndTable, END_ENTRIES};
+use crate::sync::wait::Futex;
+use crate::sys::proc;
+
+/// Serialises this process's table edits (other processes edit only their
+/// own entries, or clear dead ones with a CAS).
+static EDIT: Mutex<()> = Mutex::new(());
+
+/// Which end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Writes into the ring.
+    Sender = 0,
+    /// Reads from the ring.
+    Receiver = 1,
+}
+
+impl Role {
+    fn other(self) -> Role {
+        match self {
+            Role::Sender => Role::Receiver,
+            Role::Receiver => Role::Sender,
+        }
+    }
+}
+
+/// One end of one ring, registered for this process; unregisters on drop.
+#[derive(Debug)]
+pub(crate) struct EndInner {
+    pub(crate) chan: Chan,
+    role: Role,
+    pid: u32,
+    slot: Option<usize>,
+}
+
+/// A shareable registered end (clones share one registration).
+pub(crate) type End = Arc<EndInner>;
+
+fn table(chan: &Chan, role: Role) -> &EndTable {
+    &chan.control().ends[role as usize]
+}
+
+fn entry_alive(pid: u32, start: u64) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    if start == 0 {
+        // Being registered right now: alive if the pid exists.
+        return proc::pid_exists(pid);
+    }
+    proc::is_alive(proc::TaskId { tid: pid, start })
+}
+
+/// Registers this process as holding `role` of `chan`.
+pub(crate) fn register(chan: Chan, role: Role) -> Result<End> {
+    let _g = EDIT.lock();
+    let pid = proc::pid();
+    let start = proc::start_time(pid).unwrap_or(1);
+    let t = table(&chan, role);
+    // Relaxed throughout: entries are advisory liveness records; a reader
+    // that sees a half-written entry treats start 0 as "pid exists".
+    let mut found = None;
+    for (i, e) in t.entries.iter().enumerate() {
+        if e.pid.load(Ordering::Relaxed) == pid && e.start.load(Ordering::Relaxed) == start {
+            e.count.fetch_add(1, Ordering::Relaxed);
+            found = Some(i);
+            break;
+        }
+    }
+    if found.is_none() {
+        for (i, e) in t.entries.iter().enumerate() {
+            let cur = e.pid.load(Ordering::Relaxed);
+            let free = cur == 0 || !entry_alive(cur, e.start.load(Ordering::Relaxed));
+            if free
+                && e.pid
+                    .compare_exchange(cur, pid, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                e.start.store(start, Ordering::Relaxed);
+                e.count.store(1, Ordering::Relaxed);
+                found = Some(i);
+                break;
+            }
+        }
+    }
+    if found.is_none() {
+        // Table full: the end can no longer be proven gone.
+        t.overflow.store(1, Ordering::Relaxed);
+    }
+    Ok(Arc::new(EndInner {
+        chan,
+        role,
+        pid,
+        slot: found,
+    }))
+}
+
+impl Drop for EndInner {
+    fn drop(&mut self) {
+        let Some(i) = self.slot else { return };
+        if proc::pid() != self.pid {
+            return; // a forked child's copy: the entry is the parent's
+        }
+        let _g = EDIT.lock();
+        let e = &table(&self.chan, self.role).entries[i.min(END_ENTRIES - 1)];
+        // Relaxed: see register.
+        if e.pid.load(Ordering::Relaxed) == self.pid && e.count.fetch_sub(1, Ordering::Relaxed) == 1
+        {
+            e.start.store(0, Ordering::Relaxed);
+            // Release: a peer that sees the entry free also sees the messages we
+            // sent (SYNC POINT end-gone, paired with the Acquire in `gone`).
+            e.pid.store(0, Ordering::Release);
+            self.chan.ring().notify_all(&Futex);
+        }
+    }
+}
+
+impl EndInner {
+    /// Whether any process (live or not) is registered at the other end: a
+    /// cheap check without `/proc` reads, for every send.
+    #[inline]
+    pub(crate) fn peer_registered(&self) -> bool {
+        let t = table(&self.chan, self.role.other());
+        // Relaxed: advisory, see register; dead holders are found on slow paths.
+        t.overflow.load(Ordering::Relaxed) != 0
+            || t.entries.iter().any(|e| e.pid.load(Ordering::Relaxed) != 0)
+    }
+
+    /// Whether no live process holds the other end.
+    pub(crate) fn peer_gone(&self) -> bool {
+        let t = table(&self.chan, self.role.other());
+        // Relaxed: a full table means "cannot tell": never gone.
+        if t.overflow.load(Ordering::Relaxed) != 0 {
+            return false;
+        }
+        !t.entries.iter().any(|e| {
+            // Acquire: SYNC POINT end-gone.
+            let pid = e.pid.load(Ordering::Acquire);
+            pid != 0 && entry_alive(pid, e.start.load(Ordering::Relaxed))
+        })
+    }
+}
