@@ -141,9 +141,14 @@ fn claim_slow<S: Slots, P: Park, L: Liveness>(
     let mut stalled_since = started;
     let (mut last_pos, mut last_st) = (pos, st);
     let mut spins: u32 = 0;
+    // Asking whether the peer is gone may read /proc: do it on entry and after
+    // each sleep, never while spinning.
+    let mut ask_gone = true;
     loop {
         // Closed puts fail at once; closed gets fail once nothing is pending.
-        if (is_closed(ring) || (env.gone)()) && drained(side, st) {
+        let gone = ask_gone && (env.gone)();
+        ask_gone = false;
+        if (is_closed(ring) || gone) && drained(side, st) {
             return Err(Stop::Closed);
         }
         if matches!(until, Until::Now) {
@@ -168,6 +173,7 @@ fn claim_slow<S: Slots, P: Park, L: Liveness>(
             ring.wait_slice(side, env.park, end, || {
                 is_closed(ring) || matches!(try_peek(ring, side, pos), Some(s) if s != st)
             });
+            ask_gone = true;
         }
         match try_once(ring, side, me, bulk_ok)? {
             Attempt::Stall { pos: p, state } => (pos, st) = (p, state),

@@ -114,11 +114,10 @@ impl Chan {
         gone: &dyn Fn() -> bool,
     ) -> Result<()> {
         let b = &self.control().bulk.0;
-        self.bulk_lock(&b.put_lock, until)
-            .map_err(|e| match e {
-                Error::Empty => Error::Full,
-                e => e,
-            })?;
+        self.bulk_lock(&b.put_lock, until).map_err(|e| match e {
+            Error::Empty => Error::Full,
+            e => e,
+        })?;
         let r = self.bulk_put_locked(bytes, until, gone);
         self.bulk_unlock(&b.put_lock);
         r
