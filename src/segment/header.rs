@@ -18,7 +18,7 @@
 //! |     52 | `reserved`      | 0                                                |
 //! |     56 | `creator_start` | start time of the creator (pid-reuse check)      |
 //! |     64 | `params[0..4]`  | kind-specific parameters (capacity, length, ...) |
-//! |     96 | `reserved2`     | zero, room for later fields                      |
+//! |     96 | `type_name`     | first 32 bytes of `type_name::<T>()`, for tools   |
 //!
 //! The payload starts at [`HEADER_LEN`]. See `docs/protocols/segment.md`.
 
@@ -33,6 +33,8 @@ pub const LAYOUT_VERSION: u32 = 1;
 pub const INIT_READY: u32 = 0x5245_4459; // "REDY"
 /// Size of the header; the payload starts here (two cache lines).
 pub const HEADER_LEN: usize = 128;
+/// Words (8 bytes each) of the element type's name kept in the header.
+pub const TYPE_NAME_WORDS: usize = 4;
 /// How many kind-specific parameters the header carries.
 pub const PARAMS: usize = 4;
 
@@ -54,7 +56,7 @@ pub struct Header {
     pub(crate) reserved: AtomicU32,
     pub(crate) creator_start: AtomicU64,
     pub(crate) params: [AtomicU64; PARAMS],
-    pub(crate) reserved2: [AtomicU64; 4],
+    pub(crate) type_name: [AtomicU64; TYPE_NAME_WORDS],
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() == HEADER_LEN);
@@ -180,6 +182,32 @@ impl TypeFingerprint {
     /// The fingerprint used by objects with no element type (locks, events...).
     pub fn none() -> Self {
         Self::of::<()>()
+    }
+}
+
+impl Header {
+    /// The element type name recorded by the creator (up to 32 bytes; a name cut
+    /// inside a UTF-8 sequence or scribbled by a peer is shown lossily).
+    pub fn type_name(&self) -> String {
+        let mut bytes = Vec::with_capacity(TYPE_NAME_WORDS * 8);
+        for w in &self.type_name {
+            // Relaxed: immutable after init; a torn read only garbles a display string.
+            bytes.extend_from_slice(&w.load(std::sync::atomic::Ordering::Relaxed).to_le_bytes());
+        }
+        let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+        String::from_utf8_lossy(&bytes[..end]).into_owned()
+    }
+
+    /// Stores the first 32 bytes of `name` (zero-padded).
+    pub(crate) fn set_type_name(&self, name: &str) {
+        let mut buf = [0u8; TYPE_NAME_WORDS * 8];
+        let n = name.len().min(buf.len());
+        buf[..n].copy_from_slice(&name.as_bytes()[..n]);
+        for (w, chunk) in self.type_name.iter().zip(buf.chunks_exact(8)) {
+            let word = u64::from_le_bytes(chunk.try_into().expect("chunks of 8"));
+            // Relaxed: published by the Release store of `init`.
+            w.store(word, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 

@@ -154,6 +154,7 @@ impl Segment {
         h.type_size.store(spec.ty.size, Ordering::Relaxed);
         h.type_align.store(spec.ty.align, Ordering::Relaxed);
         h.type_hash.store(spec.ty.hash, Ordering::Relaxed);
+        h.set_type_name(spec.ty.name);
         h.total_len.store(total, Ordering::Relaxed);
         h.creator_pid.store(sys::proc::pid(), Ordering::Relaxed);
         h.creator_start.store(

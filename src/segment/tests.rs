@@ -32,6 +32,7 @@ fn create_open_roundtrip() {
     .unwrap();
     let other = Segment::open(&name, Kind::Value, &TypeFingerprint::of::<u64>()).unwrap();
     assert_eq!(other.param(0), 7);
+    assert_eq!(other.header().type_name(), "u64");
     assert_eq!(
         other.view::<AtomicU64>(0).unwrap().load(Ordering::Relaxed),
         42

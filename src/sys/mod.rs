@@ -3,10 +3,12 @@
 //! - [`futex`]: shared (never private) futex wait/wake with absolute monotonic deadlines.
 //! - [`shm`]: memfd (sealed) and `shm_open` segment files, mapping, unlinking.
 //! - [`proc`]: thread/process identity, start times (pid-reuse checks), liveness.
+//! - [`process`]: child processes: fork, pidfd, reaping, signals, parent-death signal.
 
 #[cfg(not(target_os = "linux"))]
 compile_error!("shmproc needs Linux: futexes, memfd_create and pidfd are Linux interfaces");
 
 pub mod futex;
 pub mod proc;
+pub mod process;
 pub mod shm;

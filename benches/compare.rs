@@ -1,0 +1,455 @@
+//! Side-by-side comparison of shmproc against its peers, in one run.
+//!
+//! `cargo bench --bench compare [-- FILTER]`; `SHMPROC_BENCH_QUICK=1` for a run under a
+//! minute. Each workload runs shmproc and each peer interleaved, `ROUNDS` times, and
+//! keeps the median; one line per pair:
+//!
+//! `RESULT <workload> shmproc=<value> <peer>=<value> unit=<unit> ratio=<shmproc/peer>`
+//!
+//! ratio > 1 means shmproc is better (throughputs divided, latencies inverted).
+//! Protocol: ../shared/DESIGN.md "Benchmark protocol"; figures: docs/performance.md.
+
+use std::hint::black_box;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use shmproc::{Pipe, PodQueue, Process, Queue, StartMethod};
+
+/// A ~100-byte message, as a market-data or log record would be.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Tick {
+    seq: u64,
+    ts_ns: u64,
+    symbol: String,
+    venue: String,
+    price: f64,
+    qty: u32,
+    flags: u32,
+    levels: Vec<u32>,
+}
+
+impl Tick {
+    fn new(seq: u64) -> Tick {
+        Tick {
+            seq,
+            ts_ns: seq.wrapping_mul(7919),
+            symbol: "EURUSD.SPOT.FX".into(),
+            venue: "XLON-MTF".into(),
+            price: 1.0842 + seq as f64 * 1e-9,
+            qty: (seq % 1000) as u32,
+            flags: 3,
+            levels: vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Better {
+    Higher,
+    Lower,
+}
+
+struct Cfg {
+    quick: bool,
+    rounds: usize,
+    filter: Vec<String>,
+}
+
+impl Cfg {
+    fn n(&self, full: u64, quick: u64) -> u64 {
+        if self.quick {
+            quick
+        } else {
+            full
+        }
+    }
+
+    fn wants(&self, workload: &str) -> bool {
+        self.filter.is_empty() || self.filter.iter().any(|f| workload.contains(f.as_str()))
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Runs shmproc and each peer interleaved `rounds` times and prints RESULT lines.
+fn compare(
+    cfg: &Cfg,
+    workload: &str,
+    unit: &str,
+    better: Better,
+    ours: &mut dyn FnMut() -> f64,
+    peers: &mut [(&str, &mut dyn FnMut() -> Option<f64>)],
+) {
+    if !cfg.wants(workload) {
+        return;
+    }
+    let mut mine = Vec::new();
+    let mut theirs: Vec<Vec<f64>> = vec![Vec::new(); peers.len()];
+    for _ in 0..cfg.rounds {
+        mine.push(ours());
+        for (i, (_, peer)) in peers.iter_mut().enumerate() {
+            if let Some(v) = peer() {
+                theirs[i].push(v);
+            }
+        }
+    }
+    let m = median(mine);
+    for (i, (name, _)) in peers.iter().enumerate() {
+        if theirs[i].is_empty() {
+            println!("RESULT {workload} shmproc={m:.1} {name}=unavailable unit={unit} ratio=nan");
+            continue;
+        }
+        let p = median(std::mem::take(&mut theirs[i]));
+        let ratio = match better {
+            Better::Higher => m / p,
+            Better::Lower => p / m,
+        };
+        println!("RESULT {workload} shmproc={m:.1} {name}={p:.1} unit={unit} ratio={ratio:.2}");
+    }
+}
+
+/// Runs the Python peer for `workload`; `None` (and a note) if python3 fails.
+fn python(workload: &str, args: &[u64]) -> Option<f64> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/python_mp.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(workload)
+        .args(args.iter().map(|a| a.to_string()))
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!("python peer {workload} failed: {}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+// ---------------------------------------------------------------- SPSC Pod
+
+fn produce_u64((q, n): (PodQueue<u64>, u64)) {
+    for i in 0..n {
+        q.put(&i).expect("put");
+    }
+}
+
+fn spsc_pod_shmproc(n: u64) -> f64 {
+    let q = PodQueue::<u64>::new(1024).expect("queue");
+    let t0 = Instant::now();
+    let p = Process::spawn(produce_u64, (q.clone(), n)).expect("spawn");
+    let mut sum = 0u64;
+    for _ in 0..n {
+        sum = sum.wrapping_add(q.get().expect("get"));
+    }
+    let dt = t0.elapsed();
+    p.join().expect("join");
+    assert_eq!(sum, n * (n - 1) / 2, "checksum");
+    n as f64 / dt.as_secs_f64()
+}
+
+fn produce_u64_batch((q, n): (PodQueue<u64>, u64)) {
+    let batch: Vec<u64> = (0..256).collect();
+    let mut sent = 0;
+    while sent < n {
+        let k = (n - sent).min(256) as usize;
+        q.put_many(&batch[..k]).expect("put_many");
+        sent += k as u64;
+    }
+}
+
+fn spsc_pod_batch_shmproc(n: u64) -> f64 {
+    let q = PodQueue::<u64>::new(1024).expect("queue");
+    let t0 = Instant::now();
+    let p = Process::spawn(produce_u64_batch, (q.clone(), n)).expect("spawn");
+    let mut got = 0u64;
+    let mut buf = Vec::with_capacity(256);
+    while got < n {
+        buf.clear();
+        got += q.get_many(&mut buf, 256).expect("get_many") as u64;
+        black_box(&buf);
+    }
+    let dt = t0.elapsed();
+    p.join().expect("join");
+    n as f64 / dt.as_secs_f64()
+}
+
+fn spsc_crossbeam<T: Send + 'static>(n: u64, make: fn(u64) -> T) -> f64 {
+    let (tx, rx) = crossbeam_channel::bounded::<T>(1024);
+    let t0 = Instant::now();
+    let h = std::thread::spawn(move || {
+        for i in 0..n {
+            tx.send(make(i)).unwrap();
+        }
+    });
+    for _ in 0..n {
+        black_box(rx.recv().unwrap());
+    }
+    let dt = t0.elapsed();
+    h.join().unwrap();
+    n as f64 / dt.as_secs_f64()
+}
+
+// ---------------------------------------------------------------- SPSC serde
+
+fn produce_ticks((q, n): (Queue<Tick>, u64)) {
+    for i in 0..n {
+        q.put(&Tick::new(i)).expect("put");
+    }
+}
+
+fn spsc_serde_shmproc(n: u64) -> f64 {
+    let q = Queue::<Tick>::new(1024).expect("queue");
+    let t0 = Instant::now();
+    let p = Process::spawn(produce_ticks, (q.clone(), n)).expect("spawn");
+    for i in 0..n {
+        let t = q.get().expect("get");
+        debug_assert_eq!(t.seq, i);
+        black_box(t);
+    }
+    let dt = t0.elapsed();
+    p.join().expect("join");
+    n as f64 / dt.as_secs_f64()
+}
+
+fn spsc_serde_ipc_channel(n: u64) -> f64 {
+    let (tx, rx) = ipc_channel::ipc::channel::<Tick>().expect("ipc channel");
+    let t0 = Instant::now();
+    let h = std::thread::spawn(move || {
+        for i in 0..n {
+            tx.send(Tick::new(i)).unwrap();
+        }
+    });
+    for _ in 0..n {
+        black_box(rx.recv().unwrap());
+    }
+    let dt = t0.elapsed();
+    h.join().unwrap();
+    n as f64 / dt.as_secs_f64()
+}
+
+// ---------------------------------------------------------------- MPMC 2x2
+
+fn mpmc_pod_shmproc(n: u64) -> f64 {
+    let q = PodQueue::<u64>::new(1024).expect("queue");
+    let per = n / 2;
+    let t0 = Instant::now();
+    let producers: Vec<Process> = (0..2)
+        .map(|_| Process::spawn(produce_u64, (q.clone(), per)).expect("spawn"))
+        .collect();
+    let consumers: Vec<_> = (0..2)
+        .map(|_| {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                let mut sum = 0u64;
+                for _ in 0..per {
+                    sum = sum.wrapping_add(q.get().expect("get"));
+                }
+                sum
+            })
+        })
+        .collect();
+    let sum: u64 = consumers.into_iter().map(|c| c.join().unwrap()).sum();
+    let dt = t0.elapsed();
+    for p in producers {
+        p.join().expect("join");
+    }
+    assert_eq!(sum, 2 * (per * (per - 1) / 2), "checksum");
+    n as f64 / dt.as_secs_f64()
+}
+
+fn mpmc_crossbeam(n: u64) -> f64 {
+    let (tx, rx) = crossbeam_channel::bounded::<u64>(1024);
+    let per = n / 2;
+    let t0 = Instant::now();
+    let mut hs = Vec::new();
+    for _ in 0..2 {
+        let tx = tx.clone();
+        hs.push(std::thread::spawn(move || {
+            for i in 0..per {
+                tx.send(i).unwrap();
+            }
+            0
+        }));
+        let rx = rx.clone();
+        hs.push(std::thread::spawn(move || {
+            let mut s = 0u64;
+            for _ in 0..per {
+                s = s.wrapping_add(rx.recv().unwrap());
+            }
+            s
+        }));
+    }
+    let sum: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+    let dt = t0.elapsed();
+    assert_eq!(sum, 2 * (per * (per - 1) / 2));
+    n as f64 / dt.as_secs_f64()
+}
+
+// ---------------------------------------------------------------- Pipe ping-pong
+
+fn echo_bytes((conn, n): (shmproc::Connection<Vec<u8>>, u64)) {
+    let mut buf = [0u8; 64];
+    for _ in 0..n {
+        let k = conn.recv_bytes_into(&mut buf).expect("recv");
+        conn.send_bytes(&buf[..k]).expect("send");
+    }
+}
+
+fn pingpong_shmproc(n: u64) -> f64 {
+    let (a, b) = Pipe::duplex::<Vec<u8>>().expect("pipe");
+    let warm = 1000;
+    let p = Process::spawn(echo_bytes, (b, n + warm)).expect("spawn");
+    let msg = [7u8; 8];
+    let mut buf = [0u8; 64];
+    for _ in 0..warm {
+        a.send_bytes(&msg).expect("send");
+        a.recv_bytes_into(&mut buf).expect("recv");
+    }
+    let t0 = Instant::now();
+    for _ in 0..n {
+        a.send_bytes(&msg).expect("send");
+        a.recv_bytes_into(&mut buf).expect("recv");
+    }
+    let dt = t0.elapsed();
+    p.join().expect("join");
+    dt.as_nanos() as f64 / n as f64
+}
+
+fn pingpong_unix_socket(n: u64) -> f64 {
+    let (mut a, b) = UnixStream::pair().expect("socketpair");
+    let warm = 1000;
+    let p = Process::builder()
+        .start_method(StartMethod::Fork)
+        .spawn_fork(move || {
+            let mut b = b;
+            let mut buf = [0u8; 8];
+            for _ in 0..n + warm {
+                b.read_exact(&mut buf).unwrap();
+                b.write_all(&buf).unwrap();
+            }
+        })
+        .expect("fork");
+    let msg = [7u8; 8];
+    let mut buf = [0u8; 8];
+    for _ in 0..warm {
+        a.write_all(&msg).unwrap();
+        a.read_exact(&mut buf).unwrap();
+    }
+    let t0 = Instant::now();
+    for _ in 0..n {
+        a.write_all(&msg).unwrap();
+        a.read_exact(&mut buf).unwrap();
+    }
+    let dt = t0.elapsed();
+    p.join().expect("join");
+    dt.as_nanos() as f64 / n as f64
+}
+
+// ---------------------------------------------------------------- 1 MiB bandwidth
+
+const MIB: usize = 1 << 20;
+
+fn produce_mib((q, n): (Queue<Vec<u8>>, u64)) {
+    let buf = vec![0xA5u8; MIB];
+    for _ in 0..n {
+        q.put_bytes(&buf).expect("put_bytes");
+    }
+}
+
+fn bandwidth_shmproc(n: u64) -> f64 {
+    let q = Queue::<Vec<u8>>::builder().maxsize(64).create().expect("queue");
+    let t0 = Instant::now();
+    let p = Process::spawn(produce_mib, (q.clone(), n)).expect("spawn");
+    for _ in 0..n {
+        let v = q.get_bytes().expect("get_bytes");
+        assert_eq!(v.len(), MIB);
+        black_box(v);
+    }
+    let dt = t0.elapsed();
+    p.join().expect("join");
+    (n as usize * MIB) as f64 / dt.as_secs_f64() / 1e9
+}
+
+fn bandwidth_memcpy(n: u64) -> f64 {
+    let src = vec![0xA5u8; MIB];
+    let t0 = Instant::now();
+    for _ in 0..n {
+        // The consumer of a queue ends up owning a fresh Vec per message: so does this.
+        let v = black_box(&src).clone();
+        black_box(v);
+    }
+    let dt = t0.elapsed();
+    (n as usize * MIB) as f64 / dt.as_secs_f64() / 1e9
+}
+
+// ---------------------------------------------------------------- spawn + join
+
+fn noop((): ()) {}
+
+fn spawn_join_shmproc(n: u64, method: StartMethod) -> f64 {
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let p = Process::builder().start_method(method).spawn(noop, ()).expect("spawn");
+        p.join().expect("join");
+    }
+    t0.elapsed().as_nanos() as f64 / n as f64
+}
+
+fn main() {
+    shmproc::init();
+    let quick = std::env::var_os("SHMPROC_BENCH_QUICK").is_some_and(|v| v != "0");
+    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let cfg = Cfg {
+        quick,
+        rounds: if quick { 1 } else { 3 },
+        filter,
+    };
+    let t_start = Instant::now();
+    println!(
+        "# shmproc compare bench: {} cores, {} round(s) per pair, median kept{}",
+        shmproc::cpu_count(),
+        cfg.rounds,
+        if quick { ", quick mode" } else { "" }
+    );
+
+    let n = cfg.n(5_000_000, 500_000);
+    compare(&cfg, "spsc_pod_u64", "msgs/s", Better::Higher, &mut || spsc_pod_shmproc(n), &mut [
+        ("crossbeam_bounded_threads", &mut || Some(spsc_crossbeam(n, |i| i))),
+        ("python_mp_queue", &mut || python("queue_spsc_u64", &[n / 50])),
+    ]);
+    compare(&cfg, "spsc_pod_u64_batch", "msgs/s", Better::Higher, &mut || spsc_pod_batch_shmproc(n), &mut [
+        ("crossbeam_bounded_threads", &mut || Some(spsc_crossbeam(n, |i| i))),
+    ]);
+    let n = cfg.n(1_000_000, 100_000);
+    compare(&cfg, "spsc_serde_100b", "msgs/s", Better::Higher, &mut || spsc_serde_shmproc(n), &mut [
+        ("ipc_channel_threads", &mut || Some(spsc_serde_ipc_channel(n / 5))),
+        ("crossbeam_bounded_threads", &mut || Some(spsc_crossbeam(n, Tick::new))),
+    ]);
+    let n = cfg.n(4_000_000, 400_000);
+    compare(&cfg, "mpmc_pod_u64_2x2", "msgs/s", Better::Higher, &mut || mpmc_pod_shmproc(n), &mut [
+        ("crossbeam_bounded_threads", &mut || Some(mpmc_crossbeam(n))),
+    ]);
+    let n = cfg.n(200_000, 20_000);
+    compare(&cfg, "pipe_pingpong_rtt", "ns", Better::Lower, &mut || pingpong_shmproc(n), &mut [
+        ("unix_socket_processes", &mut || Some(pingpong_unix_socket(n))),
+        ("python_mp_pipe", &mut || python("pipe_pingpong", &[n / 10])),
+    ]);
+    let n = cfg.n(4_000, 500);
+    compare(&cfg, "bandwidth_1mib", "GB/s", Better::Higher, &mut || bandwidth_shmproc(n), &mut [
+        ("memcpy_single_thread", &mut || Some(bandwidth_memcpy(n))),
+    ]);
+    let n = cfg.n(200, 30);
+    compare(&cfg, "spawn_join", "ns", Better::Lower, &mut || spawn_join_shmproc(n, StartMethod::Spawn), &mut [
+        ("python_mp_fork", &mut || python("spawn_join", &[n])),
+    ]);
+    compare(&cfg, "fork_join", "ns", Better::Lower, &mut || spawn_join_shmproc(n, StartMethod::Fork), &mut [
+        ("python_mp_fork", &mut || python("spawn_join", &[n])),
+    ]);
+    let _ = Duration::ZERO;
+    println!("# done in {:.1} s", t_start.elapsed().as_secs_f64());
+}

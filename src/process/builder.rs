@@ -1,0 +1,186 @@
+//! [`Builder`]: name, daemon flag, start method, and how a re-executed child
+//! finds its way back to `init()` in a test harness.
+
+use std::ffi::OsString;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{fork, launch, registry, EntryReturn, Process, Shared, StartMethod, State};
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// Which command-line arguments a re-executed child gets.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum ChildArgs {
+    /// None in a normal program; in a libtest harness, those that select the
+    /// spawning thread's test (libtest names each test's thread after it).
+    #[default]
+    Auto,
+    /// Select this libtest test.
+    Test(String),
+    /// Exactly these.
+    Raw(Vec<OsString>),
+}
+
+/// Configures and launches a [`Process`].
+///
+/// # Examples
+/// ```no_run
+/// use shmproc::{Process, StartMethod};
+///
+/// fn work(n: u64) {
+///     println!("{} got {n}", shmproc::current_process().name());
+/// }
+///
+/// fn main() -> shmproc::Result<()> {
+///     shmproc::init();
+///     let p = Process::builder()
+///         .name("cruncher")
+///         .daemon(true)
+///         .start_method(StartMethod::Spawn)
+///         .spawn(work, 7)?;
+///     p.join()?;
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use = "a builder does nothing until `spawn` is called"]
+pub struct Builder {
+    name: Option<String>,
+    pub(super) daemon: bool,
+    method: StartMethod,
+    pub(super) child_args: ChildArgs,
+}
+
+impl Builder {
+    /// A builder with the defaults: a `"Process-N"` name, not a daemon,
+    /// [`StartMethod::Spawn`].
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// The child's name, as [`Process::name`] and, in the child,
+    /// `current_process().name()` report it.
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// A daemon child is killed (SIGKILL) when its parent dies.
+    ///
+    /// The kernel's parent-death signal follows the parent *thread* that
+    /// launched the child: if that thread exits while the parent process goes
+    /// on, the daemon is killed too. Launch daemons from a thread that lives
+    /// as long as they should (e.g. the main thread).
+    pub fn daemon(mut self, daemon: bool) -> Builder {
+        self.daemon = daemon;
+        self
+    }
+
+    /// How to start the child (default [`StartMethod::Spawn`]).
+    pub fn start_method(mut self, method: StartMethod) -> Builder {
+        self.method = method;
+        self
+    }
+
+    /// For a re-executed child of a libtest test binary: the test to run in
+    /// the child (whose first line must be `shmproc::init()`). Needed only
+    /// when spawning from a thread that is not the test's own thread (libtest
+    /// names each test's thread after the test, and that name is used by
+    /// default).
+    pub fn test_name(mut self, test: impl Into<String>) -> Builder {
+        self.child_args = ChildArgs::Test(test.into());
+        self
+    }
+
+    /// For unusual harnesses: exactly these command-line arguments for a
+    /// re-executed child, which must lead it to call `shmproc::init()` before
+    /// anything else.
+    pub fn child_args<I, S>(mut self, args: I) -> Builder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.child_args = ChildArgs::Raw(args.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Forks a child that runs the closure `f` (which may capture anything),
+    /// whatever start method was set: shorthand for
+    /// `.start_method(StartMethod::Fork).spawn(|()| f(), ())`. The
+    /// [`StartMethod::Fork`] caveat about threads applies.
+    ///
+    /// # Errors
+    /// OS errors from `fork`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// shmproc::init();
+    /// let greeting = String::from("hello");
+    /// let p = shmproc::Process::builder().spawn_fork(move || println!("{greeting}"))?;
+    /// assert_eq!(p.join()?, 0);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn spawn_fork<F, R>(self, f: F) -> Result<Process>
+    where
+        F: FnOnce() -> R,
+        R: EntryReturn,
+    {
+        self.start_method(StartMethod::Fork)
+            .spawn(move |()| f(), ())
+    }
+
+    /// Launches `f(args)` in a new process.
+    ///
+    /// With [`StartMethod::Spawn`], `f` must be a fn item or a non-capturing
+    /// closure and `args` are serialized (shmproc handles inside them reach
+    /// the child); with [`StartMethod::Fork`], `f` may capture anything and
+    /// `args` are moved into the child as they are.
+    ///
+    /// # Errors
+    /// `InvalidArgument` for a capturing closure with `Spawn`, or when called
+    /// from a launched child that has not called `init()`, or from an unnamed
+    /// thread of a test binary (see [`test_name`](Self::test_name));
+    /// `Codec` for arguments that cannot be serialized; OS errors.
+    pub fn spawn<F, A, R>(self, f: F, args: A) -> Result<Process>
+    where
+        F: FnOnce(A) -> R,
+        A: Serialize + DeserializeOwned,
+        R: EntryReturn,
+    {
+        let g = registry::globals();
+        g.reap_finished();
+        let (identity, default_name) = g.next_child();
+        let name = self.name.clone().unwrap_or(default_name);
+        let (pid, boot) = match self.method {
+            StartMethod::Spawn => {
+                if std::mem::size_of::<F>() != 0 {
+                    return Err(Error::invalid(
+                        "entry",
+                        "a fn item or a non-capturing closure with StartMethod::Spawn \
+                         (or StartMethod::Fork for a capturing closure)",
+                        format!("{} ({} bytes)", std::any::type_name::<F>(), size_of::<F>()),
+                    ));
+                }
+                let (pid, boot) = launch::spawn::<F, A, R>(&self, &args, &name, identity)?;
+                (pid, Some(boot))
+            }
+            StartMethod::Fork => (fork::spawn(f, args, &name, self.daemon, identity)?, None),
+        };
+        let shared = Arc::new(Shared {
+            pid,
+            name,
+            daemon: self.daemon,
+            method: self.method,
+            pidfd: sys::process::pidfd_open(pid),
+            owner: sys::proc::pid(),
+            boot,
+            state: Mutex::new(State::Running),
+        });
+        g.add_child(shared.clone());
+        Ok(Process::from_shared(shared))
+    }
+}

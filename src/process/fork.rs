@@ -1,0 +1,60 @@
+//! [`StartMethod::Fork`](super::StartMethod::Fork): fork and run the entry
+//! in the copy, which never returns into the parent's code.
+
+use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use super::entry::{EntryReturn, EXIT_LAUNCH, EXIT_PANIC};
+use super::registry::{self, ProcessInfo};
+use crate::error::Result;
+use crate::sys;
+
+/// Forks; the child runs `f(args)` and exits, the parent gets the child's pid.
+pub(super) fn spawn<F, A, R>(
+    f: F,
+    args: A,
+    name: &str,
+    daemon: bool,
+    identity: Vec<u32>,
+) -> Result<u32>
+where
+    F: FnOnce(A) -> R,
+    R: EntryReturn,
+{
+    // Whatever sits in the stdio buffers now would be written twice.
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    let parent = registry::current_process();
+    let name = name.to_owned();
+    // SAFETY:
+    // - the child runs only `child`, which ends with `exit_now` and never
+    //   returns into the caller's frames (no destructor runs twice);
+    // - that the parent has no other threads holding locks the entry needs
+    //   is the documented contract of StartMethod::Fork.
+    match unsafe { sys::process::fork() }? {
+        Some(pid) => Ok(pid),
+        None => child(f, args, name, daemon, identity, parent),
+    }
+}
+
+fn child<F, A, R>(
+    f: F,
+    args: A,
+    name: String,
+    daemon: bool,
+    identity: Vec<u32>,
+    parent: ProcessInfo,
+) -> !
+where
+    F: FnOnce(A) -> R,
+    R: EntryReturn,
+{
+    sys::proc::forget_current_task();
+    if daemon && sys::process::die_with_parent(parent.pid()).is_err() {
+        sys::process::exit_now(EXIT_LAUNCH);
+    }
+    registry::install_child(name, daemon, identity, parent);
+    let code = catch_unwind(AssertUnwindSafe(|| f(args).exit_code())).unwrap_or(EXIT_PANIC);
+    let _ = std::io::stdout().flush();
+    sys::process::exit_now(code)
+}

@@ -1,0 +1,414 @@
+//! The process launcher: [`Process`], [`init`], and Python's module functions
+//! [`cpu_count`], [`current_process`], [`parent_process`], [`active_children`].
+//!
+//! - `builder.rs`: [`Builder`] and the two start methods (`launch.rs`
+//!   re-executes the binary, `fork.rs` forks);
+//! - `entry.rs`: how a re-executed child finds its entry function;
+//! - `boot.rs`: the launch record a child reads; `child.rs`: [`init`];
+//! - `registry.rs`: who we are, who our parent is, children to reap.
+//!
+//! The protocol is in `docs/protocols/launch.md`.
+
+mod boot;
+mod builder;
+mod child;
+mod entry;
+mod fork;
+mod launch;
+mod registry;
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::sys;
+use crate::sys::process::Reap;
+
+pub use builder::Builder;
+pub use child::init;
+pub use entry::EntryReturn;
+pub use registry::{active_children, cpu_count, current_process, parent_process, ProcessInfo};
+
+/// How a child process is started.
+///
+/// # Examples
+/// ```no_run
+/// use shmproc::{Process, StartMethod};
+/// shmproc::init();
+/// let counter = 41;
+/// let p = Process::builder()
+///     .start_method(StartMethod::Fork)
+///     .spawn(move |x: u32| assert_eq!(counter + x, 42), 1)?;
+/// assert_eq!(p.join()?, 0);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum StartMethod {
+    /// Re-execute the current binary (`/proc/self/exe`); the child runs its
+    /// entry from [`init`]. Arguments are serialized; the entry must be a fn
+    /// item or a non-capturing closure. Safe whatever threads the parent runs.
+    #[default]
+    Spawn,
+    /// `fork()` the parent: fast, and the entry may be a capturing closure.
+    /// **Unsafe to use once the parent has started threads**: a lock another
+    /// thread held at the fork (stdout's, an allocator's, a `Mutex` of the
+    /// program's) stays locked forever in the child, which may then hang.
+    Fork,
+}
+
+/// A launched child process. Clones refer to the same child.
+///
+/// Dropping a `Process` neither waits for nor kills the child: like Python,
+/// the child keeps running, and it is reaped by a later `join`, by
+/// [`active_children`], or by the next spawn (so it does not stay a zombie
+/// while this process launches more). A daemon child is killed when its
+/// parent dies.
+///
+/// # Examples
+/// ```no_run
+/// use shmproc::Process;
+///
+/// fn worker(n: u32) {
+///     println!("hello from child {n}");
+/// }
+///
+/// fn main() -> shmproc::Result<()> {
+///     shmproc::init();
+///     let p = Process::spawn(worker, 7)?;
+///     assert_eq!(p.join()?, 0);
+///     Ok(())
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Process {
+    shared: Arc<Shared>,
+}
+
+/// What the parent knows about one child.
+pub(crate) struct Shared {
+    pid: u32,
+    name: String,
+    daemon: bool,
+    method: StartMethod,
+    /// Becomes readable when the child ends; `None` on kernels without pidfd.
+    pidfd: Option<OwnedFd>,
+    /// The process that launched the child (a forked grandchild holding a
+    /// copy of this handle must not wait on a process that is not its child).
+    owner: u32,
+    /// The launch record of a re-executed child, whose last byte tells
+    /// whether the child reached `init()`.
+    boot: Option<std::fs::File>,
+    /// Held while reaping or signalling, so a signal never reaches a pid
+    /// that was reaped (and perhaps reused) in between.
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Running,
+    Exited(i32),
+    /// Reaped by someone else (e.g. a `waitpid(-1)` outside shmproc).
+    Lost,
+    /// A re-executed child that ended (with this code) without reaching
+    /// `init()`: its entry never ran.
+    NoEntry(i32),
+}
+
+impl Shared {
+    fn poll(&self) -> Result<State> {
+        let mut state = self.state.lock();
+        if *state == State::Running {
+            self.check_owner()?;
+            *state = match sys::process::try_reap(self.pid)? {
+                Reap::Running => State::Running,
+                Reap::Exited(code) => match &self.boot {
+                    // A signal may well come before init(): only a normal
+                    // exit without reaching init() means the entry was lost.
+                    Some(file) if code >= 0 && !boot::started(file) => State::NoEntry(code),
+                    _ => State::Exited(code),
+                },
+                Reap::NotAChild => State::Lost,
+            };
+        }
+        Ok(*state)
+    }
+
+    /// `true` while the child runs (reaping it if it has ended).
+    pub(crate) fn poll_running(&self) -> bool {
+        matches!(self.poll(), Ok(State::Running))
+    }
+
+    fn check_owner(&self) -> Result<()> {
+        if self.owner != sys::proc::pid() {
+            return Err(Error::invalid(
+                "process handle",
+                format!("a child of this process ({})", sys::proc::pid()),
+                format!("process {}, a child of process {}", self.pid, self.owner),
+            ));
+        }
+        Ok(())
+    }
+
+    fn signal(&self, sig: Signal) -> Result<()> {
+        let state = self.state.lock();
+        if *state != State::Running {
+            return Ok(()); // already ended: nothing to signal, like Python
+        }
+        self.check_owner()?;
+        // Holding `state` means nobody reaps the child meanwhile, so `pid`
+        // is still ours (a zombie at worst) and cannot have been reused.
+        sys::process::send_signal(self.pid, sig)
+    }
+
+    fn wait(&self, deadline: Option<Instant>) -> Result<i32> {
+        let mut backoff = Duration::from_millis(1);
+        loop {
+            match self.poll()? {
+                State::Exited(code) => return Ok(code),
+                State::Lost => {
+                    return Err(Error::os(
+                        format!("waiting for process {}", self.pid),
+                        std::io::Error::from_raw_os_error(libc::ECHILD),
+                    ))
+                }
+                State::NoEntry(code) => return Err(no_entry(self.pid, code)),
+                State::Running => {}
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Error::Timeout);
+            }
+            match &self.pidfd {
+                Some(fd) => {
+                    if !sys::process::wait_pidfd(fd.as_fd(), deadline)? {
+                        return Err(Error::Timeout);
+                    }
+                    // Readable means ended; the next poll reaps it. A
+                    // concurrent reaper may have won: poll sees that too.
+                    // Should the kernel report readiness before waitpid
+                    // can reap, a short nap keeps this from spinning.
+                    if self.poll()? == State::Running {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+                None => {
+                    // No pidfd (kernel < 5.3): poll with a growing sleep.
+                    let mut nap = backoff;
+                    if let Some(d) = deadline {
+                        nap = nap.min(d.saturating_duration_since(Instant::now()));
+                    }
+                    std::thread::sleep(nap);
+                    backoff = (backoff * 2).min(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+}
+
+#[cold]
+fn no_entry(pid: u32, code: i32) -> Error {
+    Error::invalid(
+        "launched child",
+        "a child that runs its entry from shmproc::init(), the first line of main \
+         (and of the test that spawns it, in a test binary)",
+        format!(
+            "process {pid} exited with status {code} without reaching shmproc::init(), \
+             so its entry never ran"
+        ),
+    )
+}
+
+impl Process {
+    /// Launches `f(args)` in a new process with the default start method
+    /// ([`StartMethod::Spawn`]): the binary is re-executed and runs `f` from
+    /// [`init`], which must be the first line of `main` (and of a test that
+    /// spawns). `f` must be a fn item or a non-capturing closure (a capturing
+    /// closure is a compile-time error); `args` are serialized with serde,
+    /// and shmproc handles inside them (anonymous ones included) reach the child.
+    ///
+    /// # Errors
+    /// Arguments that cannot be serialized, or OS errors while launching.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use shmproc::Process;
+    ///
+    /// fn add((a, b): (u32, u32)) {
+    ///     assert_eq!(a + b, 3);
+    /// }
+    ///
+    /// fn main() -> shmproc::Result<()> {
+    ///     shmproc::init();
+    ///     let p = Process::spawn(add, (1, 2))?;
+    ///     assert_eq!(p.join()?, 0);
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// A capturing closure does not compile (its captures cannot be rebuilt
+    /// in a re-executed child):
+    /// ```compile_fail
+    /// let name = String::from("x");
+    /// let p = shmproc::Process::spawn(move |_: ()| println!("{name}"), ());
+    /// ```
+    pub fn spawn<F, A, R>(f: F, args: A) -> Result<Process>
+    where
+        F: FnOnce(A) -> R,
+        A: Serialize + DeserializeOwned,
+        R: EntryReturn,
+    {
+        const {
+            assert!(
+                std::mem::size_of::<F>() == 0,
+                "Process::spawn needs a fn item or a non-capturing closure; pass data in `args`, \
+                 or use Process::builder().start_method(StartMethod::Fork)"
+            )
+        };
+        Builder::new().spawn(f, args)
+    }
+
+    /// A builder to set the name, daemon flag and start method.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use shmproc::Process;
+    /// fn work(_: ()) {}
+    /// shmproc::init();
+    /// let p = Process::builder().name("worker").daemon(true).spawn(work, ())?;
+    /// assert_eq!(p.name(), "worker");
+    /// p.join()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Process {
+        Process { shared }
+    }
+
+    /// Waits for the child to end and returns its exit code (see
+    /// [`exitcode`](Self::exitcode)).
+    ///
+    /// # Errors
+    /// `Os` with `ECHILD` if the child was reaped behind shmproc's back, or
+    /// `InvalidArgument` when called in a process that did not launch it.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn work(_: ()) {}
+    /// # shmproc::init();
+    /// let p = shmproc::Process::spawn(work, ())?;
+    /// assert_eq!(p.join()?, 0);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn join(&self) -> Result<i32> {
+        self.shared.wait(None)
+    }
+
+    /// Waits at most `timeout` for the child to end.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if it is still running then; otherwise as
+    /// [`join`](Self::join).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # fn work(_: ()) { std::thread::sleep(Duration::from_secs(5)) }
+    /// # shmproc::init();
+    /// let p = shmproc::Process::spawn(work, ())?;
+    /// assert!(matches!(p.join_timeout(Duration::from_millis(10)), Err(shmproc::Error::Timeout)));
+    /// p.kill()?;
+    /// assert_eq!(p.join()?, -9);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn join_timeout(&self, timeout: Duration) -> Result<i32> {
+        self.shared.wait(Some(Instant::now() + timeout))
+    }
+
+    /// Whether the child is still running (reaps it if it has ended).
+    pub fn is_alive(&self) -> bool {
+        self.shared.poll_running()
+    }
+
+    /// `None` while the child runs; then its exit status, or minus the
+    /// number of the signal that killed it (`-9` after [`kill`](Self::kill)),
+    /// as Python's `exitcode`. A panicking entry gives 101, an entry returning
+    /// `Err` gives 1.
+    pub fn exitcode(&self) -> Option<i32> {
+        match self.shared.poll() {
+            Ok(State::Exited(code) | State::NoEntry(code)) => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Sends SIGTERM (the child's exit code becomes -15 unless it handles it).
+    /// Does nothing if the child has already been reaped.
+    ///
+    /// # Errors
+    /// The OS error from `kill`, or `InvalidArgument` in a process that did
+    /// not launch this child.
+    pub fn terminate(&self) -> Result<()> {
+        self.shared.signal(Signal::SIGTERM)
+    }
+
+    /// Sends SIGKILL (exit code -9). Does nothing if the child has already
+    /// been reaped.
+    ///
+    /// # Errors
+    /// As [`terminate`](Self::terminate).
+    pub fn kill(&self) -> Result<()> {
+        self.shared.signal(Signal::SIGKILL)
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.shared.pid
+    }
+
+    /// The child's name (given to the builder, or `"Process-N"`).
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Whether the child is a daemon (killed when its parent dies).
+    pub fn daemon(&self) -> bool {
+        self.shared.daemon
+    }
+
+    /// A descriptor that becomes readable (`poll`/`epoll` `POLLIN`) when the
+    /// child ends, like Python's `sentinel`: a supervisor can wait for any
+    /// of many children at once. `None` on kernels without pidfd (< 5.3).
+    /// Reading it is not reaping: call [`join`](Self::join) or
+    /// [`exitcode`](Self::exitcode) afterwards.
+    pub fn sentinel(&self) -> Option<BorrowedFd<'_>> {
+        self.shared.pidfd.as_ref().map(|fd| fd.as_fd())
+    }
+
+    /// The start method the child was launched with.
+    pub fn start_method(&self) -> StartMethod {
+        self.shared.method
+    }
+}
+
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Process>();
+};
+
+impl std::fmt::Debug for Process {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Process")
+            .field("name", &self.shared.name)
+            .field("pid", &self.shared.pid)
+            .field("daemon", &self.shared.daemon)
+            .field("state", &*self.shared.state.lock())
+            .finish()
+    }
+}
