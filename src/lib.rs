@@ -14,8 +14,8 @@
 mod error;
 #[cfg(not(loom))]
 pub mod pipe;
-pub mod queue;
 pub mod process;
+pub mod queue;
 pub mod segment;
 pub mod sync;
 pub mod sys;
@@ -23,11 +23,11 @@ pub mod sys;
 pub use error::{Error, Result};
 #[cfg(not(loom))]
 pub use pipe::{Connection, Pipe, PipeBuilder, Receiver, Sender};
-pub use queue::{Codec, Pod, Serde};
-#[cfg(not(loom))]
-pub use queue::{JoinableQueue, PodQueue, Queue, QueueBuilder};
 pub use process::{
     active_children, cpu_count, current_process, init, parent_process, Process, ProcessInfo,
     StartMethod,
 };
+pub use queue::{Codec, Pod, Serde};
+#[cfg(not(loom))]
+pub use queue::{JoinableQueue, PodQueue, Queue, QueueBuilder};
 pub use segment::unlink;

@@ -43,7 +43,7 @@ impl Role {
 #[derive(Debug)]
 pub(crate) struct EndInner {
     pub(crate) chan: Chan,
-    role: Role,
+    pub(crate) role: Role,
     pid: u32,
     slot: Option<usize>,
 }
@@ -55,9 +55,30 @@ fn table(chan: &Chan, role: Role) -> &EndTable {
     &chan.control().ends[role as usize]
 }
 
+/// Marks an entry that holds handles in transit to a child: its `start`
+/// field is then this bit and a `CLOCK_MONOTONIC` deadline in nanoseconds.
+const TRANSIT: u64 = 1 << 63;
+/// How long a handle in transit keeps its end alive before a child claims it.
+const TRANSIT_TTL_NS: u64 = 30_000_000_000;
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+}
+
 fn entry_alive(pid: u32, start: u64) -> bool {
     if pid == 0 {
         return false;
+    }
+    if start & TRANSIT != 0 {
+        // Handles sent to a child that has not registered yet: alive while the
+        // sender lives and the deadline has not passed.
+        return monotonic_ns() < start & !TRANSIT && proc::pid_exists(pid);
     }
     if start == 0 {
         // Being registered right now: alive if the pid exists.
@@ -108,6 +129,79 @@ pub(crate) fn register(chan: Chan, role: Role) -> Result<End> {
         pid,
         slot: found,
     }))
+}
+
+/// Records one handle of `role` of `chan` in transit from this process to a
+/// child (called while serializing it for a launch), so the end does not
+/// read as gone between our drop and the child's registration.
+pub(crate) fn send_in_transit(chan: &Chan, role: Role) {
+    let _g = EDIT.lock();
+    let pid = proc::pid();
+    let t = table(chan, role);
+    let deadline = (monotonic_ns() + TRANSIT_TTL_NS) | TRANSIT;
+    // Relaxed throughout: advisory records, as in register.
+    for e in &t.entries {
+        if e.pid.load(Ordering::Relaxed) == pid && e.start.load(Ordering::Relaxed) & TRANSIT != 0 {
+            e.start.store(deadline, Ordering::Relaxed);
+            e.count.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    }
+    for e in &t.entries {
+        let cur = e.pid.load(Ordering::Relaxed);
+        let free = cur == 0 || !entry_alive(cur, e.start.load(Ordering::Relaxed));
+        if free
+            && e.pid
+                .compare_exchange(cur, pid, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            e.start.store(deadline, Ordering::Relaxed);
+            e.count.store(1, Ordering::Relaxed);
+            return;
+        }
+    }
+    t.overflow.store(1, Ordering::Relaxed);
+}
+
+/// Claims one handle in transit from our parent (after registering ourselves).
+fn claim_in_transit(t: &EndTable) {
+    // SAFETY: getppid has no preconditions and cannot fail.
+    let parent = unsafe { libc::getppid() } as u32;
+    for e in &t.entries {
+        // Relaxed: advisory records, as in register.
+        if e.pid.load(Ordering::Relaxed) == parent && e.start.load(Ordering::Relaxed) & TRANSIT != 0
+        {
+            let mut c = e.count.load(Ordering::Relaxed);
+            while c > 0 {
+                match e
+                    .count
+                    .compare_exchange(c, c - 1, Ordering::Relaxed, Ordering::Relaxed)
+                {
+                    Ok(_) => {
+                        if c == 1 {
+                            let _ = e.pid.compare_exchange(
+                                parent,
+                                0,
+                                Ordering::Relaxed,
+                                Ordering::Relaxed,
+                            );
+                        }
+                        return;
+                    }
+                    Err(v) => c = v,
+                }
+            }
+        }
+    }
+}
+
+/// Registers a handle received from a parent: ourselves first, then drop the
+/// parent's in-transit record.
+pub(crate) fn register_received(chan: Chan, role: Role) -> Result<End> {
+    let end = register(chan, role)?;
+    let _g = EDIT.lock();
+    claim_in_transit(table(&end.chan, role));
+    Ok(end)
 }
 
 impl Drop for EndInner {

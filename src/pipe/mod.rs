@@ -419,6 +419,9 @@ impl Serialize for Handle<'_> {
             None => s.serialize_none(),
             Some(e) => {
                 let wire = e.chan.seg.to_wire().map_err(S::Error::custom)?;
+                if matches!(wire, Wire::Inherited(_)) {
+                    ends::send_in_transit(&e.chan, e.role);
+                }
                 s.serialize_some(&wire)
             }
         }
@@ -434,7 +437,7 @@ impl<T, C: Codec<T>> Serialize for Connection<T, C> {
 fn open_end<T, C: Codec<T>>(w: Option<Wire>, role: Role) -> Result<Option<End>> {
     let Some(w) = w else { return Ok(None) };
     let seg = Segment::from_wire(w, Kind::Pipe, &crate::queue::api::fingerprint::<T, C>())?;
-    Ok(Some(register(Chan::open(seg)?, role)?))
+    Ok(Some(ends::register_received(Chan::open(seg)?, role)?))
 }
 
 impl<'de, T, C: Codec<T>> Deserialize<'de> for Connection<T, C> {

@@ -306,7 +306,7 @@ impl<T, C: Codec<T>> Queue<T, C> {
                     return self.put_bytes_until(bytes, Until::Forever).map(|_| false);
                 }
                 match self.chan.put_inline(bytes, 0, Until::Now, &gone, false) {
-                    Ok(()) => Ok(true),
+                    Ok(_) => Ok(true),
                     Err(Error::Full) => {
                         self.chan.ring().notify(
                             Side::Get,

@@ -118,12 +118,22 @@ impl Chan {
             Error::Empty => Error::Full,
             e => e,
         })?;
-        let r = self.bulk_put_locked(bytes, until, gone);
+        let mut drain = false;
+        let r = self.bulk_put_locked(bytes, until, gone, &mut drain);
+        if drain {
+            self.bulk_unlock(&b.get_lock);
+        }
         self.bulk_unlock(&b.put_lock);
         r
     }
 
-    fn bulk_put_locked(&self, bytes: &[u8], until: Until, gone: &dyn Fn() -> bool) -> Result<()> {
+    fn bulk_put_locked(
+        &self,
+        bytes: &[u8],
+        until: Until,
+        gone: &dyn Fn() -> bool,
+        drain: &mut bool,
+    ) -> Result<()> {
         let b = &self.control().bulk.0;
         // Relaxed: only the put_lock holder writes w_pos and w_end (bulk-lock).
         let w = b.w_pos.load(Ordering::Relaxed);
@@ -134,10 +144,15 @@ impl Chan {
             if e - w > MAX_MESSAGE + 8 {
                 return Err(self.bulk_bad("bulk message end (beyond any message)", e));
             }
-            self.stream_write(w, e - w, gone, &mut |dst, _, n| {
+            self.stream_write(w, e - w, None, drain, gone, &mut |dst, _, n| {
                 // SAFETY: `dst` points at `n` writable stream bytes (stream_write).
                 unsafe { std::ptr::write_bytes(dst, 0, n) }
             })?;
+            if *drain {
+                // We drained the dead writer's message; ours gets a reader.
+                *drain = false;
+                self.bulk_unlock(&b.get_lock);
+            }
         }
         // Relaxed: as above; we hold the lock.
         let start = b.w_pos.load(Ordering::Relaxed);
@@ -151,13 +166,16 @@ impl Chan {
         let mut desc = [0u8; 16];
         desc[..8].copy_from_slice(&start.to_le_bytes());
         desc[8..].copy_from_slice(&len.to_le_bytes());
-        if let Err(err) = self.put_inline(&desc, BULK, until, gone, true) {
-            // Relaxed: as above.
-            b.w_end.store(start, Ordering::Relaxed);
-            return Err(err);
-        }
+        let pos = match self.put_inline(&desc, BULK, until, gone, true) {
+            Ok(pos) => pos,
+            Err(err) => {
+                // Relaxed: as above.
+                b.w_end.store(start, Ordering::Relaxed);
+                return Err(err);
+            }
+        };
         let trailer = (COMMIT ^ start).to_le_bytes();
-        self.stream_write(start, total, gone, &mut |dst, off, n| {
+        self.stream_write(start, total, Some(pos), drain, gone, &mut |dst, off, n| {
             let off = off as usize;
             let body = bytes.len().saturating_sub(off).min(n);
             // SAFETY: `dst` has `n >= body` writable stream bytes; the source
@@ -175,11 +193,16 @@ impl Chan {
     }
 
     /// Writes `total` bytes at stream position `w`, `fill(dst, offset, n)`
-    /// producing each piece, waiting for the reader to make room.
+    /// producing each piece, waiting for the reader to make room. `desc` is
+    /// the position of the message's descriptor (None when padding a dead
+    /// writer's message); `drain` is set once we hold the read lock of a dead
+    /// reader and discard the bytes ourselves.
     fn stream_write(
         &self,
         mut w: u64,
         total: u64,
+        desc: Option<u64>,
+        drain: &mut bool,
         gone: &dyn Fn() -> bool,
         fill: &mut dyn FnMut(*mut u8, u64, usize),
     ) -> Result<()> {
@@ -187,6 +210,7 @@ impl Chan {
         let cap = self.geo.bulk_len;
         let start = w;
         let end = w + total;
+        let mut stalled = Instant::now();
         while w < end {
             // SYNC POINT bulk-space: Acquire pairs with the reader's r_pos
             // store; it has finished reading the bytes before r.
@@ -196,8 +220,18 @@ impl Chan {
                 return Err(self.bulk_bad("bulk read position (outside the stream window)", r));
             }
             if used == cap {
+                if *drain {
+                    // SeqCst: SYNC POINT bulk-space (we are the reader now).
+                    b.r_pos.store(w, Ordering::SeqCst);
+                    continue;
+                }
                 if gone() {
                     return Err(Error::Closed);
+                }
+                if stalled.elapsed() >= LIVENESS_AFTER {
+                    stalled = Instant::now();
+                    self.reader_gone(r, w, start, desc, drain);
+                    continue;
                 }
                 let until = Instant::now() + SLICE;
                 // Relaxed: a change is re-read with Acquire at the loop top.
@@ -206,6 +240,7 @@ impl Chan {
                 });
                 continue;
             }
+            stalled = Instant::now();
             let n = (cap - used).min(end - w).min(cap - w % cap).min(CHUNK);
             // In bounds: w % cap + n <= cap, the stream area's length.
             let dst = self.bulk_ptr().wrapping_add((w % cap) as usize);
@@ -217,6 +252,38 @@ impl Chan {
             wake_if(&b.data, &b.data_waiters);
         }
         Ok(())
+    }
+
+    /// The writer found no room for a while: if the read lock's holder is
+    /// dead, take the lock and discard what nobody will read: every byte if
+    /// our own descriptor was claimed (by the dead reader: readers claim under
+    /// the lock), else the bytes before our message (then release the lock
+    /// for our message's reader).
+    #[cold]
+    fn reader_gone(&self, r: u64, w: u64, msg_start: u64, desc: Option<u64>, drain: &mut bool) {
+        let b = &self.control().bulk.0;
+        // Relaxed: the CAS below decides (and Acquires).
+        let held = b.get_lock.load(Ordering::Relaxed);
+        if held == 0 || !task_dead((held >> 32) as u32, Some(held as u32)) {
+            return;
+        }
+        // Acquire: SYNC POINT bulk-lock, taking over from the dead reader.
+        if b.get_lock
+            .compare_exchange(held, lock_value(), Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        let ours_taken = desc.is_none_or(|p| !self.ring().is_unclaimed(p, BULK));
+        let to = if ours_taken { w } else { msg_start.max(r) };
+        // SeqCst: SYNC POINT bulk-space (and Dekker with space sleepers).
+        b.r_pos.store(to, Ordering::SeqCst);
+        wake_if(&b.space, &b.space_waiters);
+        if ours_taken {
+            *drain = true;
+        } else {
+            self.bulk_unlock(&b.get_lock);
+        }
     }
 
     /// Gets a bulk message (the head holds a descriptor). `Ok(false)` when

@@ -235,7 +235,8 @@ impl Chan {
     }
 
     /// Puts one inline message (`bytes.len() <= data_size`) with `flags`
-    /// (0 or BULK). Does not notify getters when `notify` is false.
+    /// (0 or BULK); returns its position. Does not notify getters when
+    /// `notify` is false.
     #[inline]
     pub(crate) fn put_inline(
         &self,
@@ -244,7 +245,7 @@ impl Chan {
         until: Until,
         gone: &dyn Fn() -> bool,
         notify: bool,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         debug_assert!(bytes.len() as u64 <= self.geo.data_size);
         let Attempt::Got(c) = self.claim(Side::Put, false, until, gone)? else {
             unreachable!("puts never report Bulk");
@@ -261,7 +262,7 @@ impl Chan {
         if notify {
             self.ring().notify(Side::Get, 1, &Futex);
         }
-        Ok(())
+        Ok(c.pos)
     }
 
     /// Reads a claimed inline slot into `out` (cleared first) and frees it.
@@ -314,7 +315,7 @@ impl Chan {
     /// Puts a message of any size (inline or bulk).
     pub(crate) fn put(&self, bytes: &[u8], until: Until, gone: &dyn Fn() -> bool) -> Result<()> {
         if bytes.len() as u64 <= self.geo.data_size {
-            return self.put_inline(bytes, 0, until, gone, true);
+            return self.put_inline(bytes, 0, until, gone, true).map(|_| ());
         }
         self.put_large(bytes, until, gone)
     }

@@ -458,6 +458,13 @@ impl<'a, S: Slots> Ring<'a, S> {
         r
     }
 
+    /// Whether the message published at `pos` with `flags` is still there,
+    /// unclaimed.
+    pub fn is_unclaimed(&self, pos: u64, flags: u64) -> bool {
+        // Acquire: SYNC POINT slot-full (the caller acts on the answer).
+        self.slot(pos).state.load(Ordering::Acquire) == enc(pos, FULL | flags, 0)
+    }
+
     /// Whether the slot at the head holds a message ready to claim now.
     pub fn peek_ready(&self) -> bool {
         // Relaxed: a hint, as in try_claim_get.
