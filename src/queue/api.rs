@@ -292,6 +292,22 @@ impl<T, C: Codec<T>> Queue<T, C> {
         self.put_bytes_until(bytes, Until::Forever)
     }
 
+    /// Puts a raw byte frame if there is room now.
+    ///
+    /// # Errors
+    /// `Full` when there is no room; otherwise as [`put`](Self::put).
+    pub fn try_put_bytes(&self, bytes: &[u8]) -> Result<()> {
+        self.put_bytes_until(bytes, Until::Now)
+    }
+
+    /// Puts a raw byte frame, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// `Timeout` when no room came in time; otherwise as [`put`](Self::put).
+    pub fn put_bytes_timeout(&self, bytes: &[u8], timeout: Duration) -> Result<()> {
+        self.put_bytes_until(bytes, Until::after(timeout))
+    }
+
     /// Puts every item of `items` in order, waking consumers once per batch
     /// rather than once per item.
     ///
@@ -392,6 +408,26 @@ impl<T, C: Codec<T>> Queue<T, C> {
     pub fn get_bytes(&self) -> Result<Vec<u8>> {
         let mut v = Vec::new();
         self.chan.get(&mut v, Until::Forever, &never_gone)?;
+        Ok(v)
+    }
+
+    /// Takes the next message as raw bytes if there is one now.
+    ///
+    /// # Errors
+    /// `Empty` when there is none; otherwise as [`get`](Self::get).
+    pub fn try_get_bytes(&self) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.chan.get(&mut v, Until::Now, &never_gone)?;
+        Ok(v)
+    }
+
+    /// Takes the next message as raw bytes, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// `Timeout` when nothing came in time; otherwise as [`get`](Self::get).
+    pub fn get_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.chan.get(&mut v, Until::after(timeout), &never_gone)?;
         Ok(v)
     }
 

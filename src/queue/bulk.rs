@@ -12,13 +12,14 @@ use std::time::Instant;
 
 use super::block::{Until, SLICE};
 use super::chan::{me, task_dead, Chan};
-use super::layout::MAX_MESSAGE;
 use super::ring::{Attempt, Bad, Side, BULK, LIVENESS_AFTER};
 use crate::error::{Error, Result};
 use crate::sync::wait::{Futex, Park};
 
 /// Trailer of a committed message: this constant xor its start offset.
 const COMMIT: u64 = 0x5348_4d50_424c_4b21;
+/// How long a get that found a descriptor waits for its bytes at least.
+const STREAM_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 /// Largest piece published at once, so the reader copies while we write.
 const CHUNK: u64 = 64 * 1024;
 
@@ -139,15 +140,17 @@ impl Chan {
         let w = b.w_pos.load(Ordering::Relaxed);
         let e = b.w_end.load(Ordering::Relaxed);
         if e > w {
-            // A writer died (or gave up) mid-message: finish it with zeros,
-            // whose zero trailer marks it aborted.
-            if e - w > MAX_MESSAGE + 8 {
+            // A writer died (or gave up) mid-message: mark it aborted, then
+            // advance over the rest of it (no bytes are written: the reader
+            // discards the message by the mark).
+            if e - w > self.geo.max_message + 8 {
                 return Err(self.bulk_bad("bulk message end (beyond any message)", e));
             }
-            self.stream_write(w, e - w, None, drain, gone, &mut |dst, _, n| {
-                // SAFETY: `dst` points at `n` writable stream bytes (stream_write).
-                unsafe { std::ptr::write_bytes(dst, 0, n) }
-            })?;
+            // Relaxed: published by the w_pos stores in stream_write.
+            let dead_start = b.w_start.load(Ordering::Relaxed);
+            b.aborted
+                .store(dead_start.wrapping_add(1), Ordering::Relaxed);
+            self.stream_write(w, e - w, None, drain, gone, &mut |_, _, _| {})?;
             if *drain {
                 // We drained the dead writer's message; ours gets a reader.
                 *drain = false;
@@ -162,6 +165,7 @@ impl Chan {
             .checked_add(total)
             .ok_or_else(|| self.bulk_bad("bulk write position (overflow)", start))?;
         // Relaxed: read by the next lock holder after the bulk-lock SYNC POINT.
+        b.w_start.store(start, Ordering::Relaxed);
         b.w_end.store(end, Ordering::Relaxed);
         let mut desc = [0u8; 16];
         desc[..8].copy_from_slice(&start.to_le_bytes());
@@ -219,6 +223,14 @@ impl Chan {
             if used > cap {
                 return Err(self.bulk_bad("bulk read position (outside the stream window)", r));
             }
+            if *drain && desc.is_none() {
+                // Padding a dead writer's message nobody reads: jump over it.
+                // SeqCst: SYNC POINT bulk-data / bulk-space, as below.
+                b.w_pos.store(end, Ordering::SeqCst);
+                b.r_pos.store(end, Ordering::SeqCst);
+                wake_if(&b.space, &b.space_waiters);
+                return Ok(());
+            }
             if used == cap {
                 if *drain {
                     // SeqCst: SYNC POINT bulk-space (we are the reader now).
@@ -255,7 +267,8 @@ impl Chan {
     }
 
     /// The writer found no room for a while: if the read lock's holder is
-    /// dead, take the lock and discard what nobody will read: every byte if
+    /// dead (or the lock is free although our descriptor was taken: its
+    /// reader timed out), take the lock and discard what nobody will read: every byte if
     /// our own descriptor was claimed (by the dead reader: readers claim under
     /// the lock), else the bytes before our message (then release the lock
     /// for our message's reader).
@@ -264,7 +277,10 @@ impl Chan {
         let b = &self.control().bulk.0;
         // Relaxed: the CAS below decides (and Acquires).
         let held = b.get_lock.load(Ordering::Relaxed);
-        if held == 0 || !task_dead((held >> 32) as u32, Some(held as u32)) {
+        let ours_taken = desc.is_none_or(|p| !self.ring().is_unclaimed(p, BULK));
+        // A free lock with our descriptor taken: its reader gave up (timeout).
+        let abandoned = held == 0 && ours_taken;
+        if !abandoned && (held == 0 || !task_dead((held >> 32) as u32, Some(held as u32))) {
             return;
         }
         // Acquire: SYNC POINT bulk-lock, taking over from the dead reader.
@@ -274,7 +290,6 @@ impl Chan {
         {
             return;
         }
-        let ours_taken = desc.is_none_or(|p| !self.ring().is_unclaimed(p, BULK));
         let to = if ours_taken { w } else { msg_start.max(r) };
         // SeqCst: SYNC POINT bulk-space (and Dekker with space sleepers).
         b.r_pos.store(to, Ordering::SeqCst);
@@ -328,8 +343,14 @@ impl Chan {
                 max: out.capacity(),
             })?;
         let mut trailer = [0u8; 8];
-        self.stream_read(start, end, out, &mut trailer)
-            .map(|complete| complete && u64::from_le_bytes(trailer) == COMMIT ^ start)
+        self.stream_read(start, end, out, &mut trailer, until)
+            .map(|complete| {
+                // Relaxed: ordered by the Acquire loads of w_pos in stream_read.
+                let aborted = self.control().bulk.0.aborted.load(Ordering::Relaxed);
+                complete
+                    && u64::from_le_bytes(trailer) == COMMIT ^ start
+                    && aborted != start.wrapping_add(1)
+            })
             .inspect(|ok| {
                 if !ok {
                     out.clear();
@@ -346,6 +367,7 @@ impl Chan {
         end: u64,
         out: &mut Vec<u8>,
         trailer: &mut [u8; 8],
+        until: Until,
     ) -> Result<bool> {
         let b = &self.control().bulk.0;
         let cap = self.geo.bulk_len;
@@ -357,6 +379,13 @@ impl Chan {
             return Ok(false);
         }
         let mut stalled = Instant::now();
+        // A deadline still holds mid-message; a non-blocking get that found a
+        // descriptor waits a little for its bytes.
+        let give_up = match until {
+            Until::Now => Some(Instant::now() + STREAM_GRACE),
+            Until::Deadline(d) => Some(d.max(Instant::now() + STREAM_GRACE)),
+            Until::Forever => None,
+        };
         while r < end {
             // SYNC POINT bulk-data: pairs with the writer's w_pos store.
             let w = b.w_pos.load(Ordering::Acquire);
@@ -365,6 +394,11 @@ impl Chan {
                 return Err(self.bulk_bad("bulk write position (outside the stream window)", w));
             }
             if avail == 0 {
+                if give_up.is_some_and(|d| Instant::now() >= d) {
+                    // We drop the message we hold; later readers skip its
+                    // bytes (they re-synchronise on their own start).
+                    return Err(Error::Timeout);
+                }
                 if Instant::now().duration_since(stalled) >= LIVENESS_AFTER {
                     stalled = Instant::now();
                     if let Some(skip) = self.writer_gone(r, end)? {

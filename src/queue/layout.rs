@@ -43,6 +43,10 @@ pub struct BulkCtrl {
     pub r_pos: AtomicU64,
     /// End (incl. trailer) of the message the put_lock holder is writing.
     pub w_end: AtomicU64,
+    /// Start of the message the put_lock holder is writing.
+    pub w_start: AtomicU64,
+    /// `start + 1` of the last message aborted by its writer's death (0: none).
+    pub aborted: AtomicU64,
     /// Futex: bumped when `w_pos` moves while a reader sleeps.
     pub data: AtomicU32,
     /// Futex: bumped when `r_pos` moves while a writer sleeps.
