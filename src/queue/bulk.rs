@@ -150,7 +150,7 @@ impl Chan {
             let dead_start = b.w_start.load(Ordering::Relaxed);
             b.aborted
                 .store(dead_start.wrapping_add(1), Ordering::Relaxed);
-            self.stream_write(w, e - w, None, drain, gone, &mut |_, _, _| {})?;
+            self.stream_write(w, e - w, None, drain, gone, until, &mut |_, _, _| {})?;
             if *drain {
                 // We drained the dead writer's message; ours gets a reader.
                 *drain = false;
@@ -179,21 +179,33 @@ impl Chan {
             }
         };
         let trailer = (COMMIT ^ start).to_le_bytes();
-        self.stream_write(start, total, Some(pos), drain, gone, &mut |dst, off, n| {
-            let off = off as usize;
-            let body = bytes.len().saturating_sub(off).min(n);
-            // SAFETY: `dst` has `n >= body` writable stream bytes; the source
-            // range off..off+body is inside `bytes`; they do not overlap.
-            unsafe {
-                std::ptr::copy_nonoverlapping(bytes.as_ptr().add(off.min(bytes.len())), dst, body)
-            };
-            for i in body..n {
-                let t = off + i - bytes.len();
-                // SAFETY: i < n, inside the `n` writable bytes at `dst`; t < 8
-                // because the piece ends at or before the trailer's end.
-                unsafe { dst.add(i).write(trailer[t]) };
-            }
-        })
+        self.stream_write(
+            start,
+            total,
+            Some(pos),
+            drain,
+            gone,
+            until,
+            &mut |dst, off, n| {
+                let off = off as usize;
+                let body = bytes.len().saturating_sub(off).min(n);
+                // SAFETY: `dst` has `n >= body` writable stream bytes; the source
+                // range off..off+body is inside `bytes`; they do not overlap.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        bytes.as_ptr().add(off.min(bytes.len())),
+                        dst,
+                        body,
+                    )
+                };
+                for i in body..n {
+                    let t = off + i - bytes.len();
+                    // SAFETY: i < n, inside the `n` writable bytes at `dst`; t < 8
+                    // because the piece ends at or before the trailer's end.
+                    unsafe { dst.add(i).write(trailer[t]) };
+                }
+            },
+        )
     }
 
     /// Writes `total` bytes at stream position `w`, `fill(dst, offset, n)`
@@ -201,6 +213,7 @@ impl Chan {
     /// the position of the message's descriptor (None when padding a dead
     /// writer's message); `drain` is set once we hold the read lock of a dead
     /// reader and discard the bytes ourselves.
+    #[allow(clippy::too_many_arguments)] // one call per use; a struct would only rename them
     fn stream_write(
         &self,
         mut w: u64,
@@ -208,6 +221,7 @@ impl Chan {
         desc: Option<u64>,
         drain: &mut bool,
         gone: &dyn Fn() -> bool,
+        until: Until,
         fill: &mut dyn FnMut(*mut u8, u64, usize),
     ) -> Result<()> {
         let b = &self.control().bulk.0;
@@ -215,6 +229,7 @@ impl Chan {
         let start = w;
         let end = w + total;
         let mut stalled = Instant::now();
+        let give_up = give_up_at(until);
         while w < end {
             // SYNC POINT bulk-space: Acquire pairs with the reader's r_pos
             // store; it has finished reading the bytes before r.
@@ -239,6 +254,14 @@ impl Chan {
                 }
                 if gone() {
                     return Err(Error::Closed);
+                }
+                if give_up.is_some_and(|d| Instant::now() >= d) {
+                    // Leave w_end > w_pos: the reader (or the next writer)
+                    // finds the message abandoned and skips it.
+                    return Err(match until {
+                        Until::Now => Error::Full,
+                        _ => Error::Timeout,
+                    });
                 }
                 if stalled.elapsed() >= LIVENESS_AFTER {
                     stalled = Instant::now();
@@ -381,11 +404,7 @@ impl Chan {
         let mut stalled = Instant::now();
         // A deadline still holds mid-message; a non-blocking get that found a
         // descriptor waits a little for its bytes.
-        let give_up = match until {
-            Until::Now => Some(Instant::now() + STREAM_GRACE),
-            Until::Deadline(d) => Some(d.max(Instant::now() + STREAM_GRACE)),
-            Until::Forever => None,
-        };
+        let give_up = give_up_at(until);
         while r < end {
             // SYNC POINT bulk-data: pairs with the writer's w_pos store.
             let w = b.w_pos.load(Ordering::Acquire);
@@ -465,15 +484,16 @@ impl Chan {
         let held = b.put_lock.load(Ordering::Acquire);
         if held == 0 {
             // Acquire: as for the lock.
-            if b.w_pos.load(Ordering::Acquire) == r {
-                return Err(self.bulk_bad("bulk stream (ends before the message it announced)", r));
+            if b.w_pos.load(Ordering::Acquire) != r {
+                return Ok(None);
             }
+            // The lock is free and our bytes never came: the writer gave up
+            // (its deadline passed) after announcing the message.
+        } else if !task_dead((held >> 32) as u32, Some(held as u32)) {
             return Ok(None);
         }
-        if !task_dead((held >> 32) as u32, Some(held as u32)) {
-            return Ok(None);
-        }
-        // Acquire: SYNC POINT bulk-lock, taking over from the dead holder.
+        // Acquire: SYNC POINT bulk-lock, taking over from the dead (or gone)
+        // holder.
         if b.put_lock
             .compare_exchange(held, lock_value(), Ordering::Acquire, Ordering::Relaxed)
             .is_err()
@@ -490,6 +510,16 @@ impl Chan {
         wake_if(&b.space, &b.space_waiters);
         self.bulk_unlock(&b.put_lock);
         Ok(Some(false))
+    }
+}
+
+/// When a stream transfer that has started gives up: a deadline still holds
+/// mid-message, and a non-blocking call waits a little for its peer.
+fn give_up_at(until: Until) -> Option<Instant> {
+    match until {
+        Until::Now => Some(Instant::now() + STREAM_GRACE),
+        Until::Deadline(d) => Some(d.max(Instant::now() + STREAM_GRACE)),
+        Until::Forever => None,
     }
 }
 
