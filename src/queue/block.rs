@@ -60,9 +60,10 @@ impl Until {
 /// machines, a cache-line handoff ~70 ns, so a short spin catches a peer that
 /// is awake; yielding after a while keeps oversubscribed cores usable.
 #[cfg(not(loom))]
-const SPIN: Duration = Duration::from_micros(40);
+const SPIN: Duration = Duration::from_micros(60);
+/// Every this many spin steps, yield the core once instead.
 #[cfg(not(loom))]
-const YIELDS: u32 = 4;
+const YIELD_EVERY: u32 = 8;
 /// Longest single sleep: sleepers re-check dead claimers and gone peers.
 pub const SLICE: Duration = Duration::from_millis(50);
 
@@ -207,18 +208,20 @@ fn slice_end(until: Until, now: Instant) -> Option<Instant> {
 #[cfg(not(loom))]
 #[inline]
 fn spin_phase(spins: &mut u32, started: Instant, now: Instant) -> bool {
-    if now.duration_since(started) < SPIN {
+    *spins += 1;
+    if now.duration_since(started) >= SPIN {
+        return false;
+    }
+    if *spins % YIELD_EVERY == 0 {
+        // Let a runnable peer on this core (oversubscribed machines) go on;
+        // returns at once when nobody else wants the core.
+        std::thread::yield_now();
+    } else {
         for _ in 0..16 {
             std::hint::spin_loop();
         }
-        true
-    } else if *spins < YIELDS {
-        *spins += 1;
-        std::thread::yield_now();
-        true
-    } else {
-        false
     }
+    true
 }
 
 /// Under loom there is no time to spin in: sleep at once.
