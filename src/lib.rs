@@ -11,6 +11,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[cfg(not(loom))]
+pub mod array;
 mod error;
 #[cfg(not(loom))]
 pub mod pipe;
@@ -19,7 +21,11 @@ pub mod queue;
 pub mod segment;
 pub mod sync;
 pub mod sys;
+#[cfg(not(loom))]
+pub mod value;
 
+#[cfg(not(loom))]
+pub use array::{Array, ArrayGuard, RawArray};
 pub use error::{Error, Result};
 #[cfg(not(loom))]
 pub use pipe::{Connection, Pipe, PipeBuilder, Receiver, Sender};
@@ -31,3 +37,7 @@ pub use queue::{Codec, Pod, Serde};
 #[cfg(not(loom))]
 pub use queue::{JoinableQueue, PodQueue, Queue, QueueBuilder};
 pub use segment::unlink;
+#[cfg(not(loom))]
+pub use sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
+#[cfg(not(loom))]
+pub use value::{AtomicInt, RawValue, Value, ValueGuard};

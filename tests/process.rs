@@ -402,8 +402,10 @@ fn named_segment_reaches_child() {
 fn anonymous_handle_outside_launcher_is_an_error() {
     let cell = Cell::create(None);
     assert!(postcard::to_stdvec(&cell).is_err());
-    let e = cell.0.to_wire().unwrap_err();
+    // Through the crate's codec the reason survives postcard's generic error.
+    let e = shmproc::segment::transfer::encode(&cell, "a test cell").unwrap_err();
     let msg = e.to_string();
+    assert!(matches!(e, shmproc::Error::InvalidArgument { .. }), "{msg}");
     assert!(
         msg.contains("anonymous") && msg.contains("Process::spawn"),
         "{msg}"

@@ -122,7 +122,8 @@ where
         );
         return EXIT_LAUNCH;
     }
-    let args: A = match transfer::import_scope(fds, || postcard::from_bytes(bytes)) {
+    let context = std::any::type_name::<A>();
+    let args: A = match transfer::import_scope(fds, || transfer::decode(bytes, context)) {
         Ok(a) => a,
         Err(e) => {
             eprintln!(

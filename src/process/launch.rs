@@ -37,13 +37,9 @@ where
              copies of itself",
         ));
     }
-    let (bytes, fds) = transfer::export_scope(|| postcard::to_stdvec(args));
-    let bytes = bytes.map_err(|e| {
-        Error::codec(
-            format!("arguments of type {}", std::any::type_name::<A>()),
-            e,
-        )
-    })?;
+    let context = format!("arguments of type {}", std::any::type_name::<A>());
+    let (bytes, fds) = transfer::export_scope(|| transfer::encode(args, &context));
+    let bytes = bytes?;
     let (child_args, hide_banner) = child_args(&b.child_args)?;
     // The parent's stdout, for a child whose own stdout hides libtest's banner.
     let stdout = if hide_banner {

@@ -462,7 +462,14 @@ impl Segment {
     /// Serializes this handle (for the `Serialize` impls of shared objects).
     pub fn serialize_handle<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::Error as _;
-        self.to_wire().map_err(S::Error::custom)?.serialize(s)
+        match self.to_wire() {
+            Ok(wire) => wire.serialize(s),
+            Err(e) => {
+                let msg = e.to_string();
+                transfer::note_handle_error(e);
+                Err(S::Error::custom(msg))
+            }
+        }
     }
 
     /// Deserializes a handle of `kind`/`ty` (for the `Deserialize` impls).
@@ -473,7 +480,11 @@ impl Segment {
     ) -> std::result::Result<Segment, D::Error> {
         use serde::de::Error as _;
         let wire = Wire::deserialize(d)?;
-        Segment::from_wire(wire, kind, ty).map_err(D::Error::custom)
+        Segment::from_wire(wire, kind, ty).map_err(|e| {
+            let msg = e.to_string();
+            transfer::note_handle_error(e);
+            D::Error::custom(msg)
+        })
     }
 }
 

@@ -24,6 +24,7 @@ pub enum Wire {
 }
 
 thread_local! {
+    static HANDLE_ERROR: RefCell<Option<crate::Error>> = const { RefCell::new(None) };
     static EXPORT: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
     static IMPORT: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
 }
@@ -84,4 +85,63 @@ pub(crate) fn import_fd(n: u32) -> Result<OwnedFd, String> {
             )),
         }
     })
+}
+
+/// Remembers why a handle failed to (de)serialize. Codecs such as postcard
+/// replace a serde custom error by a generic one, so a codec that sees a failure
+/// calls [`take_handle_error`] to report the real reason.
+pub(crate) fn note_handle_error(e: crate::Error) {
+    HANDLE_ERROR.with(|h| *h.borrow_mut() = Some(e));
+}
+
+/// Takes the reason the last handle (de)serialization on this thread failed.
+pub fn take_handle_error() -> Option<crate::Error> {
+    HANDLE_ERROR.with(|h| h.borrow_mut().take())
+}
+
+/// Clears a stale reason before a codec call, so that a later failure that is not
+/// about a handle is not blamed on an old one.
+pub fn clear_handle_error() {
+    HANDLE_ERROR.with(|h| *h.borrow_mut() = None);
+}
+
+/// Encodes `value` with postcard; a handle that cannot travel fails with its own
+/// error (e.g. "an anonymous queue travels only as an argument of Process::spawn")
+/// rather than postcard's generic one.
+pub fn encode<T: serde::Serialize + ?Sized>(value: &T, context: &str) -> crate::Result<Vec<u8>> {
+    clear_handle_error();
+    postcard::to_stdvec(value)
+        .map_err(|e| take_handle_error().unwrap_or_else(|| crate::Error::codec(context, e)))
+}
+
+/// Appends the postcard encoding of `value` to `out` (see [`encode`]).
+pub fn encode_into<T: serde::Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+    context: &str,
+) -> crate::Result<()> {
+    clear_handle_error();
+    let buf = std::mem::take(out);
+    match postcard::to_extend(value, buf) {
+        Ok(buf) => {
+            *out = buf;
+            Ok(())
+        }
+        Err(e) => Err(take_handle_error().unwrap_or_else(|| crate::Error::codec(context, e))),
+    }
+}
+
+/// Decodes a postcard `T` from `bytes` (see [`encode`]); trailing bytes are an error.
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], context: &str) -> crate::Result<T> {
+    clear_handle_error();
+    match postcard::take_from_bytes::<T>(bytes) {
+        Ok((v, [])) => Ok(v),
+        Ok((_, rest)) => Err(crate::Error::Corrupt {
+            segment: context.to_owned(),
+            what: "message length".into(),
+            expected: "one encoded value and nothing after it".into(),
+            found: format!("{} trailing bytes", rest.len()),
+        }),
+        Err(e) => Err(take_handle_error().unwrap_or_else(|| crate::Error::codec(context, e))),
+    }
 }

@@ -57,6 +57,7 @@ pub fn current_task() -> TaskId {
 /// After a `fork` the child's cache would still name the parent thread, so
 /// every fork path in shmproc calls [`forget_current_task`] in the child, and
 /// [`install_fork_hook`] covers forks made by other code.
+#[inline]
 pub fn current_task_cached() -> TaskId {
     CURRENT.with(|c| match c.get() {
         Some((_, id)) => id,

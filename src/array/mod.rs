@@ -1,0 +1,444 @@
+//! `Array<T>` and `RawArray<T>`: a fixed-length slice of `Pod` elements in
+//! shared memory (Python `multiprocessing.Array` / `RawArray`).
+//!
+//! Same layout and validation as `Value` (see `value::region`), with the
+//! element count in the header params.
+
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use bytemuck::Pod;
+
+use crate::error::{Error, Result};
+use crate::segment::{Kind, Segment, TypeFingerprint};
+use crate::sync::handle::{self, impl_handle_serde, Builder, ShmHandle};
+use crate::sync::lock::{lock_state, release_state, try_lock_state};
+use crate::sync::robust::RobustState;
+use crate::sys::proc::TaskId;
+use crate::value::lock_blocking;
+use crate::value::region::Region;
+
+/// Settings of an [`Array`]/[`RawArray`] builder: a length, or initial data.
+#[derive(Debug, Clone)]
+pub struct ArrayConfig<T> {
+    len: usize,
+    init: Option<Vec<T>>,
+}
+
+impl<T> Default for ArrayConfig<T> {
+    fn default() -> Self {
+        ArrayConfig { len: 0, init: None }
+    }
+}
+
+fn index_error(i: usize, len: usize) -> Error {
+    Error::invalid("array index", format!("below the length {len}"), i)
+}
+
+/// A fixed-length array of `T: Pod` in shared memory, guarded by a robust lock.
+///
+/// # Examples
+/// ```
+/// let a = shmproc::Array::from_slice(&[1u32, 2, 3])?;
+/// {
+///     let mut g = a.lock()?;
+///     g[0] = 10;
+///     g.iter_mut().for_each(|x| *x *= 2);
+/// }
+/// assert_eq!(a.to_vec(), [20, 4, 6]);
+/// assert_eq!(a.len(), 3);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Array<T> {
+    region: Region<T>,
+}
+
+impl<T> std::fmt::Debug for Array<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Array")
+            .field("segment", self.region.segment())
+            .field("len", &self.region.len())
+            .finish()
+    }
+}
+
+impl<T: Pod> ShmHandle for Array<T> {
+    const KIND: Kind = Kind::Array;
+    fn fingerprint() -> TypeFingerprint {
+        TypeFingerprint::of::<T>()
+    }
+    fn segment(&self) -> &Segment {
+        self.region.segment()
+    }
+    fn from_segment(seg: Segment) -> Result<Self> {
+        Ok(Array {
+            region: Region::from_segment(seg, true)?,
+        })
+    }
+}
+impl_handle_serde!(Array<T: bytemuck::Pod>);
+
+impl<T: Pod> Array<T> {
+    /// Creates an anonymous array of `len` zeroed elements.
+    ///
+    /// # Errors
+    /// `InvalidArgument` for a size overflow or an alignment above 128; the OS
+    /// error if the segment cannot be created.
+    pub fn new(len: usize) -> Result<Array<T>> {
+        Array::builder().len(len).create()
+    }
+
+    /// Creates an anonymous array holding a copy of `data`.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn from_slice(data: &[T]) -> Result<Array<T>> {
+        Array::builder().data(data).create()
+    }
+
+    /// A builder for a named array; set [`len`](Builder::len) or [`data`](Builder::data).
+    pub fn builder() -> Builder<Array<T>, ArrayConfig<T>> {
+        Builder::with_config(ArrayConfig::default())
+    }
+
+    /// Opens the named array `name`.
+    ///
+    /// # Errors
+    /// As [`Lock::open`](crate::Lock::open); `Incompatible` for another element
+    /// type, `Corrupt` if its length and payload disagree.
+    pub fn open(name: &str) -> Result<Array<T>> {
+        handle::open(name)
+    }
+
+    fn state(&self) -> &RobustState {
+        self.region
+            .lock()
+            .expect("an Array's region is always created and opened with its lock")
+    }
+
+    /// Locks the array; the guard derefs to `[T]`.
+    ///
+    /// # Errors
+    /// `InvalidArgument` if the calling thread already holds the lock.
+    pub fn lock(&self) -> Result<ArrayGuard<'_, T>> {
+        self.lock_deadline(None)
+    }
+
+    /// Locks the array, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// `Timeout` if a live holder keeps it longer; as [`lock`](Self::lock).
+    pub fn lock_timeout(&self, timeout: Duration) -> Result<ArrayGuard<'_, T>> {
+        self.lock_deadline(handle::deadline(timeout))
+    }
+
+    /// Locks the array if it is free (or its holder is dead).
+    ///
+    /// # Errors
+    /// `Timeout` if a live holder has it.
+    pub fn try_lock(&self) -> Result<ArrayGuard<'_, T>> {
+        let (me, died) = try_lock_state(self.state())?;
+        Ok(self.guard(me, died))
+    }
+
+    fn lock_deadline(&self, deadline: Option<Instant>) -> Result<ArrayGuard<'_, T>> {
+        let (me, died) = lock_state(self.state(), deadline)?;
+        Ok(self.guard(me, died))
+    }
+
+    fn guard(&self, me: TaskId, owner_died: bool) -> ArrayGuard<'_, T> {
+        ArrayGuard {
+            state: self.state(),
+            data: self.region.data(),
+            len: self.region.len(),
+            me,
+            owner_died,
+            _p: PhantomData,
+        }
+    }
+
+    fn lock_blocking(&self) -> ArrayGuard<'_, T> {
+        let (me, died) = lock_blocking(self.state());
+        self.guard(me, died)
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.region.len()
+    }
+
+    /// Whether the array has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.region.len() == 0
+    }
+
+    /// Copies the elements out under the lock.
+    ///
+    /// # Panics
+    /// If the calling thread holds this array's lock (a guard is alive).
+    pub fn to_vec(&self) -> Vec<T> {
+        self.lock_blocking().to_vec()
+    }
+
+    /// Element `i` under the lock, `None` out of bounds.
+    ///
+    /// # Panics
+    /// If the calling thread holds this array's lock (a guard is alive).
+    pub fn get(&self, i: usize) -> Option<T> {
+        self.lock_blocking().get(i).copied()
+    }
+
+    /// Writes element `i` under the lock.
+    ///
+    /// # Errors
+    /// `InvalidArgument` if `i` is out of bounds.
+    ///
+    /// # Panics
+    /// If the calling thread holds this array's lock (a guard is alive).
+    pub fn set(&self, i: usize, value: T) -> Result<()> {
+        let mut g = self.lock_blocking();
+        let len = g.len();
+        *g.get_mut(i).ok_or_else(|| index_error(i, len))? = value;
+        Ok(())
+    }
+
+    /// The segment's name, if it is named.
+    pub fn name(&self) -> Option<&str> {
+        self.region.segment().name()
+    }
+}
+
+impl<T: Pod, K> Builder<K, ArrayConfig<T>> {
+    /// The number of (zeroed) elements.
+    pub fn len(mut self, len: usize) -> Self {
+        self.config = ArrayConfig { len, init: None };
+        self
+    }
+
+    /// The initial elements (the length is `data.len()`).
+    pub fn data(mut self, data: &[T]) -> Self {
+        self.config = ArrayConfig {
+            len: data.len(),
+            init: Some(data.to_vec()),
+        };
+        self
+    }
+}
+
+impl<T: Pod> Builder<Array<T>, ArrayConfig<T>> {
+    /// Creates the array.
+    ///
+    /// # Errors
+    /// An invalid name, `EEXIST` if the name is taken, `InvalidArgument` for a
+    /// size overflow or an alignment above 128, or the OS error.
+    pub fn create(self) -> Result<Array<T>> {
+        let c = &self.config;
+        let region = Region::create(Kind::Array, true, c.init.as_deref(), c.len, &self.place)?;
+        Ok(Array { region })
+    }
+}
+
+/// A locked [`Array`]: derefs to `[T]`; releases the lock on drop. Not `Send`.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct ArrayGuard<'a, T> {
+    state: &'a RobustState,
+    data: NonNull<T>,
+    len: usize,
+    me: TaskId,
+    owner_died: bool,
+    _p: PhantomData<(&'a mut [T], *const ())>,
+}
+
+impl<T> ArrayGuard<'_, T> {
+    /// Whether the previous holder died holding the lock: elements may be
+    /// half-written.
+    pub fn owner_died(&self) -> bool {
+        self.owner_died
+    }
+
+    /// Releases the lock now.
+    ///
+    /// # Errors
+    /// `InvalidArgument` if the lock no longer names this thread.
+    pub fn release(self) -> Result<()> {
+        let r = release_state(self.state, self.me);
+        std::mem::forget(self);
+        r
+    }
+}
+
+impl<T> std::ops::Deref for ArrayGuard<'_, T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY:
+        // - `data` points to `len` aligned Ts inside the validated payload;
+        // - the mapping outlives the guard (the Array handle is borrowed);
+        // - we hold the lock, so no cooperating accessor writes meanwhile;
+        // - T: Pod, so any bytes form valid Ts.
+        unsafe { std::slice::from_raw_parts(self.data.as_ptr(), self.len) }
+    }
+}
+
+impl<T> std::ops::DerefMut for ArrayGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as in `deref`; `&mut self` makes this the only slice handed
+        // out by this guard, and the lock excludes other guards.
+        unsafe { std::slice::from_raw_parts_mut(self.data.as_ptr(), self.len) }
+    }
+}
+
+impl<T> Drop for ArrayGuard<'_, T> {
+    fn drop(&mut self) {
+        let _ = release_state(self.state, self.me);
+    }
+}
+
+impl<T> std::fmt::Debug for ArrayGuard<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArrayGuard")
+            .field("len", &self.len)
+            .field("owner_died", &self.owner_died)
+            .finish()
+    }
+}
+
+/// A fixed-length array of `T: Pod` with **no lock** (Python `RawArray`).
+///
+/// Reads and writes are the caller's business: every access copies with
+/// relaxed atomic 8-byte words (bytes at unaligned ends), so it never tears an
+/// aligned word but may tear an element larger than 8 bytes, orders nothing,
+/// and a `to_vec` is not a snapshot of one instant.
+///
+/// # Examples
+/// ```
+/// let a = shmproc::RawArray::<f64>::new(4)?;
+/// a.set(2, 1.5)?;
+/// assert_eq!(a.get(2), Some(1.5));
+/// assert_eq!(a.to_vec(), [0.0, 0.0, 1.5, 0.0]);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct RawArray<T> {
+    region: Region<T>,
+}
+
+impl<T> std::fmt::Debug for RawArray<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawArray")
+            .field("segment", self.region.segment())
+            .field("len", &self.region.len())
+            .finish()
+    }
+}
+
+impl<T: Pod> ShmHandle for RawArray<T> {
+    const KIND: Kind = Kind::RawArray;
+    fn fingerprint() -> TypeFingerprint {
+        TypeFingerprint::of::<T>()
+    }
+    fn segment(&self) -> &Segment {
+        self.region.segment()
+    }
+    fn from_segment(seg: Segment) -> Result<Self> {
+        Ok(RawArray {
+            region: Region::from_segment(seg, false)?,
+        })
+    }
+}
+impl_handle_serde!(RawArray<T: bytemuck::Pod>);
+
+impl<T: Pod> RawArray<T> {
+    /// Creates an anonymous raw array of `len` zeroed elements.
+    ///
+    /// # Errors
+    /// As [`Array::new`].
+    pub fn new(len: usize) -> Result<RawArray<T>> {
+        RawArray::builder().len(len).create()
+    }
+
+    /// Creates an anonymous raw array holding a copy of `data`.
+    ///
+    /// # Errors
+    /// As [`Array::new`].
+    pub fn from_slice(data: &[T]) -> Result<RawArray<T>> {
+        RawArray::builder().data(data).create()
+    }
+
+    /// A builder for a named raw array.
+    pub fn builder() -> Builder<RawArray<T>, ArrayConfig<T>> {
+        Builder::with_config(ArrayConfig::default())
+    }
+
+    /// Opens the named raw array `name`.
+    ///
+    /// # Errors
+    /// As [`Array::open`].
+    pub fn open(name: &str) -> Result<RawArray<T>> {
+        handle::open(name)
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.region.len()
+    }
+
+    /// Whether the array has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.region.len() == 0
+    }
+
+    /// Element `i`, `None` out of bounds.
+    pub fn get(&self, i: usize) -> Option<T> {
+        self.region.load(i)
+    }
+
+    /// Writes element `i`.
+    ///
+    /// # Errors
+    /// `InvalidArgument` if `i` is out of bounds.
+    pub fn set(&self, i: usize, value: T) -> Result<()> {
+        if self.region.store(i, value) {
+            Ok(())
+        } else {
+            Err(index_error(i, self.region.len()))
+        }
+    }
+
+    /// Copies every element out.
+    pub fn to_vec(&self) -> Vec<T> {
+        self.region.load_all()
+    }
+
+    /// Overwrites every element from `data`.
+    ///
+    /// # Errors
+    /// `InvalidArgument` if `data.len()` differs from the array's length.
+    pub fn copy_from_slice(&self, data: &[T]) -> Result<()> {
+        if data.len() != self.region.len() {
+            return Err(Error::invalid(
+                "slice length",
+                format!("the array's length {}", self.region.len()),
+                data.len(),
+            ));
+        }
+        self.region.store_all(data);
+        Ok(())
+    }
+}
+
+impl<T: Pod> Builder<RawArray<T>, ArrayConfig<T>> {
+    /// Creates the raw array.
+    ///
+    /// # Errors
+    /// As [`Builder::<Array<T>, ArrayConfig<T>>::create`].
+    pub fn create(self) -> Result<RawArray<T>> {
+        let c = &self.config;
+        let region = Region::create(Kind::RawArray, false, c.init.as_deref(), c.len, &self.place)?;
+        Ok(RawArray { region })
+    }
+}
+
+#[cfg(test)]
+mod tests;

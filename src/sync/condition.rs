@@ -1,0 +1,186 @@
+//! `Condition` (Python's): a robust lock and a sequence futex in one segment.
+
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::segment::{Kind, Segment, TypeFingerprint};
+use crate::sync::handle::{self, impl_handle_serde, Builder, Mapped, ShmHandle};
+use crate::sync::lock::{create_segment, lock_state, try_lock_state, LockGuard};
+use crate::sync::robust::RobustState;
+use crate::sync::signal::RawCondition;
+use crate::sync::wait::Futex;
+
+/// Payload offset of the sequence word, after the lock.
+const SEQ_OFFSET: usize = std::mem::size_of::<RobustState>();
+
+/// A condition variable over its own robust lock (Python
+/// `multiprocessing.Condition`).
+///
+/// Acquire the lock with [`acquire`](Self::acquire), then [`wait`](Self::wait)
+/// with the guard: the lock is released while waiting and re-acquired before
+/// `wait` returns (its guard reports `owner_died()` if a holder died
+/// meanwhile). Waits may wake spuriously: re-check the predicate in a loop.
+/// Notify while holding the lock, or a waiter that has not yet started to
+/// wait can miss the notification.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// let cond = shmproc::Condition::new()?;
+/// let guard = cond.acquire()?;
+/// let (guard, notified) = cond.wait_timeout(guard, Duration::from_millis(5))?;
+/// assert!(!notified); // nobody notified: timed out, lock held again
+/// cond.notify_all();
+/// drop(guard);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Condition {
+    lock: Mapped<RobustState>,
+    cond: Mapped<RawCondition>,
+}
+
+impl std::fmt::Debug for Condition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Condition")
+            .field("segment", self.lock.segment())
+            .field("owner", &self.lock.owner())
+            .finish()
+    }
+}
+
+impl ShmHandle for Condition {
+    const KIND: Kind = Kind::Condition;
+    fn fingerprint() -> TypeFingerprint {
+        TypeFingerprint::none()
+    }
+    fn segment(&self) -> &Segment {
+        self.lock.segment()
+    }
+    fn from_segment(seg: Segment) -> Result<Self> {
+        Ok(Condition {
+            cond: Mapped::new(seg.clone(), SEQ_OFFSET)?,
+            lock: Mapped::new(seg, 0)?,
+        })
+    }
+}
+impl_handle_serde!(Condition);
+
+impl Condition {
+    /// Creates an anonymous condition with its own (unlocked) lock.
+    ///
+    /// # Errors
+    /// The OS error if the segment cannot be created or mapped.
+    pub fn new() -> Result<Condition> {
+        Condition::builder().create()
+    }
+
+    /// A builder for a named condition.
+    pub fn builder() -> Builder<Condition> {
+        Builder::with_config(())
+    }
+
+    /// Opens the named condition `name`.
+    ///
+    /// # Errors
+    /// As [`Lock::open`](crate::Lock::open).
+    pub fn open(name: &str) -> Result<Condition> {
+        handle::open(name)
+    }
+
+    /// Acquires the condition's lock.
+    ///
+    /// # Errors
+    /// As [`Lock::acquire`](crate::Lock::acquire).
+    pub fn acquire(&self) -> Result<LockGuard<'_>> {
+        lock_state(&self.lock, None).map(|(me, died)| LockGuard::new(&self.lock, me, died))
+    }
+
+    /// Acquires the condition's lock, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// `Timeout`, or as [`Lock::acquire`](crate::Lock::acquire).
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>> {
+        lock_state(&self.lock, handle::deadline(timeout))
+            .map(|(me, died)| LockGuard::new(&self.lock, me, died))
+    }
+
+    /// Acquires the condition's lock if it is free (or its holder is dead).
+    ///
+    /// # Errors
+    /// `Timeout` if a live owner holds it.
+    pub fn try_acquire(&self) -> Result<LockGuard<'_>> {
+        try_lock_state(&self.lock).map(|(me, died)| LockGuard::new(&self.lock, me, died))
+    }
+
+    /// Releases the lock held by `guard`, waits for a notification (or a
+    /// spurious wake-up), then re-acquires the lock.
+    ///
+    /// # Errors
+    /// `InvalidArgument` if `guard` is not this condition's lock, or if the
+    /// lock was taken over from us while we held it.
+    pub fn wait<'a>(&'a self, guard: LockGuard<'a>) -> Result<LockGuard<'a>> {
+        self.wait_deadline(guard, None).map(|(g, _)| g)
+    }
+
+    /// As [`wait`](Self::wait), giving up after `timeout`; the bool is `false`
+    /// if the timeout expired (Python's return value). The lock is held again
+    /// in both cases.
+    ///
+    /// # Errors
+    /// As [`wait`](Self::wait).
+    pub fn wait_timeout<'a>(
+        &'a self,
+        guard: LockGuard<'a>,
+        timeout: Duration,
+    ) -> Result<(LockGuard<'a>, bool)> {
+        self.wait_deadline(guard, handle::deadline(timeout))
+    }
+
+    fn wait_deadline<'a>(
+        &'a self,
+        guard: LockGuard<'a>,
+        deadline: Option<Instant>,
+    ) -> Result<(LockGuard<'a>, bool)> {
+        if !std::ptr::eq(guard.state, &*self.lock) {
+            return Err(Error::invalid(
+                "condition wait guard",
+                "a guard of this condition's lock",
+                "a guard of another lock",
+            ));
+        }
+        let seen = self.cond.prepare();
+        guard.release()?;
+        let notified = self.cond.wait(&Futex, seen, deadline);
+        let (me, died) = lock_state(&self.lock, None)?;
+        Ok((LockGuard::new(&self.lock, me, died), notified))
+    }
+
+    /// Wakes up to `n` waiters (a syscall only if someone waits).
+    pub fn notify(&self, n: u32) {
+        self.cond.notify(&Futex, n);
+    }
+
+    /// Wakes every waiter.
+    pub fn notify_all(&self) {
+        self.cond.notify(&Futex, u32::MAX);
+    }
+}
+
+impl Builder<Condition> {
+    /// Creates the condition.
+    ///
+    /// # Errors
+    /// An invalid name, `EEXIST` if the name is taken, or the OS error.
+    pub fn create(self) -> Result<Condition> {
+        let seg = create_segment(
+            Kind::Condition,
+            TypeFingerprint::none(),
+            SEQ_OFFSET + std::mem::size_of::<RawCondition>(),
+            [0; 4],
+            &self.place,
+            |_| Ok(()),
+        )?;
+        Condition::from_segment(seg)
+    }
+}

@@ -1,0 +1,267 @@
+//! `Semaphore` and `BoundedSemaphore` (Python's), over [`RawSemaphore`].
+//!
+//! Not robust to a dead participant: a process that dies holding a permit
+//! leaves it taken, as in Python. Use the `_timeout` variants where that matters.
+
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::segment::{Kind, Segment, TypeFingerprint};
+use crate::sync::handle::{self, impl_handle_serde, Builder, Mapped, ShmHandle};
+use crate::sync::lock::create_segment;
+use crate::sync::signal::RawSemaphore;
+use crate::sync::wait::Futex;
+
+/// The state both semaphore kinds share: the words and the release bound.
+#[derive(Clone)]
+struct Core {
+    raw: Mapped<RawSemaphore>,
+    /// Largest value `release` may reach (`u32::MAX`: unbounded).
+    max: u32,
+}
+
+impl Core {
+    fn create(kind: Kind, value: u32, max: u32, b: &crate::segment::Placement) -> Result<Segment> {
+        create_segment(
+            kind,
+            TypeFingerprint::none(),
+            std::mem::size_of::<RawSemaphore>(),
+            [u64::from(value), u64::from(max), 0, 0],
+            b,
+            |seg| {
+                seg.view::<RawSemaphore>(0)?.init(value);
+                Ok(())
+            },
+        )
+    }
+
+    fn from_segment(seg: Segment) -> Result<Core> {
+        let max = seg.param(1);
+        let max = u32::try_from(max).map_err(|_| Error::Corrupt {
+            segment: seg.label(),
+            what: "semaphore bound (param 1)".into(),
+            expected: "at most 4294967295".into(),
+            found: max.to_string(),
+        })?;
+        Ok(Core {
+            raw: Mapped::new(seg, 0)?,
+            max,
+        })
+    }
+
+    fn acquire(&self, deadline: Option<Instant>) -> Result<SemaphoreGuard<'_>> {
+        self.raw
+            .acquire(&Futex, deadline)
+            .map_err(|_| Error::Timeout)?;
+        Ok(SemaphoreGuard {
+            core: self,
+            _not_send: PhantomData,
+        })
+    }
+
+    fn try_acquire(&self) -> Result<SemaphoreGuard<'_>> {
+        if self.raw.try_acquire() {
+            Ok(SemaphoreGuard {
+                core: self,
+                _not_send: PhantomData,
+            })
+        } else {
+            Err(Error::Timeout)
+        }
+    }
+
+    fn release(&self) -> Result<()> {
+        self.raw.release(&Futex, self.max).map_err(|e| {
+            Error::invalid(
+                "semaphore release",
+                format!(
+                    "a value below its bound {} (released too many times)",
+                    self.max
+                ),
+                format!("value {}", e.value),
+            )
+        })
+    }
+}
+
+/// A held permit of a [`Semaphore`] or [`BoundedSemaphore`]; returned on drop
+/// (use [`forget`](SemaphoreGuard::forget) to keep it taken, e.g. to hand it
+/// to another process that calls `release`).
+#[must_use = "the permit is returned as soon as the guard is dropped"]
+pub struct SemaphoreGuard<'a> {
+    core: &'a Core,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl SemaphoreGuard<'_> {
+    /// Keeps the permit taken; someone must `release` it later.
+    pub fn forget(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for SemaphoreGuard<'_> {
+    fn drop(&mut self) {
+        // A bounded semaphore released by hand meanwhile may be at its bound:
+        // then this permit was already returned, and nothing is lost.
+        let _ = self.core.release();
+    }
+}
+
+impl std::fmt::Debug for SemaphoreGuard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SemaphoreGuard")
+    }
+}
+
+macro_rules! semaphore_type {
+    ($(#[$doc:meta])* $ty:ident, $kind:expr, bounded = $bounded:expr) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $ty {
+            core: Core,
+        }
+
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("segment", self.core.raw.segment())
+                    .field("value", &self.value())
+                    .finish()
+            }
+        }
+
+        impl ShmHandle for $ty {
+            const KIND: Kind = $kind;
+            fn fingerprint() -> TypeFingerprint {
+                TypeFingerprint::none()
+            }
+            fn segment(&self) -> &Segment {
+                self.core.raw.segment()
+            }
+            fn from_segment(seg: Segment) -> Result<Self> {
+                Ok($ty { core: Core::from_segment(seg)? })
+            }
+        }
+        impl_handle_serde!($ty);
+
+        impl $ty {
+            /// Creates an anonymous semaphore holding `value` permits.
+            ///
+            /// # Errors
+            /// The OS error if the segment cannot be created or mapped.
+            pub fn new(value: u32) -> Result<$ty> {
+                $ty::builder().value(value).create()
+            }
+
+            /// A builder for a named semaphore (default value 1, as Python).
+            pub fn builder() -> Builder<$ty, u32> {
+                Builder::with_config(1)
+            }
+
+            /// Opens the named semaphore `name`.
+            ///
+            /// # Errors
+            /// As [`Lock::open`](crate::Lock::open).
+            pub fn open(name: &str) -> Result<$ty> {
+                handle::open(name)
+            }
+
+            /// Takes a permit, blocking until one is free.
+            ///
+            /// # Errors
+            /// None in practice; `Result` for symmetry with the other acquires.
+            pub fn acquire(&self) -> Result<SemaphoreGuard<'_>> {
+                self.core.acquire(None)
+            }
+
+            /// Takes a permit, waiting at most `timeout`.
+            ///
+            /// # Errors
+            /// `Timeout` if none became free in time.
+            pub fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>> {
+                self.core.acquire(handle::deadline(timeout))
+            }
+
+            /// Takes a permit if one is free now.
+            ///
+            /// # Errors
+            /// `Timeout` if none is free (a zero timeout).
+            pub fn try_acquire(&self) -> Result<SemaphoreGuard<'_>> {
+                self.core.try_acquire()
+            }
+
+            /// Returns a permit (one taken with a forgotten guard, or by another
+            /// process), waking one waiter if any sleeps.
+            ///
+            /// # Errors
+            /// `InvalidArgument` if the value is already at its bound: the initial
+            /// value for a `BoundedSemaphore` (Python `ValueError`), `u32::MAX`
+            /// for a `Semaphore`.
+            pub fn release(&self) -> Result<()> {
+                self.core.release()
+            }
+
+            /// The number of free permits now (a snapshot; Python `get_value`).
+            pub fn value(&self) -> u32 {
+                self.core.raw.value()
+            }
+        }
+
+        impl Builder<$ty, u32> {
+            /// The initial number of permits.
+            pub fn value(mut self, value: u32) -> Self {
+                self.config = value;
+                self
+            }
+
+            /// Creates the semaphore.
+            ///
+            /// # Errors
+            /// An invalid name, `EEXIST` if the name is taken, or the OS error.
+            pub fn create(self) -> Result<$ty> {
+                let max = if $bounded { self.config } else { u32::MAX };
+                let seg = Core::create($kind, self.config, max, &self.place)?;
+                $ty::from_segment(seg)
+            }
+        }
+    };
+}
+
+semaphore_type!(
+    /// A counting semaphore shared between processes (Python
+    /// `multiprocessing.Semaphore`).
+    ///
+    /// # Examples
+    /// ```
+    /// let sem = shmproc::Semaphore::new(2)?;
+    /// let a = sem.acquire()?;
+    /// let b = sem.acquire()?;
+    /// assert!(sem.try_acquire().is_err()); // no third permit
+    /// drop(a);
+    /// assert_eq!(sem.value(), 1);
+    /// # drop(b);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    Semaphore,
+    Kind::Semaphore,
+    bounded = false
+);
+
+semaphore_type!(
+    /// A semaphore whose value may never exceed its initial value (Python
+    /// `multiprocessing.BoundedSemaphore`): a release too many is an error.
+    ///
+    /// # Examples
+    /// ```
+    /// let sem = shmproc::BoundedSemaphore::new(1)?;
+    /// assert!(sem.release().is_err()); // above the initial value
+    /// sem.acquire()?.forget();
+    /// sem.release()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    BoundedSemaphore,
+    Kind::BoundedSemaphore,
+    bounded = true
+);

@@ -1,0 +1,195 @@
+//! Unit tests of the public primitives: threads and two mappings of one
+//! named segment in one process. Cross-process tests are in `tests/`.
+
+use super::*;
+use crate::segment::unique_name;
+use crate::Error;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Runs `f` on a thread and fails (instead of hanging) if it takes > 20 s.
+fn watchdog<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("watchdog: test blocked for 20 s")
+}
+
+#[test]
+fn semaphore_never_admits_more_than_value() {
+    watchdog(|| {
+        let sem = Semaphore::new(2).unwrap();
+        let inside = Arc::new(AtomicU32::new(0));
+        let ts: Vec<_> = (0..4)
+            .map(|_| {
+                let (sem, inside) = (sem.clone(), inside.clone());
+                thread::spawn(move || {
+                    for _ in 0..500 {
+                        let _g = sem.acquire().unwrap();
+                        let n = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        assert!(n <= 2, "{n} threads inside a Semaphore(2)");
+                        thread::yield_now();
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for t in ts {
+            t.join().unwrap();
+        }
+        assert_eq!(sem.value(), 2);
+    });
+}
+
+#[test]
+fn semaphore_timeout_and_bounds() {
+    let sem = Semaphore::new(0).unwrap();
+    let start = Instant::now();
+    let e = sem.acquire_timeout(Duration::from_millis(20)).unwrap_err();
+    assert!(matches!(e, Error::Timeout), "{e}");
+    assert!(start.elapsed() >= Duration::from_millis(20));
+    sem.release().unwrap();
+    sem.try_acquire().unwrap().forget();
+    assert_eq!(sem.value(), 0);
+
+    let b = BoundedSemaphore::new(1).unwrap();
+    let e = b.release().unwrap_err();
+    assert!(e.to_string().contains("released too many times"), "{e}");
+    let g = b.acquire().unwrap();
+    assert!(matches!(b.try_acquire(), Err(Error::Timeout)));
+    drop(g);
+    assert_eq!(b.value(), 1);
+}
+
+#[test]
+fn named_semaphore_wakes_other_mapping() {
+    watchdog(|| {
+        let name = unique_name("sem-named");
+        let a = Semaphore::builder().name(&name).value(0).create().unwrap();
+        let b = Semaphore::open(&name).unwrap();
+        let t = thread::spawn(move || b.acquire().map(SemaphoreGuard::forget).is_ok());
+        thread::sleep(Duration::from_millis(20));
+        a.release().unwrap();
+        assert!(t.join().unwrap());
+        assert!(matches!(
+            BoundedSemaphore::open(&name),
+            Err(Error::Incompatible { .. })
+        ));
+    });
+}
+
+#[test]
+fn event_wakes_waiters() {
+    watchdog(|| {
+        let name = unique_name("event");
+        let ev = Event::builder().name(&name).create().unwrap();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let other = Event::open(&name).unwrap();
+                thread::spawn(move || other.wait_timeout(Duration::from_secs(10)))
+            })
+            .collect();
+        thread::sleep(Duration::from_millis(20));
+        ev.set();
+        for w in waiters {
+            assert!(w.join().unwrap());
+        }
+        ev.clear();
+        assert!(!ev.wait_timeout(Duration::from_millis(10)));
+    });
+}
+
+#[test]
+fn condition_notify_wakes_waiter() {
+    watchdog(|| {
+        let cond = Condition::new().unwrap();
+        let flag = Arc::new(AtomicU32::new(0));
+        let (c2, f2) = (cond.clone(), flag.clone());
+        let t = thread::spawn(move || {
+            let mut g = c2.acquire().unwrap();
+            while f2.load(Ordering::Relaxed) == 0 {
+                g = c2.wait(g).unwrap();
+            }
+            assert!(!g.owner_died());
+        });
+        thread::sleep(Duration::from_millis(20));
+        {
+            let _g = cond.acquire().unwrap();
+            flag.store(1, Ordering::Relaxed);
+            cond.notify(1);
+        }
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn condition_rejects_foreign_guard_and_times_out() {
+    let cond = Condition::new().unwrap();
+    let lock = Lock::new().unwrap();
+    let g = lock.acquire().unwrap();
+    let e = cond.wait(g).unwrap_err();
+    assert!(e.to_string().contains("another lock"), "{e}");
+    assert!(!lock.is_locked(), "the foreign guard was dropped");
+    let g = cond.acquire().unwrap();
+    let (g, notified) = cond.wait_timeout(g, Duration::from_millis(10)).unwrap();
+    assert!(!notified);
+    drop(g);
+}
+
+#[test]
+fn barrier_releases_all_parties_with_distinct_indexes() {
+    watchdog(|| {
+        let b = Barrier::new(3).unwrap();
+        for _round in 0..3 {
+            let ts: Vec<_> = (0..2)
+                .map(|_| {
+                    let b = b.clone();
+                    thread::spawn(move || b.wait().unwrap())
+                })
+                .collect();
+            let mut idx = vec![b.wait().unwrap()];
+            idx.extend(ts.into_iter().map(|t| t.join().unwrap()));
+            idx.sort_unstable();
+            assert_eq!(idx, [0, 1, 2]);
+        }
+        let e = b.wait_timeout(Duration::from_millis(10)).unwrap_err();
+        assert!(matches!(e, Error::Timeout), "{e}");
+        assert_eq!(b.n_waiting(), 0);
+        assert!(Barrier::new(0).is_err());
+    });
+}
+
+#[test]
+fn handles_are_send_sync_serde() {
+    fn check<T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned>() {}
+    check::<Lock>();
+    check::<RLock>();
+    check::<Semaphore>();
+    check::<BoundedSemaphore>();
+    check::<Event>();
+    check::<Condition>();
+    check::<Barrier>();
+}
+
+#[test]
+fn corrupt_params_are_rejected_on_open() {
+    use crate::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
+    let name = unique_name("barrier-corrupt");
+    let spec = Spec {
+        kind: Kind::Barrier,
+        ty: TypeFingerprint::none(),
+        payload_len: 8,
+        params: [0, 0, 0, 0],
+    };
+    let place = Placement {
+        name: Some(name.clone()),
+        persist: false,
+    };
+    let _seg = Segment::create(&spec, &place, |_| Ok(())).unwrap();
+    let e = Barrier::open(&name).unwrap_err();
+    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+}

@@ -1,0 +1,58 @@
+//! Helpers shared by the cross-process sync and value tests: a reaper that
+//! kills and reaps children on every exit path, and bounded joins.
+
+#![allow(dead_code)] // each test file uses a subset
+
+use std::time::{Duration, Instant};
+
+use shmproc::{Process, RawValue};
+
+/// Upper bound of every wait: a bug fails the test instead of hanging it.
+pub const WATCHDOG: Duration = Duration::from_secs(60);
+
+/// Kills and reaps the processes it holds when dropped (also on panic).
+pub struct Reaper(Vec<Process>);
+
+impl Reaper {
+    pub fn new() -> Self {
+        Reaper(Vec::new())
+    }
+
+    pub fn watch(&mut self, p: Process) -> Process {
+        self.0.push(p.clone());
+        p
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = p.kill();
+            let _ = p.join_timeout(WATCHDOG);
+        }
+    }
+}
+
+/// Joins `p` (bounded) and returns its exit code.
+pub fn join(p: &Process) -> i32 {
+    p.join_timeout(WATCHDOG)
+        .unwrap_or_else(|e| panic!("joining {}: {e}", p.name()))
+}
+
+/// Waits (bounded) until `flag` reaches `n`.
+pub fn wait_for(flag: &RawValue<u32>, n: u32) {
+    let deadline = Instant::now() + WATCHDOG;
+    while flag.load() < n {
+        assert!(Instant::now() < deadline, "watchdog: flag stayed below {n}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Sends SIGKILL to the process `pid` (as an external killer would).
+pub fn sigkill(pid: u32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9");
+}
