@@ -24,6 +24,44 @@ fn put_frames((q, n, size): (Queue<u64, Pod>, u64, usize)) {
     }
 }
 
+/// A ~100-byte serde message.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
+struct Msg {
+    id: u64,
+    name: String,
+    values: [u32; 16],
+    flag: bool,
+}
+
+fn msg(i: u64) -> Msg {
+    Msg {
+        id: i,
+        name: "a name of some length".into(),
+        values: [i as u32; 16],
+        flag: i % 2 == 0,
+    }
+}
+
+fn put_msgs((q, n): (Queue<Msg>, u64)) {
+    for i in 0..n {
+        q.put(&msg(i)).unwrap();
+    }
+}
+
+/// SPSC ~100-byte serde messages, producer process to this process.
+fn spsc_serde(n: u64) -> f64 {
+    let q: Queue<Msg> = Queue::new(1024).unwrap();
+    let p = Process::spawn(put_msgs, (q.clone(), n)).unwrap();
+    let _ = q.get().unwrap();
+    let t = Instant::now();
+    for i in 1..n {
+        assert_eq!(q.get().unwrap().id, i);
+    }
+    let rate = (n - 1) as f64 / t.elapsed().as_secs_f64();
+    p.join().unwrap();
+    rate
+}
+
 fn echo(c: Connection<u64, Pod>) {
     while let Ok(x) = c.recv() {
         if c.send(&x).is_err() {
@@ -95,6 +133,12 @@ fn main() {
         println!(
             "RESULT spsc_pod8_process msgs_per_s={:.0}",
             spsc_pod(2_000_000 * scale)
+        );
+    }
+    for _ in 0..3 {
+        println!(
+            "RESULT spsc_serde100_process msgs_per_s={:.0}",
+            spsc_serde(500_000 * scale)
         );
     }
     for _ in 0..3 {
