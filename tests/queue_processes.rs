@@ -344,3 +344,123 @@ fn consumer_killed_mid_large_message() {
     join_ok(&writer);
     assert!(matches!(q.try_get(), Err(Error::Empty)));
 }
+
+// ---- the crossbeam vocabulary with real processes ----
+
+fn put_one((q, v): (Q, u64)) {
+    q.put(&[v, v]).unwrap();
+}
+
+#[test]
+fn smoke_process() {
+    shmproc::init();
+    let mut r = Reaper(vec![]);
+    let q: Q = Queue::new(1).unwrap();
+    let p = r.watch(Process::spawn(put_one, (q.clone(), 42)).unwrap());
+    assert_eq!(q.get_timeout(WATCHDOG).unwrap(), [42, 42]);
+    join_ok(&p);
+}
+
+fn fill((q, n): (Q, u64)) {
+    for i in 0..n {
+        q.try_put(&[i, i]).unwrap();
+    }
+    assert!(matches!(q.try_put(&[0, 0]), Err(Error::Full)));
+}
+
+#[test]
+fn capacity_and_len_empty_full_process() {
+    shmproc::init();
+    let mut r = Reaper(vec![]);
+    let q: Q = Queue::new(5).unwrap();
+    assert_eq!(q.capacity(), 5);
+    assert!(q.is_empty());
+    let p = r.watch(Process::spawn(fill, (q.clone(), 5)).unwrap());
+    join_ok(&p);
+    assert_eq!(q.len(), 5);
+    assert!(q.is_full());
+    for i in 0..5 {
+        assert_eq!(q.try_get().unwrap(), [i, i]);
+    }
+    assert!(q.is_empty());
+}
+
+fn get_until_closed(q: Q) -> Result<(), String> {
+    match q.get_timeout(WATCHDOG) {
+        Err(Error::Closed) => Ok(()),
+        other => Err(format!("expected Closed, got {other:?}")),
+    }
+}
+
+#[test]
+fn disconnect_close_wakes_a_getter_in_another_process() {
+    shmproc::init();
+    let mut r = Reaper(vec![]);
+    let q: Q = Queue::new(2).unwrap();
+    let p = r.watch(Process::spawn(get_until_closed, q.clone()).unwrap());
+    std::thread::sleep(Duration::from_millis(200));
+    q.close();
+    join_ok(&p);
+}
+
+fn put_get_loop((q, n): (Q, u64)) {
+    for i in 0..n {
+        q.put(&[i, i]).unwrap();
+        q.get().unwrap();
+    }
+}
+
+#[test]
+fn linearizable_process() {
+    shmproc::init();
+    let mut r = Reaper(vec![]);
+    // Four processes each put then get: never more than 4 in a queue of 4,
+    // so no put ever blocks forever and the queue ends empty.
+    let q: Q = Queue::new(4).unwrap();
+    let ps: Vec<_> = (0..4)
+        .map(|_| r.watch(Process::spawn(put_get_loop, (q.clone(), 20_000)).unwrap()))
+        .collect();
+    for p in &ps {
+        join_ok(p);
+    }
+    assert!(q.is_empty());
+}
+
+fn put_64_mib(q: Queue<u8, Pod>) {
+    let msg: Vec<u8> = (0..64usize << 20).map(|i| (i ^ (i >> 11)) as u8).collect();
+    q.put_bytes(&msg).unwrap();
+}
+
+#[test]
+fn a_64_mib_message_between_processes_is_intact() {
+    shmproc::init();
+    let mut r = Reaper(vec![]);
+    let q: Queue<u8, Pod> = Queue::new(2).unwrap();
+    let p = r.watch(Process::spawn(put_64_mib, q.clone()).unwrap());
+    let got = q.get_bytes_timeout(WATCHDOG).unwrap();
+    assert_eq!(got.len(), 64 << 20);
+    assert!(got
+        .iter()
+        .enumerate()
+        .all(|(i, b)| *b == (i ^ (i >> 11)) as u8));
+    join_ok(&p);
+}
+
+fn drop_handles(q: Queue<Vec<String>>) {
+    q.put(&vec!["from the child".to_string()]).unwrap();
+    drop(q);
+}
+
+#[test]
+fn drops_process() {
+    shmproc::init();
+    let mut r = Reaper(vec![]);
+    let name = unique_name("q-drops");
+    let q: Queue<Vec<String>> = Queue::builder().name(&name).maxsize(2).create().unwrap();
+    let p = r.watch(Process::spawn(drop_handles, q.clone()).unwrap());
+    join_ok(&p);
+    // A child's drop removes nothing: the creator's queue and its item stay.
+    assert_eq!(q.get().unwrap(), vec!["from the child".to_string()]);
+    drop(q);
+    assert!(!std::path::Path::new(&format!("/dev/shm/shmproc.{name}")).exists());
+}
