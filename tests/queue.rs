@@ -437,3 +437,29 @@ fn joinable_task_done_and_join() {
         assert!(matches!(q.task_done(), Err(Error::InvalidArgument { .. })));
     });
 }
+
+#[test]
+fn handles_are_clone_send_sync_serde() {
+    fn check<T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned>() {}
+    check::<Queue<String>>();
+    check::<Queue<u64, Pod>>();
+    check::<JoinableQueue<Vec<u8>>>();
+    check::<shmproc::Connection<String>>();
+    check::<shmproc::Receiver<u8>>();
+    check::<shmproc::Sender<u8>>();
+}
+
+#[test]
+fn anonymous_handle_does_not_serialize_outside_a_launch() {
+    let q: Queue<u8, Pod> = Queue::new(1).unwrap();
+    assert!(
+        postcard::to_allocvec(&q).is_err(),
+        "an anonymous queue must not serialize here"
+    );
+    let name = unique_name("q-ser");
+    let named: Queue<u8, Pod> = Queue::builder().name(&name).create().unwrap();
+    let bytes = postcard::to_allocvec(&named).unwrap();
+    let back: Queue<u8, Pod> = postcard::from_bytes(&bytes).unwrap();
+    back.put(&3).unwrap();
+    assert_eq!(named.get().unwrap(), 3);
+}
