@@ -205,3 +205,39 @@ fn loom_dead_writer_becomes_tombstone() {
         assert_eq!(m.get(who(9), &NeverDead), Some(42));
     });
 }
+
+#[test]
+fn loom_dead_reader_slot_is_freed() {
+    loom::model(|| {
+        let m = model(1);
+        m.put(who(1), 5);
+        // Reader 7 claims position 0 and dies before releasing it.
+        let ring = m.ring();
+        let Ok(Attempt::Got(_)) = ring.try_claim_get(who(7), false) else {
+            panic!("claim failed")
+        };
+        let m2 = m.clone();
+        let c = thread::spawn(move || m2.get(who(9), &NeverDead));
+        // The producer stalls on the held slot until it frees it.
+        let ring = m.ring();
+        loop {
+            match ring.try_claim_put(who(1)).unwrap() {
+                Attempt::Stall { pos, state } => {
+                    if !ring.reclaim(pos, state, &DeadTid(7)).unwrap() {
+                        thread::yield_now();
+                    }
+                }
+                Attempt::Got(cl) => {
+                    let idx = (cl.pos % m.slots.cap()) as usize;
+                    // SAFETY: we own the slot (WRITING).
+                    m.slots.data[idx].with_mut(|p| unsafe { *p = 6 });
+                    ring.publish(cl, who(1), 8, 0).unwrap();
+                    ring.notify(Side::Get, 1, &m.park);
+                    break;
+                }
+                Attempt::Bulk => unreachable!(),
+            }
+        }
+        assert_eq!(c.join().unwrap(), Some(6), "only the dead reader's message is lost");
+    });
+}
