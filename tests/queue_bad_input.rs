@@ -103,10 +103,10 @@ fn scribbled_slot_state_gives_errors_not_hangs() {
         let name = unique_name("q-slot");
         let q: Queue<u64, Pod> = Queue::builder().name(&name).maxsize(2).create().unwrap();
         q.put(&1).unwrap();
-        // Slot 0's state word (payload offset 1024), its len, the bulk state.
+        // Slot 0's state word (payload offset 1024), its len and tag, its data.
         write_u64(&name, HEADER + 1024, g);
+        write_u64(&name, HEADER + 1024 + 8, u64::MAX);
         write_u64(&name, HEADER + 1024 + 16, u64::MAX);
-        write_u64(&name, HEADER + 1024 + 24, u64::MAX);
         let start = Instant::now();
         let _ = q.try_get();
         let _ = q.get_timeout(Duration::from_millis(50));
@@ -128,7 +128,7 @@ fn corrupt_length_is_reported() {
     let q: Queue<u64, Pod> = Queue::builder().name(&name).maxsize(2).create().unwrap();
     q.put(&1).unwrap();
     file(&name)
-        .write_all_at(&u32::MAX.to_le_bytes(), HEADER + 1024 + 16)
+        .write_all_at(&u32::MAX.to_le_bytes(), HEADER + 1024 + 8)
         .unwrap();
     assert!(matches!(q.try_get(), Err(Error::Corrupt { .. })));
     // The slot was freed anyway: the queue goes on.

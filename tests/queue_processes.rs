@@ -168,7 +168,7 @@ fn producer_killed_mid_put_stress() {
 
 // ---- deterministic crash points, written with the layout of
 // docs/protocols/queue.md: slot i's state word sits at payload offset
-// 1024 + i * 64 for a Pod queue of 16-byte items (40 data bytes + 24). ----
+// 1024 + i * 32 for a Pod queue of 16-byte items (16 data bytes + 16). ----
 
 const BUSY: u64 = 1 << 60;
 const FULL: u64 = 1 << 61;
@@ -183,7 +183,7 @@ fn pod_fingerprint() -> TypeFingerprint {
 }
 
 fn state_word(seg: &Segment, slot: usize) -> &std::sync::atomic::AtomicU64 {
-    seg.view(1024 + slot * 64).unwrap()
+    seg.view(1024 + slot * 32).unwrap()
 }
 
 /// Claims position 0 for writing (as `put` does) and dies before publishing.

@@ -45,17 +45,22 @@ impl Slots for ShmSlots {
 pub(crate) struct ProcLiveness;
 
 impl Liveness for ProcLiveness {
-    fn is_dead(&self, tid: u32, start_lo: Option<u32>) -> bool {
-        task_dead(tid, start_lo)
+    fn is_dead(&self, tid: u32, start_lo: Option<u16>) -> bool {
+        task_dead_masked(tid, start_lo.map(u32::from), 0xffff)
     }
 }
 
-/// Whether thread `tid` (start time low bits `start_lo`, if known) is dead.
+/// Whether thread `tid` (start time low 32 bits `start_lo`, if known) is dead.
 pub(crate) fn task_dead(tid: u32, start_lo: Option<u32>) -> bool {
+    task_dead_masked(tid, start_lo, u32::MAX)
+}
+
+/// As [`task_dead`], comparing only the start time bits in `mask`.
+fn task_dead_masked(tid: u32, start_lo: Option<u32>, mask: u32) -> bool {
     match proc::start_time(tid) {
         None => true,
         Some(start) => {
-            if start_lo.is_some_and(|lo| lo != start as u32) {
+            if start_lo.is_some_and(|lo| lo != start as u32 & mask) {
                 return true;
             }
             !proc::is_alive(proc::TaskId { tid, start })

@@ -74,8 +74,8 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for Serde {
     }
 
     fn default_slot() -> u64 {
-        // 232 data bytes + 24 header = 256-byte slots (four cache lines).
-        232
+        // 240 data bytes + 16 header = 256-byte slots (four cache lines).
+        240
     }
 }
 
@@ -101,14 +101,9 @@ impl<T: bytemuck::Pod + Send + Sync> Codec<T> for Pod {
     }
 
     fn default_slot() -> u64 {
-        // Small items get 40 data bytes: with the 24-byte header a slot is one
-        // cache line, so a producer and a consumer on neighbouring slots do not
-        // share a line.
-        let size = (std::mem::size_of::<T>() as u64).div_ceil(8) * 8;
-        if size <= 40 {
-            40
-        } else {
-            size
-        }
+        // Packed: a u64 item makes a 32-byte slot (16-byte header), two per
+        // cache line, so a line moves between producer and consumer once per
+        // two items. The floor of 16 bytes fits a bulk descriptor.
+        (std::mem::size_of::<T>() as u64).div_ceil(8).max(2) * 8
     }
 }

@@ -4,7 +4,7 @@
 //! payload offset  what
 //!      0          Control: ring control (tail | head | sync words), bulk
 //!                 control, two end tables (pipes)             1024 bytes
-//!   1024          cap slots of (24-byte Slot header + data_size bytes)
+//!   1024          cap slots of (16-byte Slot header + data_size bytes)
 //!   1024+cap*stride  bulk stream bytes (bulk_len, may be 0)
 //! ```
 //! Header params: `[cap, data_size, bulk_len, max_message]`.
@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 /// Bytes of control before the first slot.
 pub const CONTROL_LEN: usize = 1024;
 /// Bytes of a slot header.
-pub const SLOT_HEADER: usize = 24;
+pub const SLOT_HEADER: usize = 16;
 /// Smallest slot data size (a bulk descriptor is 16 bytes).
 pub const MIN_DATA: u64 = 16;
 /// Largest slot data size.

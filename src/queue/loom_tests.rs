@@ -46,13 +46,13 @@ struct Model {
 
 struct NeverDead;
 impl Liveness for NeverDead {
-    fn is_dead(&self, _tid: u32, _start: Option<u32>) -> bool {
+    fn is_dead(&self, _tid: u32, _start: Option<u16>) -> bool {
         false
     }
 }
 struct DeadTid(u32);
 impl Liveness for DeadTid {
-    fn is_dead(&self, tid: u32, _start: Option<u32>) -> bool {
+    fn is_dead(&self, tid: u32, _start: Option<u16>) -> bool {
         tid == self.0
     }
 }

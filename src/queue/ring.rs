@@ -89,13 +89,17 @@ fn is_writing(st: u64) -> bool {
 pub struct Slot {
     /// The state word (table above).
     pub state: AtomicU64,
-    /// `(seq << 32) | low 32 bits of the claimer's start time`: tells a dead
-    /// claimer from a live one that reuses its thread id.
-    pub tag: AtomicU64,
     /// Length of the message in the data bytes (validated by readers).
     pub len: AtomicU32,
-    /// Reserved, 0.
-    pub spare: AtomicU32,
+    /// `(low 16 bits of seq << 16) | low 16 bits of the claimer's start
+    /// time`: tells a dead claimer from a live task that reuses its thread id.
+    pub tag: AtomicU32,
+}
+
+/// The tag of a claim of position `pos` by `me`.
+#[inline]
+fn tag(pos: u64, me: Who) -> u32 {
+    ((pos as u32) << 16) | (me.start_lo & 0xffff)
 }
 
 /// Pads and aligns a field to its own pair of cache lines.
@@ -143,9 +147,9 @@ pub trait Slots {
 
 /// Liveness of a claimer, asked only on slow paths (it may read `/proc`).
 pub trait Liveness {
-    /// Whether thread `tid` whose start time's low 32 bits are `start_lo`
+    /// Whether thread `tid` whose start time's low 16 bits are `start_lo`
     /// (`None` when not recorded yet) is certainly dead.
-    fn is_dead(&self, tid: u32, start_lo: Option<u32>) -> bool;
+    fn is_dead(&self, tid: u32, start_lo: Option<u16>) -> bool;
 }
 
 /// Who is acting: thread id and the low 32 bits of its start time.
@@ -238,8 +242,7 @@ impl<'a, S: Slots> Ring<'a, S> {
                         Ok(_) => {
                             // Relaxed: read only by liveness checks, which
                             // accept a missing tag.
-                            slot.tag
-                                .store((tail << 32) | u64::from(me.start_lo), Ordering::Relaxed);
+                            slot.tag.store(tag(tail, me), Ordering::Relaxed);
                             self.bump(&self.ctrl.tail.0, tail);
                             return Ok(Attempt::Got(Claim {
                                 pos: tail,
@@ -318,8 +321,7 @@ impl<'a, S: Slots> Ring<'a, S> {
                     ) {
                         Ok(_) => {
                             // Relaxed: as in try_claim_put.
-                            slot.tag
-                                .store((head << 32) | u64::from(me.start_lo), Ordering::Relaxed);
+                            slot.tag.store(tag(head, me), Ordering::Relaxed);
                             self.bump(&self.ctrl.head.0, head);
                             return Ok(Attempt::Got(Claim { pos: head, flags }));
                         }
@@ -499,8 +501,8 @@ impl<'a, S: Slots> Ring<'a, S> {
             });
         }
         // Relaxed: the tag is advisory (see Liveness).
-        let tag = slot.tag.load(Ordering::Relaxed);
-        let start_lo = (tag >> 32 == u64::from(seq_of(st))).then_some(tag as u32);
+        let t = slot.tag.load(Ordering::Relaxed);
+        let start_lo = (t >> 16 == seq_of(st) & 0xffff).then_some((t & 0xffff) as u16);
         if !live.is_dead(tid, start_lo) {
             return Ok(false);
         }
