@@ -243,7 +243,7 @@ impl<'a, S: Slots> Ring<'a, S> {
                             // Relaxed: read only by liveness checks, which
                             // accept a missing tag.
                             slot.tag.store(tag(tail, me), Ordering::Relaxed);
-                            self.bump(&self.ctrl.tail.0, tail);
+                            self.advance(&self.ctrl.tail.0, tail);
                             return Ok(Attempt::Got(Claim {
                                 pos: tail,
                                 flags: 0,
@@ -263,7 +263,7 @@ impl<'a, S: Slots> Ring<'a, S> {
                         state: st,
                     })
                 }
-                _ => tail = self.ctrl.tail.0.load(Ordering::Relaxed),
+                d => tail = self.catch_up(&self.ctrl.tail.0, tail, d),
             }
         }
         Err(Bad {
@@ -322,7 +322,7 @@ impl<'a, S: Slots> Ring<'a, S> {
                         Ok(_) => {
                             // Relaxed: as in try_claim_put.
                             slot.tag.store(tag(head, me), Ordering::Relaxed);
-                            self.bump(&self.ctrl.head.0, head);
+                            self.advance(&self.ctrl.head.0, head);
                             return Ok(Attempt::Got(Claim { pos: head, flags }));
                         }
                         Err(_) => continue,
@@ -338,7 +338,7 @@ impl<'a, S: Slots> Ring<'a, S> {
                         state: st,
                     })
                 }
-                _ => head = self.ctrl.head.0.load(Ordering::Relaxed),
+                d => head = self.catch_up(&self.ctrl.head.0, head, d),
             }
         }
         Err(Bad {
@@ -373,6 +373,33 @@ impl<'a, S: Slots> Ring<'a, S> {
                 what: "state of a slot being read (taken from its reader)",
                 found,
             })
+    }
+
+    /// The claimer of position `pos` moves the hint past it. A plain store
+    /// (no locked instruction on the fast path): it may move the hint back
+    /// if others went on meanwhile, but never past an unclaimed position,
+    /// and `catch_up` repairs any regression in one step.
+    #[inline]
+    fn advance(&self, word: &AtomicU64, pos: u64) {
+        // Relaxed: the hints carry no data (slot states do).
+        word.store(pos.wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// Our hint `at` is behind: the slot there is `d > 0` positions ahead,
+    /// a multiple of cap. Position `at + d - cap` went through that slot, so
+    /// every position up to it is claimed: move the hint just past it.
+    #[cold]
+    fn catch_up(&self, word: &AtomicU64, at: u64, d: i32) -> u64 {
+        let cap = self.slots.cap();
+        let skip = (d as u64).saturating_sub(cap);
+        // Relaxed: a hint, as in bump.
+        let _ = word.compare_exchange(
+            at,
+            at.wrapping_add(skip).wrapping_add(1),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        word.load(Ordering::Relaxed)
     }
 
     /// Moves a head or tail hint from `from` to `from + 1` unless another
