@@ -142,17 +142,18 @@ fn claim_slow<S: Slots, P: Park, L: Liveness>(
     let mut stalled_since = started;
     let (mut last_pos, mut last_st) = (pos, st);
     let mut spins: u32 = 0;
-    // Asking whether the peer is gone may read /proc: do it on entry and after
-    // each sleep, never while spinning.
-    let mut ask_gone = true;
+    // Asking whether the peer is gone may read /proc (microseconds): only
+    // before sleeping (or giving up, for a non-blocking call), never while
+    // spinning, so a peer that answers within the spin costs no syscall.
     loop {
         // Closed puts fail at once; closed gets fail once nothing is pending.
-        let gone = ask_gone && (env.gone)();
-        ask_gone = false;
-        if (is_closed(ring) || gone) && drained(side, st) {
+        if is_closed(ring) && drained(side, st) {
             return Err(Stop::Closed);
         }
         if matches!(until, Until::Now) {
+            if drained(side, st) && (env.gone)() {
+                return Err(Stop::Closed);
+            }
             ring.check_stall(side, pos, st)?;
             return Err(Stop::WouldBlock);
         }
@@ -170,11 +171,13 @@ fn claim_slow<S: Slots, P: Park, L: Liveness>(
             stalled_since = now;
         }
         if !spin_phase(&mut spins, started, now) {
+            if drained(side, st) && (env.gone)() {
+                return Err(Stop::Closed);
+            }
             let end = slice_end(until, now);
             ring.wait_slice(side, env.park, end, || {
                 is_closed(ring) || matches!(try_peek(ring, side, pos), Some(s) if s != st)
             });
-            ask_gone = true;
         }
         match try_once(ring, side, me, bulk_ok)? {
             Attempt::Stall { pos: p, state } => (pos, st) = (p, state),
