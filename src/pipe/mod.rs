@@ -234,6 +234,14 @@ impl<T, C: Codec<T>> Connection<T, C> {
         end.chan.put(bytes, Until::Forever, &|| end.peer_gone())
     }
 
+    fn recv_item(&self, until: Until) -> Result<T> {
+        let end = self.rx()?;
+        end.chan
+            .get_with(until, &|| end.peer_gone(), &mut |len, fill| {
+                C::decode_from(len, fill)
+            })?
+    }
+
     fn recv_raw(&self, out: &mut Vec<u8>, until: Until) -> Result<()> {
         let end = self.rx()?;
         end.chan.get(out, until, &|| end.peer_gone())
@@ -262,9 +270,7 @@ impl<T, C: Codec<T>> Connection<T, C> {
     /// `Closed` when the other end is gone and nothing is buffered; a codec
     /// error for an undecodable message.
     pub fn recv(&self) -> Result<T> {
-        let mut v = Vec::new();
-        self.recv_raw(&mut v, Until::Forever)?;
-        C::decode(&v)
+        self.recv_item(Until::Forever)
     }
 
     /// Receives the next item, waiting at most `timeout`.
@@ -272,9 +278,7 @@ impl<T, C: Codec<T>> Connection<T, C> {
     /// # Errors
     /// `Timeout` when nothing came in time; otherwise as [`recv`](Self::recv).
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T> {
-        let mut v = Vec::new();
-        self.recv_raw(&mut v, Until::after(timeout))?;
-        C::decode(&v)
+        self.recv_item(Until::after(timeout))
     }
 
     /// Receives the next item if one is buffered now.
@@ -282,9 +286,7 @@ impl<T, C: Codec<T>> Connection<T, C> {
     /// # Errors
     /// `Empty` when nothing is buffered; otherwise as [`recv`](Self::recv).
     pub fn try_recv(&self) -> Result<T> {
-        let mut v = Vec::new();
-        self.recv_raw(&mut v, Until::Now)?;
-        C::decode(&v)
+        self.recv_item(Until::Now)
     }
 
     /// Receives the next message as raw bytes.

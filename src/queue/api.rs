@@ -356,22 +356,11 @@ impl<T, C: Codec<T>> Queue<T, C> {
         Ok(())
     }
 
+    #[inline]
     fn get_until(&self, until: Until) -> Result<T> {
-        GET_BUF.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut buf) => {
-                self.chan.get(&mut buf, until, &never_gone)?;
-                let r = C::decode(&buf);
-                if buf.capacity() > 1 << 20 {
-                    *buf = Vec::new();
-                }
-                r
-            }
-            Err(_) => {
-                let mut buf = Vec::new();
-                self.chan.get(&mut buf, until, &never_gone)?;
-                C::decode(&buf)
-            }
-        })
+        self.chan.get_with(until, &never_gone, &mut |len, fill| {
+            C::decode_from(len, fill)
+        })?
     }
 
     /// Takes the next item, blocking while the queue is empty.
@@ -490,10 +479,6 @@ impl<T, C: Codec<T>> Queue<T, C> {
     pub fn name(&self) -> Option<&str> {
         self.chan.seg.name()
     }
-}
-
-thread_local! {
-    static GET_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl<T, C: Codec<T>> Serialize for Queue<T, C> {

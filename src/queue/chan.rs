@@ -78,6 +78,9 @@ pub(crate) fn me() -> Who {
     }
 }
 
+/// Decodes a message of `len` bytes that `fill` copies into a buffer.
+pub(crate) type Decoder<'a, R> = dyn FnMut(usize, &mut dyn FnMut(&mut [u8])) -> R + 'a;
+
 /// A mapped ring segment with its validated geometry.
 pub(crate) struct Chan {
     pub(crate) seg: Segment,
@@ -302,6 +305,66 @@ impl Chan {
         ring.release(c, me).map_err(|b| self.corrupt(b))?;
         ring.notify(Side::Put, 1, &Futex);
         res
+    }
+
+    /// Decodes a claimed inline slot in place with `dec(len, fill)` (`fill`
+    /// copies the message into a buffer of `len` bytes) and frees it.
+    /// `None` for a tombstone.
+    #[inline]
+    fn take_inline_with<R>(&self, c: Claim, dec: &mut Decoder<'_, R>) -> Result<Option<R>> {
+        let ring = self.ring();
+        let len = u64::from(ring.len(c));
+        let res = if c.flags & DEAD != 0 {
+            Ok(None)
+        } else if len > self.geo.data_size {
+            Err(self.corrupt(Bad {
+                what: "message length in a slot (above the slot size)",
+                found: len,
+            }))
+        } else {
+            let src = self.data(c.pos) as *const u8;
+            Ok(Some(dec(len as usize, &mut |dst: &mut [u8]| {
+                let n = dst.len().min(len as usize);
+                // SAFETY:
+                // - src has data_size >= len >= n readable bytes in the mapping;
+                // - dst is a distinct, writable buffer of at least n bytes;
+                // - we own the slot (READING by us): its writer has finished.
+                unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), n) };
+            })))
+        };
+        ring.release(c, me()).map_err(|b| self.corrupt(b))?;
+        ring.notify(Side::Put, 1, &Futex);
+        res
+    }
+
+    /// Gets one message and decodes it with `dec` (see `take_inline_with`),
+    /// skipping tombstones and aborted bulk messages.
+    #[inline]
+    pub(crate) fn get_with<R>(
+        &self,
+        until: Until,
+        gone: &dyn Fn() -> bool,
+        dec: &mut Decoder<'_, R>,
+    ) -> Result<R> {
+        loop {
+            match self.claim(Side::Get, false, until, gone)? {
+                Attempt::Got(c) => {
+                    if let Some(r) = self.take_inline_with(c, dec)? {
+                        return Ok(r);
+                    }
+                }
+                Attempt::Bulk => {
+                    let mut v = Vec::new();
+                    if self.bulk_get(&mut v, until, gone)? {
+                        return Ok(dec(v.len(), &mut |dst: &mut [u8]| {
+                            let n = dst.len().min(v.len());
+                            dst[..n].copy_from_slice(&v[..n]);
+                        }));
+                    }
+                }
+                Attempt::Stall { .. } => unreachable!("claim never returns a stall"),
+            }
+        }
     }
 
     /// Copies a claimed slot's bytes into `dst` (a bulk descriptor) and frees it.

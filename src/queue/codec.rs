@@ -25,6 +25,18 @@ pub trait Codec<T>: Send + Sync + 'static {
     fn decode(bytes: &[u8]) -> Result<T>;
     /// Default inline slot data size for items of this codec (bytes).
     fn default_slot() -> u64;
+
+    /// Decodes a message of `len` bytes that `fill` copies into the buffer it
+    /// is given. The default fills a buffer and calls [`decode`](Self::decode);
+    /// fixed-size codecs fill the item directly.
+    ///
+    /// # Errors
+    /// As [`decode`](Self::decode).
+    fn decode_from(len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<T> {
+        let mut buf = vec![0u8; len];
+        fill(&mut buf);
+        Self::decode(&buf)
+    }
 }
 
 /// The serde codec (postcard): any `T: Serialize + DeserializeOwned`.
@@ -37,6 +49,7 @@ pub struct Pod;
 
 thread_local! {
     static ENCODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static DECODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 impl<T: Serialize + DeserializeOwned> Codec<T> for Serde {
@@ -73,6 +86,26 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for Serde {
             .map_err(|e| Error::codec(format!("decoding a {}", std::any::type_name::<T>()), e))
     }
 
+    fn decode_from(len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<T> {
+        DECODE_BUF.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buf) => {
+                buf.clear();
+                buf.resize(len, 0);
+                fill(&mut buf);
+                let r = Self::decode(&buf);
+                if buf.capacity() > 1 << 20 {
+                    *buf = Vec::new();
+                }
+                r
+            }
+            Err(_) => {
+                let mut buf = vec![0u8; len];
+                fill(&mut buf);
+                Self::decode(&buf)
+            }
+        })
+    }
+
     fn default_slot() -> u64 {
         // 240 data bytes + 16 header = 256-byte slots (four cache lines).
         240
@@ -98,6 +131,21 @@ impl<T: bytemuck::Pod + Send + Sync> Codec<T> for Pod {
             });
         }
         Ok(bytemuck::pod_read_unaligned(bytes))
+    }
+
+    #[inline]
+    fn decode_from(len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<T> {
+        if len != std::mem::size_of::<T>() {
+            return Err(Error::Corrupt {
+                segment: "queue".into(),
+                what: format!("length of a {} message", std::any::type_name::<T>()),
+                expected: format!("{} bytes", std::mem::size_of::<T>()),
+                found: format!("{len} bytes"),
+            });
+        }
+        let mut item = T::zeroed();
+        fill(bytemuck::bytes_of_mut(&mut item));
+        Ok(item)
     }
 
     fn default_slot() -> u64 {
