@@ -178,12 +178,26 @@ fn claim_slow<S: Slots, P: Park, L: Liveness>(
             ring.wait_slice(side, env.park, end, || {
                 is_closed(ring) || matches!(try_peek(ring, side, pos), Some(s) if s != st)
             });
+        } else if side == Side::Put && !room_for_a_batch(ring) {
+            // Spinning on a full ring: leave the consumers' slots alone until
+            // they freed a batch, so we do not steal the line they work on.
+            continue;
         }
         match try_once(ring, side, me, bulk_ok)? {
             Attempt::Stall { pos: p, state } => (pos, st) = (p, state),
             got => return Ok(got),
         }
     }
+}
+
+/// Whether the hints say a batch of slots is free (an eighth of the ring,
+/// 1..=64 slots). A heuristic for spinning producers only: the hints may lag,
+/// and the spin phase is bounded in time either way.
+#[inline]
+fn room_for_a_batch<S: Slots>(ring: &Ring<'_, S>) -> bool {
+    let cap = ring.slots.cap();
+    let batch = (cap / 8).clamp(1, 64);
+    ring.len_hint() + batch <= cap
 }
 
 /// The state word at `pos`, to tell whether a stall changed.
