@@ -16,6 +16,8 @@ pub mod array;
 mod error;
 #[cfg(not(loom))]
 pub mod pipe;
+#[cfg(not(loom))]
+pub mod pool;
 pub mod process;
 pub mod queue;
 pub mod segment;
@@ -29,6 +31,8 @@ pub use array::{Array, ArrayGuard, RawArray};
 pub use error::{Error, Result};
 #[cfg(not(loom))]
 pub use pipe::{Connection, Pipe, PipeBuilder, Receiver, Sender};
+#[cfg(not(loom))]
+pub use pool::{AsyncResult, Imap, Pool, PoolBuilder};
 pub use process::{
     active_children, cpu_count, current_process, init, parent_process, Process, ProcessInfo,
     StartMethod,

@@ -108,6 +108,14 @@ impl Builder {
         self
     }
 
+    /// Fixes, in the calling thread, which test a re-executed child of a
+    /// test binary runs, so that the builder can launch from other threads.
+    #[cfg_attr(loom, allow(dead_code))] // the pool is not built under loom
+    pub(crate) fn pin_child_args(mut self) -> Result<Builder> {
+        self.child_args = launch::pin(&self.child_args)?;
+        Ok(self)
+    }
+
     /// Forks a child that runs the closure `f` (which may capture anything),
     /// whatever start method was set: shorthand for
     /// `.start_method(StartMethod::Fork).spawn(|()| f(), ())`. The

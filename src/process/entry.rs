@@ -36,11 +36,19 @@ pub const EXIT_LAUNCH: i32 = 2;
 pub trait EntryReturn {
     /// The child's exit status for this value.
     fn exit_code(self) -> i32;
+
+    /// `Ok(())`, or the error as text (used for a pool's initializer, whose
+    /// failure is reported to the parent rather than printed).
+    fn into_outcome(self) -> Result<(), String>;
 }
 
 impl EntryReturn for () {
     fn exit_code(self) -> i32 {
         0
+    }
+
+    fn into_outcome(self) -> Result<(), String> {
+        Ok(())
     }
 }
 
@@ -53,6 +61,10 @@ impl<E: fmt::Debug> EntryReturn for Result<(), E> {
                 EXIT_ERROR
             }
         }
+    }
+
+    fn into_outcome(self) -> Result<(), String> {
+        self.map_err(|e| format!("{e:?}"))
     }
 }
 
@@ -87,7 +99,20 @@ where
     R: EntryReturn,
 {
     let t: Trampoline = trampoline::<F, A, R>;
-    (t as usize).wrapping_sub(anchor as fn() -> u64 as usize) as u64
+    code_offset(t as usize)
+}
+
+/// The offset of a function at `addr` from [`anchor`]: meaningful in any
+/// process running the same executable image (shared with the pool, which
+/// names its task runners this way).
+pub(crate) fn code_offset(addr: usize) -> u64 {
+    addr.wrapping_sub(anchor as fn() -> u64 as usize) as u64
+}
+
+/// The address in this process of the function at `offset` from [`anchor`].
+/// Only an address: calling it is the caller's `unsafe` business.
+pub(crate) fn code_addr(offset: u64) -> usize {
+    (anchor as fn() -> u64 as usize).wrapping_add(offset as usize)
 }
 
 /// Rebuilds the trampoline from an offset received from the parent.
@@ -98,11 +123,25 @@ where
 ///   and inode), and the executable is statically linked with shmproc, so the
 ///   offset names a `trampoline` instance in this image.
 pub(crate) unsafe fn trampoline_at(offset: u64) -> Trampoline {
-    let addr = (anchor as fn() -> u64 as usize).wrapping_add(offset as usize);
+    let addr = code_addr(offset);
     // SAFETY: by the caller's guarantee `addr` is the address of a function
     // with the `Trampoline` signature in this image; fn pointers and usize
     // have the same size on every Linux target.
     unsafe { std::mem::transmute::<usize, Trampoline>(addr) }
+}
+
+/// Rebuilds a zero-sized entry (fn item or non-capturing closure) out of
+/// nothing; `None` if `F` is not zero-sized. Shared by the launcher's
+/// trampoline and the pool's task runners.
+pub(crate) fn conjure<F>() -> Option<F> {
+    if std::mem::size_of::<F>() != 0 {
+        return None;
+    }
+    // SAFETY: F is zero-sized (checked above), so it has no bytes to be
+    // invalid; callers only pass fn items or non-capturing closures (the
+    // launcher and the pool check it at compile time), whose value carries
+    // no state or invariant.
+    Some(unsafe { std::mem::zeroed() })
 }
 
 /// Decodes the arguments (inside an import scope, so anonymous handles claim
@@ -134,10 +173,9 @@ where
             return EXIT_LAUNCH;
         }
     };
-    // SAFETY: F is zero-sized (checked above), so it has no bytes to be
-    // invalid; the launcher only accepts entries that are fn items or
-    // non-capturing closures, whose value carries no state or invariant.
-    let f: F = unsafe { std::mem::zeroed() };
+    let Some(f) = conjure::<F>() else {
+        return EXIT_LAUNCH; // not zero-sized: refused above already
+    };
     f(args).exit_code()
 }
 

@@ -135,6 +135,21 @@ fn child_args(how: &ChildArgs) -> Result<(Vec<OsString>, bool)> {
     }
 }
 
+/// Resolves [`ChildArgs::Auto`] for the calling thread now, so that children
+/// launched later from another thread (a pool's supervisor) run the same test.
+#[cfg_attr(loom, allow(dead_code))] // the pool is not built under loom
+pub(super) fn pin(how: &ChildArgs) -> Result<ChildArgs> {
+    match how {
+        ChildArgs::Auto if is_test_binary() => match std::thread::current().name() {
+            Some("main") => Ok(ChildArgs::Raw(Vec::new())),
+            Some(test) => Ok(ChildArgs::Test(test.to_owned())),
+            None => child_args(how).map(|_| ChildArgs::Auto), // its clear error
+        },
+        ChildArgs::Auto => Ok(ChildArgs::Raw(Vec::new())),
+        other => Ok(other.clone()),
+    }
+}
+
 /// libtest arguments that run exactly `test` (even if `#[ignore]`d),
 /// without capturing its output.
 fn test_args(test: &str) -> Vec<OsString> {

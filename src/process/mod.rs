@@ -12,7 +12,7 @@
 mod boot;
 mod builder;
 mod child;
-mod entry;
+pub(crate) mod entry;
 mod fork;
 mod launch;
 mod registry;

@@ -1,0 +1,579 @@
+//! The dispatcher: which piece of work each worker holds, results routed to
+//! jobs, dead workers reaped and replaced (`docs/protocols/pool.md`).
+//!
+//! All of it is one `State` behind a mutex. The pool's supervisor thread
+//! pumps it when woken by the doorbell or a time slice; a caller waiting for
+//! its results pumps it too for a short spin, so the hot path has no thread
+//! hand-off. Only the supervisor launches workers (a daemon worker dies with
+//! the *thread* that launched it).
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::job::{Arrival, Fail, Job};
+use super::layout::{
+    PoolSeg, ResultsHdr, TaskHdr, MSG_FATAL, MSG_INIT_FAILED, MSG_READY, MSG_RESULTS, RESULTS_HDR,
+};
+use super::ring::Ring;
+use super::worker::WorkerArgs;
+use crate::error::Result;
+use crate::process::{Builder, Process};
+
+/// Launches one worker process for a slot.
+pub(crate) type Spawner = Arc<dyn Fn(&Builder, WorkerArgs) -> Result<Process> + Send + Sync>;
+
+/// How often liveness is checked while work is in flight, and when idle.
+pub(super) const BUSY_SLICE: Duration = Duration::from_millis(5);
+pub(super) const IDLE_SLICE: Duration = Duration::from_millis(100);
+/// Failed starts in a row after which the pool gives up.
+const MAX_START_FAILURES: u32 = 3;
+
+/// A run of consecutive tasks of one job, encoded, ready to send.
+pub(crate) struct Piece {
+    pub job: Arc<Job>,
+    /// Job index of the first task.
+    pub first: u64,
+    /// Runner offset and hash (see `worker::runner_of`).
+    pub runner: (u64, u64),
+    /// Arguments are 8-byte scalars (`fixed.rs`), not postcard.
+    pub fixed: bool,
+    /// Encoded arguments, back to back.
+    pub data: Vec<u8>,
+    /// Number of tasks.
+    pub count: u32,
+    /// Byte offset of each task's argument in `data`, for postcard pieces of
+    /// more than one task (scalar task `k` is at `8 * k`; a lone task at 0):
+    /// a piece of one tiny task costs no allocation for this.
+    pub offsets: Vec<u32>,
+    /// Already re-dispatched once after a worker's death.
+    pub retried: bool,
+}
+
+impl Piece {
+    pub(crate) fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Byte offset of task `k` (`k == count` gives the end).
+    pub(super) fn offset(&self, k: u32) -> usize {
+        if k >= self.count {
+            self.data.len()
+        } else if self.fixed {
+            k as usize * super::fixed::WIDTH
+        } else if self.count == 1 {
+            0
+        } else {
+            self.offsets[k as usize] as usize
+        }
+    }
+
+    /// Tasks `a..b` as a piece of their own (for re-dispatch).
+    pub(super) fn sub(&self, a: u32, b: u32) -> Piece {
+        let (start, end) = (self.offset(a), self.offset(b));
+        let count = b - a;
+        let offsets = if self.fixed || count == 1 {
+            Vec::new()
+        } else {
+            (a..b).map(|k| (self.offset(k) - start) as u32).collect()
+        };
+        Piece {
+            job: self.job.clone(),
+            first: self.first + u64::from(a),
+            runner: self.runner,
+            fixed: self.fixed,
+            data: self.data[start..end].to_vec(),
+            count,
+            offsets,
+            retried: true,
+        }
+    }
+}
+
+pub(super) struct InFlight {
+    piece: Piece,
+    seq: u32,
+    answered: u32,
+    /// When it was sent (coarse milliseconds).
+    sent: u64,
+}
+
+/// A piece that takes longer than this keeps its worker's queue short
+/// (2 pieces): slow tasks queued behind a busy worker would wait while
+/// another worker idles. Shorter pieces keep a deep pipeline (throughput).
+/// Well above a scheduler time slice, so that a worker merely preempted on
+/// a loaded machine does not lose its pipeline.
+const SLOW_PIECE_MS: u64 = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    Starting,
+    Serving,
+    Retiring,
+    Stopping,
+    Vacant,
+}
+
+pub(super) struct Worker {
+    pub(super) slot: u32,
+    /// It broke the protocol and was killed: its ring is not read again.
+    pub(super) corrupt: bool,
+    pub(super) proc: Option<Process>,
+    pub(super) phase: Phase,
+    pub(super) tasks: Ring,
+    pub(super) results: Ring,
+    pub(super) inflight: VecDeque<InFlight>,
+    pub(super) items: usize,
+    pub(super) next_seq: u32,
+    pub(super) assigned: u64,
+    /// When this worker last finished a piece (coarse milliseconds).
+    pub(super) last_done: u64,
+    /// Its last piece took longer than `SLOW_PIECE_MS`.
+    pub(super) slow: bool,
+}
+
+/// The pool's mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Running,
+    /// `close()`: no new calls; work already taken goes on.
+    Closed,
+    /// `join()`: workers told to stop.
+    Joining,
+    /// `terminate()` or drop.
+    Terminated,
+}
+
+pub(crate) struct State {
+    pub(super) seg: PoolSeg,
+    pub(super) workers: Vec<Worker>,
+    pub(super) pending: VecDeque<Piece>,
+    pub(super) spawner: Spawner,
+    pub(super) builder: Builder,
+    pub(super) max_tasks: u64,
+    pub(crate) mode: Mode,
+    /// Set when the pool cannot serve any more; every task fails with it.
+    pub(crate) broken: Option<Fail>,
+    pub(super) start_failures: u32,
+    /// When to check liveness next (coarse milliseconds).
+    pub(super) next_check: u64,
+    pub(super) msg: Vec<u8>,
+}
+
+impl State {
+    pub(super) fn new(
+        seg: &PoolSeg,
+        size: usize,
+        spawner: Spawner,
+        builder: Builder,
+        max_tasks: u64,
+    ) -> Result<State> {
+        let mut workers = Vec::with_capacity(size);
+        for slot in 0..size as u32 {
+            workers.push(Worker {
+                slot,
+                corrupt: false,
+                proc: None,
+                phase: Phase::Vacant,
+                tasks: seg.task_ring(slot)?,
+                results: seg.result_ring(slot)?,
+                inflight: VecDeque::new(),
+                items: 0,
+                next_seq: 0,
+                assigned: 0,
+                last_done: 0,
+                slow: false,
+            });
+        }
+        let state = State {
+            seg: seg.clone(),
+            workers,
+            pending: VecDeque::new(),
+            spawner,
+            builder,
+            max_tasks,
+            mode: Mode::Running,
+            broken: None,
+            start_failures: 0,
+            next_check: 0,
+            msg: Vec::new(),
+        };
+        Ok(state)
+    }
+
+    /// Why a new piece cannot be served, if it cannot.
+    pub(crate) fn fail_reason(&self) -> Option<Fail> {
+        // After join() the workers are gone (or going): nothing would run it.
+        if matches!(self.mode, Mode::Terminated | Mode::Joining) {
+            return Some(Fail::Closed);
+        }
+        self.broken.clone()
+    }
+
+    pub(super) fn finished(&self) -> bool {
+        match self.mode {
+            Mode::Terminated => true,
+            Mode::Joining => self.workers.iter().all(|w| w.proc.is_none()),
+            _ => false,
+        }
+    }
+
+    pub(super) fn busy_with_tasks(&self) -> bool {
+        !self.pending.is_empty() || self.workers.iter().any(|w| !w.inflight.is_empty())
+    }
+
+    pub(super) fn busy(&self) -> bool {
+        self.busy_with_tasks()
+            || self
+                .workers
+                .iter()
+                .any(|w| matches!(w.phase, Phase::Starting | Phase::Vacant | Phase::Stopping))
+    }
+
+    /// One round: drain results, check liveness (every slice), send
+    /// pending pieces, launch replacements (supervisor only).
+    pub(crate) fn pump(&mut self, may_spawn: bool) {
+        for i in 0..self.workers.len() {
+            self.drain(i);
+        }
+        let now = crate::sys::clock::coarse_millis();
+        if now >= self.next_check || may_spawn {
+            let slice = if self.busy() { BUSY_SLICE } else { IDLE_SLICE };
+            self.next_check = now + slice.as_millis() as u64;
+            for i in 0..self.workers.len() {
+                self.check_alive(i);
+            }
+        }
+        self.dispatch();
+        if may_spawn {
+            self.fill_vacancies();
+        }
+    }
+
+    /// Reads every message the worker of slot `i` has published.
+    fn drain(&mut self, i: usize) {
+        let mut msg = std::mem::take(&mut self.msg);
+        loop {
+            match self.workers[i].results.try_recv(&mut msg) {
+                Ok(true) => {
+                    if let Err(why) = self.on_message(i, &mut msg) {
+                        self.kill_broken(i, &why);
+                        break;
+                    }
+                }
+                Ok(false) => break,
+                Err(e) => {
+                    self.kill_broken(i, &e.to_string());
+                    break;
+                }
+            }
+        }
+        self.msg = msg;
+    }
+
+    fn on_message(&mut self, i: usize, msg: &mut Vec<u8>) -> std::result::Result<(), String> {
+        let w = &mut self.workers[i];
+        match msg.first().copied() {
+            Some(MSG_READY) if w.phase == Phase::Starting => {
+                w.phase = Phase::Serving;
+                self.start_failures = 0;
+                Ok(())
+            }
+            Some(MSG_INIT_FAILED) => {
+                let pid = w.proc.as_ref().map_or(0, Process::pid);
+                let text = String::from_utf8_lossy(&msg[1..]);
+                self.broken = Some(Fail::Message(format!(
+                    "pool initializer failed in worker {pid}: {text}"
+                )));
+                let f = self.broken.clone().unwrap_or(Fail::Closed);
+                self.fail_everything(&f);
+                Ok(())
+            }
+            Some(MSG_FATAL) => {
+                let front = w
+                    .inflight
+                    .pop_front()
+                    .ok_or("a FATAL message with no task in flight")?;
+                let text = String::from_utf8_lossy(&msg[1..]).into_owned();
+                let fail = Fail::Message(text);
+                for k in front.answered..front.piece.count() {
+                    front.piece.job.deliver(Arrival::Failed {
+                        index: front.piece.first + u64::from(k),
+                        fail: fail.clone(),
+                    });
+                }
+                w.items -= (front.piece.count() - front.answered) as usize;
+                Ok(())
+            }
+            Some(MSG_RESULTS) => {
+                let h = ResultsHdr::decode(msg).ok_or("a short RESULTS header")?;
+                let front = w
+                    .inflight
+                    .front_mut()
+                    .ok_or("results with no task in flight")?;
+                let left = front.piece.count() - front.answered;
+                if h.seq != front.seq || h.first != front.answered || h.count > left || h.count == 0
+                {
+                    return Err(format!(
+                        "expected results of piece {} from item {} (at most {left}), found piece {} items {}+{}",
+                        front.seq, front.answered, h.seq, h.first, h.count
+                    ));
+                }
+                msg.drain(..RESULTS_HDR);
+                front.piece.job.deliver(Arrival::Results {
+                    first: front.piece.first + u64::from(h.first),
+                    count: h.count,
+                    fixed: h.fixed,
+                    bytes: std::mem::take(msg),
+                });
+                front.answered += h.count;
+                w.items -= h.count as usize;
+                if front.answered == front.piece.count() {
+                    // Its service time: since it was sent, or since the
+                    // piece before it finished if it waited behind that one.
+                    let now = crate::sys::clock::coarse_millis();
+                    w.slow = now.saturating_sub(front.sent.max(w.last_done)) > SLOW_PIECE_MS;
+                    w.last_done = now;
+                    w.inflight.pop_front();
+                }
+                Ok(())
+            }
+            other => Err(format!(
+                "expected a worker message kind 1..=4, found {other:?}"
+            )),
+        }
+    }
+
+    /// A worker broke the protocol: kill it; the next liveness check then
+    /// handles it as a death (what is left in its ring is not read).
+    #[cold]
+    fn kill_broken(&mut self, i: usize, why: &str) {
+        let w = &mut self.workers[i];
+        w.corrupt = true;
+        if let Some(p) = &w.proc {
+            eprintln!("shmproc pool: killing worker {}: {why}", p.pid());
+            let _ = p.kill();
+        }
+        self.next_check = 0;
+    }
+
+    fn check_alive(&mut self, i: usize) {
+        let Some(p) = &self.workers[i].proc else {
+            return;
+        };
+        if p.is_alive() {
+            return;
+        }
+        let code = p.exitcode();
+        let pid = p.pid();
+        if !self.workers[i].corrupt {
+            self.drain(i); // what it published before it died
+        }
+        self.on_exit(i, pid, code);
+    }
+
+    /// A worker ended (already reaped): fail or re-dispatch what it held.
+    #[cold]
+    fn on_exit(&mut self, i: usize, pid: u32, code: Option<i32>) {
+        let slot = self.workers[i].slot;
+        // SYNC POINT: pool-current. Acquire pairs with the worker's Release
+        // (the reap already ordered it; this says so).
+        let current = self
+            .seg
+            .current(slot)
+            .map_or(0, |c| c.load(Ordering::Acquire));
+        let held = match (current >> 32) as u32 {
+            seq if current & 0xffff_ffff != 0 => Some((seq, (current & 0xffff_ffff) as u32 - 1)),
+            _ => None,
+        };
+        let w = &mut self.workers[i];
+        w.proc = None;
+        w.corrupt = false;
+        let phase = w.phase;
+        let inflight = std::mem::take(&mut w.inflight);
+        w.items = 0;
+        w.phase = Phase::Vacant;
+        let signal = code.filter(|c| *c < 0).map(|c| -c);
+        if phase == Phase::Starting {
+            self.start_failures += 1;
+            if self.start_failures >= MAX_START_FAILURES && self.broken.is_none() {
+                let f = Fail::WorkerDied { pid, signal };
+                self.broken = Some(f.clone());
+                self.fail_everything(&f);
+            }
+        }
+        let fail = Fail::WorkerDied { pid, signal };
+        let mut redo = Vec::new();
+        for f in inflight {
+            let count = f.piece.count();
+            let held_k = held
+                .filter(|(seq, k)| *seq == f.seq && *k >= f.answered && *k < count)
+                .map(|(_, k)| k);
+            let fail_one = |k: u32| {
+                f.piece.job.deliver(Arrival::Failed {
+                    index: f.piece.first + u64::from(k),
+                    fail: fail.clone(),
+                })
+            };
+            if f.piece.retried || self.broken.is_some() {
+                (f.answered..count).for_each(fail_one);
+                continue;
+            }
+            match held_k {
+                Some(k) => {
+                    fail_one(k);
+                    if k > f.answered {
+                        redo.push(f.piece.sub(f.answered, k));
+                    }
+                    if k + 1 < count {
+                        redo.push(f.piece.sub(k + 1, count));
+                    }
+                }
+                None => redo.push(f.piece.sub(f.answered, count)),
+            }
+        }
+        for p in redo.into_iter().rev() {
+            self.pending.push_front(p);
+        }
+    }
+
+    /// Sends pending pieces to serving workers with room, least loaded first.
+    fn dispatch(&mut self) {
+        self.dispatch_written();
+        // One shared store per worker for all pieces written this round.
+        for w in &self.workers {
+            w.tasks.publish();
+        }
+    }
+
+    /// Writes pending pieces into the rings of serving workers with room,
+    /// least loaded first, without publishing them.
+    fn dispatch_written(&mut self) {
+        while let Some(p) = self.pending.front() {
+            // Relaxed: a hint; see `Job::deliver`.
+            if p.job.cancelled.load(Ordering::Relaxed) {
+                self.pending.pop_front();
+                continue;
+            }
+            let count = p.count() as usize;
+            let pick = self
+                .workers
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| w.phase == Phase::Serving && w.has_room())
+                .min_by_key(|(_, w)| w.items)
+                .map(|(i, _)| i);
+            let Some(i) = pick else {
+                return;
+            };
+            let w = &mut self.workers[i];
+            let hdr = TaskHdr {
+                seq: w.next_seq,
+                count: count as u32,
+                runner: p.runner.0,
+                hash: p.runner.1,
+                fixed: p.fixed,
+            }
+            .encode();
+            match w.tasks.try_write(&[&hdr, &p.data]) {
+                Ok(true) => {}
+                Ok(false) => return, // ring full: wait for this worker to catch up
+                Err(e) => {
+                    // Callers check sizes; a piece that still does not fit fails.
+                    let p = self.pending.pop_front().unwrap_or_else(|| unreachable!());
+                    let fail = match e {
+                        crate::Error::MessageTooLarge { size, max } => Fail::TooLarge { size, max },
+                        other => Fail::Message(other.to_string()),
+                    };
+                    for k in 0..p.count() {
+                        p.job.deliver(Arrival::Failed {
+                            index: p.first + u64::from(k),
+                            fail: fail.clone(),
+                        });
+                    }
+                    continue;
+                }
+            }
+            let Some(piece) = self.pending.pop_front() else {
+                return;
+            };
+            let w = &mut self.workers[i];
+            w.inflight.push_back(InFlight {
+                piece,
+                seq: w.next_seq,
+                answered: 0,
+                sent: crate::sys::clock::coarse_millis(),
+            });
+            w.next_seq = w.next_seq.wrapping_add(1);
+            w.items += count;
+            w.assigned += 1;
+            if self.max_tasks != 0 && w.assigned >= self.max_tasks {
+                w.phase = Phase::Retiring;
+            }
+        }
+    }
+
+    fn fill_vacancies(&mut self) {
+        if self.broken.is_some() || matches!(self.mode, Mode::Joining | Mode::Terminated) {
+            return;
+        }
+        for i in 0..self.workers.len() {
+            if self.workers[i].phase != Phase::Vacant {
+                continue;
+            }
+            let w = &mut self.workers[i];
+            w.tasks.reset();
+            w.results.reset();
+            if let Ok(c) = self.seg.current(w.slot) {
+                // Relaxed: the new worker is launched after this store.
+                c.store(0, Ordering::Relaxed);
+            }
+            w.next_seq = 0;
+            w.assigned = 0;
+            w.slow = false;
+            let args = WorkerArgs {
+                seg: self.seg.clone(),
+                slot: w.slot,
+                max_tasks: self.max_tasks,
+            };
+            match (self.spawner)(&self.builder, args) {
+                Ok(p) => {
+                    let w = &mut self.workers[i];
+                    w.proc = Some(p);
+                    w.phase = Phase::Starting;
+                }
+                Err(e) => {
+                    self.start_failures += 1;
+                    if self.start_failures >= MAX_START_FAILURES {
+                        let f = Fail::Message(format!("cannot launch pool workers: {e}"));
+                        self.broken = Some(f.clone());
+                        self.fail_everything(&f);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fails every task queued or in flight, and marks their jobs failed.
+    pub(crate) fn fail_everything(&mut self, f: &Fail) {
+        for p in self.pending.drain(..) {
+            p.job.fail_all(f);
+        }
+        for w in &mut self.workers {
+            for x in w.inflight.drain(..) {
+                x.piece.job.fail_all(f);
+            }
+            w.items = 0;
+        }
+    }
+}
+
+impl Worker {
+    /// Whether another piece may go to this worker now: double-buffering
+    /// for big pieces, a deeper pipeline for tiny ones.
+    fn has_room(&self) -> bool {
+        self.inflight.len() < 2 || (!self.slow && self.inflight.len() < 128 && self.items < 128)
+    }
+}

@@ -1,0 +1,233 @@
+//! [`Encoder`]: a call's arguments cut into pieces (`docs/protocols/pool.md`,
+//! "Scheduling"): at most `chunk` tasks and about 64 KiB each, one format
+//! per piece (8-byte scalars or postcard).
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::core::Core;
+use super::dispatch::Piece;
+use super::job::{Fail, Job};
+use super::{fixed, layout};
+
+/// Encoded arguments per piece at most (a piece may hold one larger item).
+const PIECE_BYTES: usize = 64 * 1024;
+
+/// Cuts encoded arguments into pieces of at most `chunk` tasks and about
+/// [`PIECE_BYTES`] bytes.
+pub(crate) struct Encoder {
+    job: Arc<Job>,
+    runner: (u64, u64),
+    chunk: usize,
+    max_arg: usize,
+    next: u64,
+    cur: Option<Piece>,
+    pub(crate) ready: Vec<Piece>,
+}
+
+fn new_piece(job: &Arc<Job>, runner: (u64, u64), first: u64) -> Piece {
+    Piece {
+        job: job.clone(),
+        first,
+        runner,
+        fixed: false,
+        data: Vec::new(),
+        count: 0,
+        offsets: Vec::new(),
+        retried: false,
+    }
+}
+
+impl Encoder {
+    pub(crate) fn new(core: &Core, job: Arc<Job>, runner: (u64, u64), chunk: usize) -> Encoder {
+        Encoder::with_limit(core.max_arg(), job, runner, chunk)
+    }
+
+    /// An encoder whose arguments may be at most `max_arg` bytes.
+    fn with_limit(max_arg: usize, job: Arc<Job>, runner: (u64, u64), chunk: usize) -> Encoder {
+        Encoder {
+            job,
+            runner,
+            chunk: chunk.max(1),
+            max_arg,
+            next: 0,
+            cur: None,
+            ready: Vec::new(),
+        }
+    }
+
+    /// Encodes the next task's argument: 8 raw bytes if it is a scalar and
+    /// the piece is in that format, postcard otherwise (a scalar piece that
+    /// meets a non-scalar is cut, so each piece has one format).
+    pub(crate) fn push<A: Serialize>(&mut self, a: &A) -> std::result::Result<(), Fail> {
+        let index = self.next;
+        let fx = fixed::encode(a);
+        if self.cur.as_ref().is_some_and(|p| p.fixed && fx.is_none()) {
+            self.cut();
+        }
+        let p = self.cur.get_or_insert_with(|| {
+            let mut p = new_piece(&self.job, self.runner, index);
+            p.fixed = fx.is_some();
+            p
+        });
+        let offset = match fx {
+            Some(bytes) if p.fixed => {
+                let mark = p.data.len();
+                p.data.extend_from_slice(&bytes);
+                mark
+            }
+            _ => self.encode_slow(a, index)?,
+        };
+        let Some(p) = self.cur.as_mut() else {
+            return Ok(());
+        };
+        if !p.fixed {
+            if p.count == 1 {
+                p.offsets.push(0); // the first task's offset, kept implicit so far
+            }
+            if p.count >= 1 {
+                p.offsets.push(offset as u32);
+            }
+        }
+        p.count += 1;
+        self.next += 1;
+        if p.count as usize >= self.chunk || p.data.len() >= PIECE_BYTES {
+            self.cut();
+        }
+        Ok(())
+    }
+
+    /// Postcard-encodes `a` at the end of the current piece (cutting first
+    /// if it would not fit with the tasks before it); returns its offset.
+    fn encode_slow<A: Serialize>(&mut self, a: &A, index: u64) -> std::result::Result<usize, Fail> {
+        let Some(p) = self.cur.as_mut() else {
+            return Ok(0);
+        };
+        let mark = p.data.len();
+        if let Err(e) = layout::encode_into(a, &mut p.data) {
+            p.data.truncate(mark);
+            return Err(Fail::Codec {
+                context: format!("the argument of task {index}"),
+                source: e,
+            });
+        }
+        let size = p.data.len() - mark;
+        if size > self.max_arg {
+            p.data.truncate(mark);
+            return Err(Fail::TooLarge {
+                size,
+                max: self.max_arg,
+            });
+        }
+        if p.data.len() > self.max_arg {
+            // Fits alone, not with the tasks before it: start a new piece.
+            let bytes = p.data.split_off(mark);
+            self.cut();
+            let p = self.cur.insert(new_piece(&self.job, self.runner, index));
+            p.data = bytes;
+            return Ok(0);
+        }
+        Ok(mark)
+    }
+
+    /// Ends the current piece (if any).
+    pub(crate) fn cut(&mut self) {
+        if let Some(p) = self.cur.take() {
+            if p.count > 0 {
+                self.ready.push(p);
+            }
+        }
+    }
+
+    /// All pieces not yet taken.
+    pub(crate) fn finish(&mut self) -> Vec<Piece> {
+        self.cut();
+        std::mem::take(&mut self.ready)
+    }
+
+    /// Index of the next task.
+    pub(crate) fn next_index(&self) -> u64 {
+        self.next
+    }
+
+    /// Skips an index (a task whose argument failed to encode).
+    pub(crate) fn skip(&mut self) {
+        self.cut();
+        self.next += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A value that is a scalar or not, per instance.
+    #[derive(serde::Serialize)]
+    #[serde(untagged)]
+    enum Mixed {
+        Num(u64),
+        Text(String),
+    }
+
+    fn offsets(p: &Piece) -> Vec<usize> {
+        (0..=p.count()).map(|k| p.offset(k)).collect()
+    }
+
+    #[test]
+    fn one_format_per_piece_and_consecutive_indexes() {
+        let job = Arc::new(Job::default());
+        let mut e = Encoder::with_limit(1 << 20, job, (0, 0), 100);
+        let items = [
+            Mixed::Num(1),
+            Mixed::Num(2),
+            Mixed::Text("ab".into()),
+            Mixed::Num(3),
+            Mixed::Text("c".into()),
+        ];
+        for it in &items {
+            e.push(it).unwrap();
+        }
+        let pieces = e.finish();
+        // Scalars until the first text, then postcard for the rest.
+        assert_eq!(pieces.len(), 2);
+        assert!(pieces[0].fixed && !pieces[1].fixed);
+        assert_eq!((pieces[0].first, pieces[0].count()), (0, 2));
+        assert_eq!((pieces[1].first, pieces[1].count()), (2, 3));
+        assert_eq!(offsets(&pieces[0]), [0, 8, 16]);
+        assert_eq!(pieces[1].data, [2, b'a', b'b', 3, 1, b'c']);
+        assert_eq!(offsets(&pieces[1]), [0, 3, 4, 6]);
+        // A sub-piece keeps its bytes and offsets.
+        let sub = pieces[1].sub(1, 3);
+        assert_eq!((sub.first, sub.count(), sub.retried), (3, 2, true));
+        assert_eq!(sub.data, [3, 1, b'c']);
+        assert_eq!(offsets(&sub), [0, 1, 3]);
+    }
+
+    #[test]
+    fn chunks_sizes_and_limits() {
+        let job = Arc::new(Job::default());
+        let mut e = Encoder::with_limit(100, job, (0, 0), 3);
+        for i in 0..7u64 {
+            e.push(&i).unwrap();
+        }
+        let counts: Vec<u32> = e.finish().iter().map(Piece::count).collect();
+        assert_eq!(counts, [3, 3, 1]);
+        // An argument above the limit fails alone; one that fits only by
+        // itself starts a new piece.
+        let job = Arc::new(Job::default());
+        let mut e = Encoder::with_limit(100, job, (0, 0), 10);
+        assert!(matches!(
+            e.push(&vec![0u8; 200]),
+            Err(Fail::TooLarge { .. })
+        ));
+        e.skip();
+        e.push(&vec![1u8; 60]).unwrap();
+        e.push(&vec![2u8; 60]).unwrap();
+        let pieces = e.finish();
+        assert_eq!(pieces.len(), 2);
+        assert_eq!((pieces[0].first, pieces[0].count()), (1, 1));
+        assert_eq!((pieces[1].first, pieces[1].count()), (2, 1));
+        assert_eq!(pieces[1].data.len(), 61);
+    }
+}

@@ -1,0 +1,292 @@
+//! Jobs: where the dispatcher delivers the results of one `map`, `imap` or
+//! `apply` call, and where the caller's thread decodes them.
+//!
+//! The dispatcher handles bytes only (it is not generic); decoding into `R`
+//! happens in the caller's thread, which knows `R`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::{Condvar, Mutex};
+use serde::de::DeserializeOwned;
+
+use super::worker::Outcome;
+use crate::error::{Error, Result};
+
+/// Why a task has no result (cloneable, unlike [`Error`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Fail {
+    /// The worker holding it died.
+    WorkerDied { pid: u32, signal: Option<i32> },
+    /// The pool was terminated (or dropped) first.
+    Closed,
+    /// The task cannot run or the pool cannot serve: a message for `TaskPanicked`.
+    Message(String),
+    /// An argument or result above the ring's limit.
+    TooLarge { size: usize, max: usize },
+    /// An argument that does not encode.
+    Codec {
+        context: String,
+        source: postcard::Error,
+    },
+}
+
+impl Fail {
+    pub(crate) fn to_error(&self) -> Error {
+        match self {
+            Fail::WorkerDied { pid, signal } => Error::WorkerDied {
+                pid: *pid,
+                signal: *signal,
+            },
+            Fail::Closed => Error::Closed,
+            Fail::Message(m) => Error::TaskPanicked { message: m.clone() },
+            Fail::TooLarge { size, max } => Error::MessageTooLarge {
+                size: *size,
+                max: *max,
+            },
+            Fail::Codec { context, source } => Error::codec(context, source.clone()),
+        }
+    }
+}
+
+/// Results delivered to a job.
+#[derive(Debug)]
+pub(crate) enum Arrival {
+    /// Encoded outcomes of tasks `first..first + count` (postcard
+    /// `Outcome`s, or 8-byte `Ok` scalars when `fixed`).
+    Results {
+        fixed: bool,
+        first: u64,
+        count: u32,
+        bytes: Vec<u8>,
+    },
+    /// Task `index` failed without an outcome.
+    Failed { index: u64, fail: Fail },
+}
+
+impl Arrival {
+    pub(crate) fn first(&self) -> u64 {
+        match self {
+            Arrival::Results { first, .. } => *first,
+            Arrival::Failed { index, .. } => *index,
+        }
+    }
+
+    pub(crate) fn count(&self) -> u64 {
+        match self {
+            Arrival::Results { count, .. } => u64::from(*count),
+            Arrival::Failed { .. } => 1,
+        }
+    }
+}
+
+/// What the dispatcher has delivered and the caller has not taken yet.
+#[derive(Debug, Default)]
+pub(crate) struct Inbox {
+    pub arrivals: Vec<Arrival>,
+    /// Tasks answered so far (delivered, taken or not).
+    pub answered: u64,
+    /// Set when the pool stops serving: unanswered tasks fail with it.
+    pub fail: Option<Fail>,
+}
+
+/// One call's share of the pool.
+#[derive(Debug, Default)]
+pub(crate) struct Job {
+    pub inbox: Mutex<Inbox>,
+    pub cv: Condvar,
+    /// The caller has gone (an `imap` dropped early): results are dropped.
+    pub cancelled: AtomicBool,
+}
+
+impl Job {
+    pub(crate) fn deliver(&self, a: Arrival) {
+        // Relaxed: a hint; a late delivery to a cancelled job is harmless.
+        if self.cancelled.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut ib = self.inbox.lock();
+        ib.answered += a.count();
+        ib.arrivals.push(a);
+        drop(ib);
+        self.cv.notify_all();
+    }
+
+    pub(crate) fn fail_all(&self, fail: &Fail) {
+        let mut ib = self.inbox.lock();
+        if ib.fail.is_none() {
+            ib.fail = Some(fail.clone());
+        }
+        drop(ib);
+        self.cv.notify_all();
+    }
+}
+
+/// Decodes an arrival into `(index, result)` pairs, in index order.
+pub(crate) fn decode<R: DeserializeOwned>(a: Arrival, mut out: impl FnMut(u64, Result<R>)) {
+    match a {
+        Arrival::Failed { index, fail } => out(index, Err(fail.to_error())),
+        Arrival::Results {
+            first,
+            count,
+            fixed: true,
+            bytes,
+        } => {
+            for (i, b) in bytes.chunks_exact(super::fixed::WIDTH).enumerate() {
+                let r = super::fixed::decode::<R>(b).map_err(|_| {
+                    Error::codec(
+                        format!("the result of task {}", first + i as u64),
+                        postcard::Error::DeserializeBadEncoding,
+                    )
+                });
+                out(first + i as u64, r);
+            }
+            let _ = count; // checked by the dispatcher: bytes.len() == 8 * count
+        }
+        Arrival::Results {
+            first,
+            count,
+            fixed: false,
+            bytes,
+        } => {
+            let mut rest = &bytes[..];
+            for i in 0..u64::from(count) {
+                match postcard::take_from_bytes::<Outcome<R>>(rest) {
+                    Ok((o, r)) => {
+                        rest = r;
+                        out(first + i, outcome(o));
+                    }
+                    Err(e) => {
+                        // The rest of this message cannot be framed either.
+                        for j in i..u64::from(count) {
+                            out(
+                                first + j,
+                                Err(Error::codec(
+                                    format!("the result of task {}", first + j),
+                                    e.clone(),
+                                )),
+                            );
+                        }
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn outcome<R>(o: Outcome<R>) -> Result<R> {
+    match o {
+        Outcome::Ok(r) => Ok(r),
+        Outcome::Panicked(message) => Err(Error::TaskPanicked { message }),
+        Outcome::TooLarge { size, max } => Err(Error::MessageTooLarge {
+            size: size as usize,
+            max: max as usize,
+        }),
+    }
+}
+
+/// Decodes all of a finished job's `n` results in order; the first failed
+/// task (lowest index) is the error.
+pub(crate) fn collect<R: DeserializeOwned>(mut ib: Inbox, n: u64) -> Result<Vec<R>> {
+    ib.arrivals.sort_unstable_by_key(Arrival::first);
+    let mut out = Vec::with_capacity(n as usize);
+    let mut err: Option<Error> = None;
+    for a in ib.arrivals {
+        if err.is_some() {
+            break;
+        }
+        decode::<R>(a, |i, r| match r {
+            Ok(v) if err.is_none() && i == out.len() as u64 => out.push(v),
+            Ok(_) => {}
+            Err(e) => {
+                if err.is_none() {
+                    err = Some(e);
+                }
+            }
+        });
+    }
+    if let Some(e) = err {
+        return Err(e);
+    }
+    if (out.len() as u64) < n {
+        return Err(ib.fail.map_or(Error::Closed, |f| f.to_error()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(items: &[Outcome<u32>]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for i in items {
+            postcard::to_io(i, &mut v).unwrap();
+        }
+        v
+    }
+
+    #[test]
+    fn collect_orders_and_reports_first_error() {
+        let mut ib = Inbox::default();
+        ib.arrivals.push(Arrival::Results {
+            first: 2,
+            count: 2,
+            fixed: false,
+            bytes: enc(&[Outcome::Ok(2), Outcome::Ok(3)]),
+        });
+        ib.arrivals.push(Arrival::Results {
+            first: 0,
+            count: 2,
+            fixed: false,
+            bytes: enc(&[Outcome::Ok(0), Outcome::Ok(1)]),
+        });
+        assert_eq!(collect::<u32>(ib, 4).unwrap(), vec![0, 1, 2, 3]);
+
+        let mut ib = Inbox::default();
+        ib.arrivals.push(Arrival::Failed {
+            index: 3,
+            fail: Fail::WorkerDied {
+                pid: 5,
+                signal: Some(9),
+            },
+        });
+        ib.arrivals.push(Arrival::Results {
+            first: 0,
+            count: 3,
+            fixed: false,
+            bytes: enc(&[
+                Outcome::Ok(0),
+                Outcome::Panicked("p".into()),
+                Outcome::Ok(2),
+            ]),
+        });
+        assert!(
+            matches!(collect::<u32>(ib, 4), Err(Error::TaskPanicked { message }) if message == "p")
+        );
+    }
+
+    #[test]
+    fn missing_results_take_the_jobs_failure() {
+        let ib = Inbox {
+            fail: Some(Fail::Closed),
+            ..Inbox::default()
+        };
+        assert!(matches!(collect::<u32>(ib, 1), Err(Error::Closed)));
+    }
+
+    #[test]
+    fn garbage_bytes_are_codec_errors() {
+        let mut got = Vec::new();
+        decode::<String>(
+            Arrival::Results {
+                first: 0,
+                count: 2,
+                fixed: false,
+                bytes: vec![0, 200],
+            },
+            |i, r| got.push((i, r.is_err())),
+        );
+        assert_eq!(got, vec![(0, true), (1, true)]);
+    }
+}

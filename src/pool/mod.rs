@@ -1,0 +1,575 @@
+//! [`Pool`]: Python's `multiprocessing.Pool` over worker processes.
+//!
+//! - `layout.rs`: the pool segment (a task ring and a result ring per
+//!   worker) and the message headers; `ring.rs`: the SPSC byte ring;
+//! - `worker.rs`: the worker process (initializer, task loop, task runners);
+//! - `dispatch.rs`: which worker holds which task, deaths, replacements;
+//! - `core.rs`: what callers and the supervisor thread share, and how they
+//!   drive the dispatcher (submit, wait, supervise, terminate, join);
+//! - `encode.rs`: arguments cut into pieces; `fixed.rs`: the 8-byte scalar
+//!   format; `job.rs`: results delivered to a call and decoded in its thread;
+//! - `iter.rs`: [`AsyncResult`] and the streaming [`Imap`].
+//!
+//! The protocol and its failure cases are in `docs/protocols/pool.md`.
+
+mod core;
+mod dispatch;
+mod encode;
+mod fixed;
+mod iter;
+mod job;
+mod layout;
+mod ring;
+mod worker;
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use self::core::Core;
+use crate::error::{Error, Result};
+use crate::process::{EntryReturn, Process};
+use dispatch::{Mode, Spawner};
+use encode::Encoder;
+use job::Job;
+use worker::{worker_main, WorkerArgs};
+
+pub use iter::{AsyncResult, Imap};
+pub use worker::{Invoke, Map, Star};
+
+/// How long `build` waits for the workers' initializers.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Fails to compile unless `F` is a fn item or a non-capturing closure.
+macro_rules! assert_zst {
+    ($f:ty) => {
+        const {
+            assert!(
+                std::mem::size_of::<$f>() == 0,
+                "a Pool task must be a fn item or a non-capturing closure; pass data as arguments"
+            )
+        }
+    };
+}
+
+/// A pool of worker processes (Python's `multiprocessing.Pool`).
+///
+/// Tasks are fn items or non-capturing closures (like [`Process::spawn`]);
+/// arguments and results travel serialized (postcard). A task that panics
+/// fails with [`Error::TaskPanicked`]; a worker that dies (even by SIGKILL)
+/// fails the task it held with [`Error::WorkerDied`] and is replaced.
+/// Dropping the pool terminates it (Python's `with Pool() as p:`).
+///
+/// # Examples
+/// ```no_run
+/// use shmproc::Pool;
+///
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// fn main() -> shmproc::Result<()> {
+///     shmproc::init();
+///     let pool = Pool::new(4)?;
+///     let squares: Vec<u64> = pool.map(square, 0..10u64)?;
+///     assert_eq!(squares[3], 9);
+///     Ok(())
+/// }
+/// ```
+pub struct Pool {
+    core: Arc<Core>,
+    supervisor: Mutex<Option<JoinHandle<()>>>,
+    chunksize: Option<usize>,
+}
+
+/// Configures a [`Pool`]: `processes`, `initializer`, `maxtasksperchild`,
+/// `chunksize`.
+///
+/// # Examples
+/// ```no_run
+/// use shmproc::Pool;
+///
+/// fn setup(level: u32) {
+///     println!("worker {} ready at level {level}", std::process::id());
+/// }
+/// fn double(x: i32) -> i32 {
+///     2 * x
+/// }
+///
+/// fn main() -> shmproc::Result<()> {
+///     shmproc::init();
+///     let pool = Pool::builder()
+///         .processes(2)
+///         .initializer(setup, 3)
+///         .maxtasksperchild(100)
+///         .chunksize(16)
+///         .build()?;
+///     assert_eq!(pool.map(double, vec![1, 2, 3])?, vec![2, 4, 6]);
+///     Ok(())
+/// }
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct PoolBuilder {
+    processes: Option<usize>,
+    chunksize: Option<usize>,
+    max_tasks: u64,
+    spawner: Spawner,
+}
+
+impl std::fmt::Debug for PoolBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolBuilder")
+            .field("processes", &self.processes)
+            .field("chunksize", &self.chunksize)
+            .field("maxtasksperchild", &self.max_tasks)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A spawner for workers whose initializer is `F(args)`.
+fn spawner<F, A, R>(_f: F, args: A) -> Spawner
+where
+    F: FnOnce(A) -> R,
+    A: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    R: EntryReturn,
+{
+    let counter = std::sync::atomic::AtomicU64::new(0);
+    Arc::new(move |b, w: WorkerArgs| {
+        // Relaxed: a unique number is all that is needed.
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        b.clone()
+            .name(format!("SpawnPoolWorker-{n}"))
+            .spawn(worker_main::<F, A, R>, (w, args.clone()))
+    })
+}
+
+impl PoolBuilder {
+    fn new() -> PoolBuilder {
+        PoolBuilder {
+            processes: None,
+            chunksize: None,
+            max_tasks: 0,
+            spawner: spawner(worker::no_init, ()),
+        }
+    }
+
+    /// Number of worker processes (default [`cpu_count`](crate::cpu_count)).
+    pub fn processes(mut self, n: usize) -> PoolBuilder {
+        self.processes = Some(n);
+        self
+    }
+
+    /// Runs `f(args)` in each worker before it takes tasks (Python's
+    /// `initializer`/`initargs`). `f` returns `()` or `Result<(), E>`; if it
+    /// panics or returns `Err`, [`build`](Self::build) fails with
+    /// [`Error::TaskPanicked`] naming the message.
+    pub fn initializer<F, A, R>(mut self, f: F, args: A) -> PoolBuilder
+    where
+        F: FnOnce(A) -> R,
+        A: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        R: EntryReturn,
+    {
+        assert_zst!(F);
+        self.spawner = spawner(f, args);
+        self
+    }
+
+    /// Each worker exits after this many pieces of work (a chunk counts as
+    /// one, as in Python) and is replaced by a fresh one. 0 = never.
+    pub fn maxtasksperchild(mut self, n: u64) -> PoolBuilder {
+        self.max_tasks = n;
+        self
+    }
+
+    /// Tasks per message for `map`/`starmap`/`imap` (default: `map` picks
+    /// `ceil(n / (4 * processes))`, `imap` sends one task per message).
+    pub fn chunksize(mut self, n: usize) -> PoolBuilder {
+        self.chunksize = Some(n.max(1));
+        self
+    }
+
+    /// Starts the workers and waits until every initializer has run.
+    ///
+    /// # Errors
+    /// `InvalidArgument` for 0 processes; [`Error::TaskPanicked`] if an
+    /// initializer failed; launch errors (see [`Process::spawn`]);
+    /// `Timeout` if the workers did not start within a minute.
+    pub fn build(self) -> Result<Pool> {
+        let n = self.processes.unwrap_or_else(crate::cpu_count);
+        if n == 0 || n > 4096 {
+            return Err(Error::invalid("processes", "1..=4096", n));
+        }
+        let builder = Process::builder().daemon(true).pin_child_args()?;
+        let core = Core::new(n, self.spawner, builder, self.max_tasks)?;
+        let c = core.clone();
+        let handle = std::thread::Builder::new()
+            .name("shmproc-pool".into())
+            .spawn(move || c.supervise())
+            .map_err(|e| Error::os("starting the pool's supervisor thread", e))?;
+        let pool = Pool {
+            core,
+            supervisor: Mutex::new(Some(handle)),
+            chunksize: self.chunksize,
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let (serving, broken) = pool.core.startup_status();
+            if let Some(f) = broken {
+                return Err(f.to_error()); // dropping `pool` reaps everything
+            }
+            if serving == n {
+                return Ok(pool);
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+impl Pool {
+    /// A pool of `n` workers with the defaults (see [`Pool::builder`]).
+    ///
+    /// # Errors
+    /// As [`PoolBuilder::build`].
+    pub fn new(n: usize) -> Result<Pool> {
+        Pool::builder().processes(n).build()
+    }
+
+    /// A builder for `processes`, `initializer`, `maxtasksperchild`, `chunksize`.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::new()
+    }
+
+    /// Number of worker processes.
+    pub fn processes(&self) -> usize {
+        self.core.size
+    }
+
+    /// Process ids of the workers alive now.
+    pub fn pids(&self) -> Vec<u32> {
+        self.core.pids()
+    }
+
+    /// `f` applied to every item, results in input order (Python's `map`).
+    /// The input is consumed first; chunks of `ceil(n / (4 * processes))`
+    /// tasks (or the builder's `chunksize`) go to the workers.
+    ///
+    /// # Errors
+    /// The first failed task's error (lowest index): [`Error::TaskPanicked`],
+    /// [`Error::WorkerDied`], `Codec`, `MessageTooLarge`; [`Error::Closed`]
+    /// after `close`/`terminate`.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # shmproc::init();
+    /// let pool = shmproc::Pool::new(2)?;
+    /// assert_eq!(pool.map(|x: u32| x + 1, [1, 2, 3])?, vec![2, 3, 4]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn map<F, A, R, I>(&self, f: F, iter: I) -> Result<Vec<R>>
+    where
+        F: Fn(A) -> R,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        self.map_async(f, iter)?.get()
+    }
+
+    /// [`map`](Self::map) without waiting: the result comes from the
+    /// returned [`AsyncResult`].
+    ///
+    /// # Errors
+    /// [`Error::Closed`] after `close`/`terminate`, or an argument that
+    /// does not encode.
+    pub fn map_async<F, A, R, I>(&self, f: F, iter: I) -> Result<AsyncResult<Vec<R>>>
+    where
+        F: Fn(A) -> R,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        assert_zst!(F);
+        let _ = f;
+        self.submit_all::<Map<F>, A, R, I>(iter)
+    }
+
+    /// `f(a, b, ..)` for every tuple `(a, b, ..)` (1 to 6 fields), results
+    /// in input order (Python's `starmap`).
+    ///
+    /// # Errors
+    /// As [`map`](Self::map).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # shmproc::init();
+    /// fn add(a: u32, b: u32) -> u32 { a + b }
+    /// let pool = shmproc::Pool::new(2)?;
+    /// assert_eq!(pool.starmap(add, [(1, 2), (3, 4)])?, vec![3, 7]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn starmap<F, T, R, I>(&self, f: F, iter: I) -> Result<Vec<R>>
+    where
+        Star<F>: Invoke<T, Output = R>,
+        T: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+        I: IntoIterator<Item = T>,
+    {
+        assert_zst!(F);
+        let _ = f;
+        self.submit_all::<Star<F>, T, R, I>(iter)?.get()
+    }
+
+    /// Runs `f(args)` in a worker and waits for the result (Python's `apply`).
+    ///
+    /// # Errors
+    /// As [`map`](Self::map), for the one task.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # shmproc::init();
+    /// let pool = shmproc::Pool::new(1)?;
+    /// assert_eq!(pool.apply(|(a, b): (u32, u32)| a * b, (6, 7))?, 42);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn apply<F, A, R>(&self, f: F, args: A) -> Result<R>
+    where
+        F: Fn(A) -> R,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        self.apply_async(f, args)?.get()
+    }
+
+    /// Starts `f(args)` in a worker; the result comes from the returned
+    /// [`AsyncResult`] (Python's `apply_async`).
+    ///
+    /// # Errors
+    /// [`Error::Closed`] after `close`/`terminate`; an argument that does
+    /// not encode (`Codec`) or exceeds the message limit.
+    pub fn apply_async<F, A, R>(&self, f: F, args: A) -> Result<AsyncResult<R>>
+    where
+        F: Fn(A) -> R,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        assert_zst!(F);
+        let _ = f;
+        self.check_running()?;
+        let job = Arc::new(Job::default());
+        let mut enc = Encoder::new(&self.core, job.clone(), worker::runner_of::<Map<F>, A>(), 1);
+        enc.push(&args).map_err(|f| f.to_error())?;
+        self.core.submit(enc.finish());
+        Ok(AsyncResult::new(
+            self.core.clone(),
+            job,
+            1,
+            iter::single::<R>,
+        ))
+    }
+
+    /// A lazy iterator of `f(item)` results in input order (Python's
+    /// `imap`). The input is pulled only while fewer than
+    /// `max(4 * processes * chunksize, 256)` tasks are outstanding, so an
+    /// endless iterator works. Default chunksize 1 (the builder's, if set).
+    ///
+    /// # Errors
+    /// [`Error::Closed`] after `close`/`terminate`. Each item is a `Result`
+    /// with the task's own error.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # shmproc::init();
+    /// let pool = shmproc::Pool::new(2)?;
+    /// let mut evens = pool.imap(|x: u64| 2 * x, 0..)?; // endless input
+    /// assert_eq!(evens.next().unwrap()?, 0);
+    /// assert_eq!(evens.next().unwrap()?, 2);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn imap<F, A, R, I>(&self, f: F, iter: I) -> Result<Imap<I::IntoIter, R>>
+    where
+        F: Fn(A) -> R,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        assert_zst!(F);
+        let _ = f;
+        self.imap_with::<Map<F>, A, R, I>(iter, true)
+    }
+
+    /// As [`imap`](Self::imap), but results come in completion order
+    /// (Python's `imap_unordered`).
+    ///
+    /// # Errors
+    /// As [`imap`](Self::imap).
+    pub fn imap_unordered<F, A, R, I>(&self, f: F, iter: I) -> Result<Imap<I::IntoIter, R>>
+    where
+        F: Fn(A) -> R,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        assert_zst!(F);
+        let _ = f;
+        self.imap_with::<Map<F>, A, R, I>(iter, false)
+    }
+
+    fn imap_with<G, A, R, I>(&self, iter: I, ordered: bool) -> Result<Imap<I::IntoIter, R>>
+    where
+        G: Invoke<A, Output = R>,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        self.check_running()?;
+        let chunk = self.chunksize.unwrap_or(1);
+        let window = (4 * self.core.size * chunk).max(256) as u64;
+        Ok(Imap::new(
+            self.core.clone(),
+            iter.into_iter(),
+            worker::runner_of::<G, A>(),
+            chunk,
+            window,
+            ordered,
+        ))
+    }
+
+    /// Prevents new calls (Python's `close`); work already submitted goes
+    /// on. Call [`join`](Self::join) next to wait for it.
+    pub fn close(&self) {
+        let mut st = self.core.state.lock();
+        if st.mode == Mode::Running {
+            st.mode = Mode::Closed;
+        }
+    }
+
+    /// After [`close`](Self::close): waits until all submitted work is done,
+    /// then stops and reaps the workers. After [`terminate`](Self::terminate):
+    /// returns at once.
+    ///
+    /// # Errors
+    /// `InvalidArgument` if the pool is still running (Python raises too).
+    pub fn join(&self) -> Result<()> {
+        if self.core.state.lock().mode == Mode::Running {
+            return Err(Error::invalid(
+                "pool state",
+                "a pool after close() or terminate()",
+                "a running pool",
+            ));
+        }
+        self.core.join_workers();
+        self.stop_supervisor();
+        Ok(())
+    }
+
+    /// Stops the workers now (SIGTERM, SIGKILL after 100 ms) and reaps them;
+    /// unfinished tasks fail with [`Error::Closed`]. Dropping the pool does
+    /// the same.
+    pub fn terminate(&self) {
+        self.core.terminate();
+        self.stop_supervisor();
+    }
+
+    fn stop_supervisor(&self) {
+        if let Some(h) = self.supervisor.lock().take() {
+            self.core.wake_supervisor();
+            let _ = h.join();
+        }
+    }
+
+    fn check_running(&self) -> Result<()> {
+        let st = self.core.state.lock();
+        if st.mode != Mode::Running {
+            return Err(Error::Closed);
+        }
+        match &st.broken {
+            Some(f) => Err(f.to_error()),
+            None => Ok(()),
+        }
+    }
+
+    /// Encodes and submits all of `iter` as one job.
+    fn submit_all<G, A, R, I>(&self, iter: I) -> Result<AsyncResult<Vec<R>>>
+    where
+        G: Invoke<A, Output = R>,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        self.check_running()?;
+        let it = iter.into_iter();
+        match it.size_hint() {
+            (lo, Some(hi)) if lo == hi => self.submit_exact::<G, A, R>(it, lo),
+            _ => {
+                let items: Vec<A> = it.collect();
+                let n = items.len();
+                self.submit_exact::<G, A, R>(items.into_iter(), n)
+            }
+        }
+    }
+
+    fn submit_exact<G, A, R>(
+        &self,
+        it: impl Iterator<Item = A>,
+        n: usize,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        G: Invoke<A, Output = R>,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        let chunk = self
+            .chunksize
+            .unwrap_or_else(|| n.div_ceil(4 * self.core.size).max(1));
+        let job = Arc::new(Job::default());
+        let mut enc = Encoder::new(&self.core, job.clone(), worker::runner_of::<G, A>(), chunk);
+        let mut count = 0u64;
+        for a in it {
+            if let Err(f) = enc.push(&a) {
+                job.cancelled
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                return Err(f.to_error());
+            }
+            count += 1;
+            if enc.ready.len() >= 4 {
+                self.core.submit(enc.ready.drain(..));
+            }
+        }
+        self.core.submit(enc.finish());
+        Ok(AsyncResult::new(
+            self.core.clone(),
+            job,
+            count,
+            job::collect::<R>,
+        ))
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("processes", &self.core.size)
+            .field("pids", &self.pids())
+            .finish()
+    }
+}
+
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Pool>();
+    send_sync::<AsyncResult<Vec<String>>>();
+    send_sync::<Imap<std::ops::Range<u64>, String>>();
+};

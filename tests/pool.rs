@@ -1,0 +1,685 @@
+//! The Pool with real worker processes: every method, every failure case.
+//!
+//! Every test calls `shmproc::init()` first (a re-executed worker runs only
+//! its own test, and `init()` runs the worker there). A `Watchdog` ends the
+//! test binary if a test hangs (workers are daemons and die with it); pools
+//! are dropped (terminated, reaped) on every exit path, panics included.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shmproc::{Error, Pool};
+
+const WATCHDOG: Duration = Duration::from_secs(60);
+
+/// Exits the test binary (failing the run) if not dropped within `WATCHDOG`.
+struct Watchdog(Arc<AtomicBool>);
+
+impl Watchdog {
+    fn new(what: &'static str) -> Watchdog {
+        let done = Arc::new(AtomicBool::new(false));
+        let d = done.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while !d.load(Ordering::SeqCst) {
+                if start.elapsed() > WATCHDOG {
+                    eprintln!("watchdog: {what} hung for {WATCHDOG:?}");
+                    std::process::exit(99);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        Watchdog(done)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Whether `pid` is gone (not even a zombie).
+fn gone(pid: u32) -> bool {
+    !Path::new(&format!("/proc/{pid}")).exists()
+}
+
+// ---- task functions (fn items: they run in the workers) -------------------
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn add(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+fn concat(a: String, b: u32, c: char) -> String {
+    format!("{a}{b}{c}")
+}
+
+fn pid_of(_: u64) -> u32 {
+    std::process::id()
+}
+
+fn panic_on_7(x: u64) -> u64 {
+    if x == 7 {
+        panic!("seven is not allowed");
+    }
+    x
+}
+
+/// Kills its own worker with SIGKILL on 15 (as the OOM killer would).
+fn sigkill_on_15(x: u64) -> u64 {
+    if x == 15 {
+        // SAFETY: raise only sends a signal to this process.
+        unsafe { libc::raise(libc::SIGKILL) };
+    }
+    x
+}
+
+/// As `sigkill_on_15`, for arguments that travel as postcard, not scalars.
+fn sigkill_on_kill(s: String) -> String {
+    if s == "kill" {
+        // SAFETY: raise only sends a signal to this process.
+        unsafe { libc::raise(libc::SIGKILL) };
+    }
+    s.to_uppercase()
+}
+
+fn abort_on_3(x: u64) -> u64 {
+    if x == 3 {
+        std::process::abort();
+    }
+    x
+}
+
+fn exit_on_3(x: u64) -> u64 {
+    if x == 3 {
+        std::process::exit(3);
+    }
+    x
+}
+
+/// Runs out of memory: the allocation fails under a small address-space
+/// limit and Rust aborts, as a worker hit by the OOM killer would die.
+fn oom(mib: usize) -> usize {
+    let limit = libc::rlimit {
+        rlim_cur: 64 << 20,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads the struct we pass; it only lowers our own limit.
+    unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) };
+    let v = vec![1u8; mib << 20];
+    v.len()
+}
+
+fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+static LEVEL: AtomicU64 = AtomicU64::new(0);
+
+fn set_level(level: u64) {
+    LEVEL.store(level, Ordering::SeqCst);
+}
+
+fn failing_init(_: ()) -> Result<(), String> {
+    Err("no database here".into())
+}
+
+fn panicking_init(_: ()) {
+    panic!("initializer exploded");
+}
+
+fn read_level(x: u64) -> u64 {
+    LEVEL.load(Ordering::SeqCst) + x
+}
+
+// ---- methods -------------------------------------------------------------
+
+#[test]
+fn map_keeps_order() {
+    shmproc::init();
+    let _w = Watchdog::new("map_keeps_order");
+    let pool = Pool::new(2).unwrap();
+    let v = pool.map(square, 0..10_000u64).unwrap();
+    assert_eq!(v, (0..10_000u64).map(square).collect::<Vec<_>>());
+    // An input without an exact size is collected first.
+    let odd = (0..1000u64).filter(|x| x % 2 == 1);
+    assert_eq!(
+        pool.map(square, odd.clone()).unwrap(),
+        odd.map(square).collect::<Vec<_>>()
+    );
+    assert!(pool.map(square, Vec::<u64>::new()).unwrap().is_empty());
+    // A closure without captures, strings in and out.
+    let s = pool
+        .map(|s: String| s.to_uppercase(), ["a", "b"].map(String::from))
+        .unwrap();
+    assert_eq!(s, ["A", "B"]);
+}
+
+#[test]
+fn map_with_chunksize_and_default_size() {
+    shmproc::init();
+    let _w = Watchdog::new("map_with_chunksize");
+    let pool = Pool::builder().chunksize(7).build().unwrap();
+    assert_eq!(pool.processes(), shmproc::cpu_count());
+    assert_eq!(pool.map(square, 0..100u64).unwrap()[99], 99 * 99);
+}
+
+#[test]
+fn starmap_spreads_tuples() {
+    shmproc::init();
+    let _w = Watchdog::new("starmap");
+    let pool = Pool::new(2).unwrap();
+    let pairs: Vec<(u64, u64)> = (0..100).map(|i| (i, 2 * i)).collect();
+    assert_eq!(
+        pool.starmap(add, pairs).unwrap(),
+        (0..100).map(|i| 3 * i).collect::<Vec<_>>()
+    );
+    let triples = vec![("a".to_string(), 1, 'x'), ("b".to_string(), 2, 'y')];
+    assert_eq!(pool.starmap(concat, triples).unwrap(), ["a1x", "b2y"]);
+}
+
+#[test]
+fn apply_and_apply_async() {
+    shmproc::init();
+    let _w = Watchdog::new("apply");
+    let pool = Pool::new(2).unwrap();
+    assert_eq!(pool.apply(square, 12).unwrap(), 144);
+    let r = pool.apply_async(sleep_ms, 300).unwrap();
+    assert!(!r.ready());
+    assert!(matches!(
+        r.get_timeout(Duration::from_millis(10)),
+        Err(Error::Timeout)
+    ));
+    r.wait();
+    assert!(r.ready());
+    assert_eq!(r.get_timeout(Duration::from_secs(0)).unwrap(), 300);
+    assert!(matches!(
+        r.get_timeout(Duration::from_secs(0)),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let many: Vec<_> = (0..50u64)
+        .map(|i| pool.apply_async(square, i).unwrap())
+        .collect();
+    let got: Vec<u64> = many.into_iter().map(|r| r.get().unwrap()).collect();
+    assert_eq!(got, (0..50u64).map(square).collect::<Vec<_>>());
+}
+
+#[test]
+fn map_async_collects_later() {
+    shmproc::init();
+    let _w = Watchdog::new("map_async");
+    let pool = Pool::new(2).unwrap();
+    let r = pool.map_async(square, 0..5000u64).unwrap();
+    let r2 = pool.map_async(add_one, vec![1u64, 2, 3]).unwrap();
+    assert!(r.wait_timeout(WATCHDOG));
+    assert_eq!(r.get().unwrap()[4999], 4999 * 4999);
+    assert_eq!(r2.get().unwrap(), vec![2, 3, 4]);
+}
+
+fn add_one(x: u64) -> u64 {
+    x + 1
+}
+
+#[test]
+fn imap_streams_an_endless_input_in_order() {
+    shmproc::init();
+    let _w = Watchdog::new("imap");
+    let pool = Pool::new(2).unwrap();
+    let first: Vec<u64> = pool
+        .imap(square, 0u64..)
+        .unwrap()
+        .take(2000)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(first, (0..2000u64).map(square).collect::<Vec<_>>());
+    // The pool still serves after an abandoned imap.
+    let v: Vec<u64> = pool
+        .imap(square, 0..10u64)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(v, (0..10u64).map(square).collect::<Vec<_>>());
+    assert_eq!(pool.imap(square, Vec::<u64>::new()).unwrap().count(), 0);
+}
+
+#[test]
+fn imap_unordered_yields_everything() {
+    shmproc::init();
+    let _w = Watchdog::new("imap_unordered");
+    let pool = Pool::new(2).unwrap();
+    // Sleep times that make later tasks finish first.
+    let input = [200u64, 1, 1, 1, 1, 1, 1, 1];
+    let got: Vec<u64> = pool
+        .imap_unordered(sleep_ms, input)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut sorted = got.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [1, 1, 1, 1, 1, 1, 1, 200]);
+    assert_eq!(got[0], 1, "a fast task comes before the slow one: {got:?}");
+    let mut all: Vec<u64> = pool
+        .imap_unordered(square, 0..5000u64)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..5000u64).map(square).collect::<Vec<_>>());
+}
+
+#[test]
+fn slow_tasks_are_not_stacked_behind_a_busy_worker() {
+    shmproc::init();
+    let _w = Watchdog::new("slow tasks");
+    let pool = Pool::new(2).unwrap();
+    // Both workers learn that their pieces are slow (over 20 ms)...
+    assert_eq!(pool.map(sleep_ms, [40u64, 40]).unwrap(), [40, 40]);
+    // ...so a long task does not get a deep queue of quick ones behind it.
+    let input = [500u64, 1, 1, 1, 1, 1, 1, 1, 1];
+    let got: Vec<u64> = pool
+        .imap_unordered(sleep_ms, input)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let before = got.iter().position(|&x| x == 500).unwrap();
+    assert!(
+        before >= 6,
+        "quick tasks waited behind the slow one: {got:?}"
+    );
+}
+
+// ---- failures ------------------------------------------------------------
+
+#[test]
+fn panicking_task_fails_only_itself() {
+    shmproc::init();
+    let _w = Watchdog::new("panicking task");
+    let pool = Pool::new(2).unwrap();
+    let pids = pool.pids();
+    let got: Vec<_> = pool.imap(panic_on_7, 0..20u64).unwrap().collect();
+    for (i, r) in got.iter().enumerate() {
+        match r {
+            Err(Error::TaskPanicked { message }) => {
+                assert_eq!(i, 7);
+                assert_eq!(message, "seven is not allowed");
+            }
+            Ok(v) => assert_eq!(*v, i as u64),
+            Err(e) => panic!("task {i}: {e}"),
+        }
+    }
+    assert!(got[7].is_err());
+    match pool.map(panic_on_7, 0..100u64) {
+        Err(Error::TaskPanicked { message }) => assert_eq!(message, "seven is not allowed"),
+        other => panic!("expected TaskPanicked, found {other:?}"),
+    }
+    assert!(matches!(
+        pool.apply(panic_on_7, 7),
+        Err(Error::TaskPanicked { .. })
+    ));
+    // The workers survived.
+    assert_eq!(pool.pids(), pids);
+    assert_eq!(pool.apply(square, 3).unwrap(), 9);
+}
+
+#[test]
+fn sigkilled_worker_fails_its_task_and_is_replaced() {
+    shmproc::init();
+    let _w = Watchdog::new("sigkill");
+    let pool = Pool::new(2).unwrap();
+    let got: Vec<_> = pool.imap(sigkill_on_15, 0..40u64).unwrap().collect();
+    for (i, r) in got.iter().enumerate() {
+        match r {
+            Err(Error::WorkerDied { signal, .. }) => {
+                assert_eq!(i, 15);
+                assert_eq!(*signal, Some(libc::SIGKILL));
+            }
+            Ok(v) => assert_eq!(*v, i as u64),
+            Err(e) => panic!("task {i}: {e}"),
+        }
+    }
+    assert!(got[15].is_err());
+    // The pool goes on, at full size.
+    assert_eq!(pool.map(square, 0..100u64).unwrap()[9], 81);
+    assert_eq!(pool.pids().len(), 2);
+}
+
+#[test]
+fn death_inside_a_chunk_fails_one_task_and_reruns_the_rest() {
+    shmproc::init();
+    let _w = Watchdog::new("chunk death");
+    let pool = Pool::builder().processes(2).chunksize(10).build().unwrap();
+    let got: Vec<_> = pool.imap(sigkill_on_15, 0..40u64).unwrap().collect();
+    let failed: Vec<usize> = got
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_err())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(failed, [15]);
+    assert!(matches!(
+        got[15],
+        Err(Error::WorkerDied {
+            signal: Some(9),
+            ..
+        })
+    ));
+    assert!(matches!(
+        pool.map(sigkill_on_15, 0..40u64),
+        Err(Error::WorkerDied { .. })
+    ));
+    // The same with postcard-encoded arguments of varying sizes.
+    let words: Vec<String> = (0..40)
+        .map(|i| {
+            if i == 23 {
+                "kill".to_string()
+            } else {
+                "w".repeat(i % 7 + 1)
+            }
+        })
+        .collect();
+    let got: Vec<_> = pool.imap(sigkill_on_kill, words.clone()).unwrap().collect();
+    for (i, r) in got.iter().enumerate() {
+        match r {
+            Ok(s) => assert_eq!(*s, words[i].to_uppercase()),
+            Err(Error::WorkerDied { .. }) => assert_eq!(i, 23),
+            Err(e) => panic!("task {i}: {e}"),
+        }
+    }
+    assert!(got[23].is_err());
+    let died = pool.apply_async(sigkill_on_15, 15).unwrap();
+    assert!(matches!(died.get(), Err(Error::WorkerDied { .. })));
+    assert_eq!(pool.apply(square, 5).unwrap(), 25);
+}
+
+#[test]
+fn abort_and_exit_are_worker_deaths() {
+    shmproc::init();
+    let _w = Watchdog::new("abort");
+    let pool = Pool::new(2).unwrap();
+    let r = pool.apply(abort_on_3, 3);
+    assert!(
+        matches!(
+            r,
+            Err(Error::WorkerDied {
+                signal: Some(libc::SIGABRT),
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    let r = pool.apply(exit_on_3, 3);
+    assert!(
+        matches!(r, Err(Error::WorkerDied { signal: None, .. })),
+        "{r:?}"
+    );
+    assert_eq!(pool.map(abort_on_3, 4..8u64).unwrap(), [4, 5, 6, 7]);
+}
+
+#[test]
+fn out_of_memory_is_a_worker_death() {
+    shmproc::init();
+    let _w = Watchdog::new("oom");
+    let pool = Pool::new(1).unwrap();
+    let r = pool.apply(oom, 4096);
+    assert!(
+        matches!(
+            r,
+            Err(Error::WorkerDied {
+                signal: Some(libc::SIGABRT),
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    assert_eq!(pool.apply(square, 6).unwrap(), 36);
+}
+
+#[test]
+fn zero_processes_is_an_error() {
+    shmproc::init();
+    assert!(matches!(Pool::new(0), Err(Error::InvalidArgument { .. })));
+}
+
+#[test]
+fn externally_killed_busy_worker() {
+    shmproc::init();
+    let _w = Watchdog::new("external kill");
+    let pool = Pool::new(2).unwrap();
+    let pids = pool.pids();
+    let slow: Vec<_> = (0..2)
+        .map(|_| pool.apply_async(sleep_ms, 20_000).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    for pid in &pids {
+        // SAFETY: kill only sends a signal; the pids are our unreaped children.
+        unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+    }
+    for r in slow {
+        match r.get() {
+            Err(Error::WorkerDied { pid, signal }) => {
+                assert!(pids.contains(&pid));
+                assert_eq!(signal, Some(9));
+            }
+            other => panic!("expected WorkerDied, found {other:?}"),
+        }
+    }
+    assert_eq!(pool.apply(square, 4).unwrap(), 16);
+    let new = pool.pids();
+    assert!(new.iter().all(|p| !pids.contains(p)), "{pids:?} -> {new:?}");
+    for pid in pids {
+        assert!(gone(pid), "worker {pid} left a zombie");
+    }
+}
+
+#[test]
+fn initializer_runs_in_every_worker() {
+    shmproc::init();
+    let _w = Watchdog::new("initializer");
+    let pool = Pool::builder()
+        .processes(2)
+        .initializer(set_level, 100)
+        .build()
+        .unwrap();
+    assert_eq!(
+        pool.map(read_level, 0..50u64).unwrap(),
+        (100..150).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn failing_initializer_is_a_clear_error() {
+    shmproc::init();
+    let _w = Watchdog::new("failing initializer");
+    match Pool::builder()
+        .processes(2)
+        .initializer(failing_init, ())
+        .build()
+    {
+        Err(Error::TaskPanicked { message }) => {
+            assert!(
+                message.contains("initializer") && message.contains("no database here"),
+                "{message}"
+            );
+        }
+        other => panic!("expected an initializer error, found {other:?}"),
+    }
+    match Pool::builder()
+        .processes(1)
+        .initializer(panicking_init, ())
+        .build()
+    {
+        Err(Error::TaskPanicked { message }) => {
+            assert!(message.contains("initializer exploded"), "{message}")
+        }
+        other => panic!("expected an initializer error, found {other:?}"),
+    }
+}
+
+/// Succeeds in the first worker only: it leaves a marker file behind.
+fn init_once(marker: String) -> Result<(), String> {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&marker)
+    {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("marker {marker} already there: {e}")),
+    }
+}
+
+#[test]
+fn initializer_failing_in_a_replacement_breaks_the_pool() {
+    shmproc::init();
+    let _w = Watchdog::new("replacement initializer");
+    let marker = std::env::temp_dir().join(format!("shmproc-pool-init-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let m = marker.to_string_lossy().into_owned();
+    let pool = Pool::builder()
+        .processes(1)
+        .initializer(init_once, m)
+        .build()
+        .unwrap();
+    assert_eq!(pool.apply(square, 2).unwrap(), 4);
+    assert!(matches!(
+        pool.apply(sigkill_on_15, 15),
+        Err(Error::WorkerDied { .. })
+    ));
+    // The replacement's initializer fails: every later task says why.
+    let r = pool.apply_async(square, 3).unwrap().get();
+    let _ = std::fs::remove_file(&marker);
+    match r {
+        Err(Error::TaskPanicked { message }) => {
+            assert!(message.contains("already there"), "{message}")
+        }
+        other => panic!("expected the initializer's error, found {other:?}"),
+    }
+    assert!(matches!(
+        pool.map(square, 0..3u64),
+        Err(Error::TaskPanicked { .. })
+    ));
+}
+
+#[test]
+fn imap_started_before_close_finishes_after_join() {
+    shmproc::init();
+    let _w = Watchdog::new("imap after join");
+    let pool = Pool::new(2).unwrap();
+    let mut it = pool.imap(square, 0..2000u64).unwrap();
+    assert_eq!(it.next().unwrap().unwrap(), 0);
+    pool.close();
+    pool.join().unwrap();
+    // What was sent before join came back in order; what was outstanding
+    // fails with Closed; then the iterator ends without pulling more input.
+    let rest: Vec<_> = it.collect();
+    assert!(rest.len() < 1999, "the input is not drained after join");
+    let ok = rest.iter().take_while(|r| r.is_ok()).count();
+    assert!(ok >= 1);
+    for (i, r) in rest.iter().enumerate().take(ok) {
+        assert_eq!(*r.as_ref().unwrap(), square(i as u64 + 1));
+    }
+    assert!(rest[ok..].iter().all(|r| matches!(r, Err(Error::Closed))));
+}
+
+#[test]
+fn maxtasksperchild_replaces_workers() {
+    shmproc::init();
+    let _w = Watchdog::new("maxtasksperchild");
+    let pool = Pool::builder()
+        .processes(1)
+        .maxtasksperchild(2)
+        .build()
+        .unwrap();
+    let pids: Vec<u32> = (0..6).map(|i| pool.apply(pid_of, i).unwrap()).collect();
+    assert_eq!(pids[0], pids[1]);
+    assert_eq!(pids[2], pids[3]);
+    assert_eq!(pids[4], pids[5]);
+    assert!(pids[0] != pids[2] && pids[2] != pids[4], "{pids:?}");
+    for pid in &pids[..4] {
+        assert!(gone(*pid), "retired worker {pid} left a zombie");
+    }
+}
+
+#[test]
+fn terminate_stops_busy_workers_promptly() {
+    shmproc::init();
+    let _w = Watchdog::new("terminate");
+    let pool = Pool::new(2).unwrap();
+    let pids = pool.pids();
+    let slow = pool.map_async(sleep_ms, vec![30_000u64; 4]).unwrap();
+    let one = pool.apply_async(sleep_ms, 30_000).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    pool.terminate();
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "terminate took {:?}",
+        t.elapsed()
+    );
+    assert!(matches!(slow.get(), Err(Error::Closed)));
+    assert!(matches!(one.get(), Err(Error::Closed)));
+    for pid in pids {
+        assert!(gone(pid), "worker {pid} still there after terminate");
+    }
+    assert!(matches!(pool.map(square, 0..3u64), Err(Error::Closed)));
+    pool.join().unwrap();
+}
+
+#[test]
+fn drop_terminates_and_reaps() {
+    shmproc::init();
+    let _w = Watchdog::new("drop");
+    let pool = Pool::new(2).unwrap();
+    let pids = pool.pids();
+    let pending = pool.apply_async(sleep_ms, 30_000).unwrap();
+    drop(pool);
+    assert!(matches!(pending.get(), Err(Error::Closed)));
+    for pid in pids {
+        assert!(gone(pid), "worker {pid} still there after drop");
+    }
+}
+
+#[test]
+fn close_then_join_finishes_the_work() {
+    shmproc::init();
+    let _w = Watchdog::new("close/join");
+    let pool = Pool::new(2).unwrap();
+    let pids = pool.pids();
+    assert!(matches!(pool.join(), Err(Error::InvalidArgument { .. })));
+    let r = pool.map_async(sleep_ms, vec![50u64; 6]).unwrap();
+    pool.close();
+    assert!(matches!(pool.apply(square, 1), Err(Error::Closed)));
+    pool.join().unwrap();
+    assert_eq!(r.get().unwrap(), vec![50u64; 6]);
+    for pid in pids {
+        assert!(gone(pid), "worker {pid} still there after join");
+    }
+}
+
+#[test]
+fn oversized_argument_is_rejected() {
+    shmproc::init();
+    let _w = Watchdog::new("oversized");
+    let pool = Pool::new(1).unwrap();
+    let big = vec![0u8; 4 << 20];
+    assert!(matches!(
+        pool.apply(|v: Vec<u8>| v.len(), big),
+        Err(Error::MessageTooLarge { .. })
+    ));
+    let ok = vec![1u8; 100_000];
+    assert_eq!(pool.apply(|v: Vec<u8>| v.len(), ok).unwrap(), 100_000);
+    assert!(matches!(
+        pool.apply(|n: usize| vec![0u8; n], 4 << 20),
+        Err(Error::MessageTooLarge { .. })
+    ));
+    let big_results = pool
+        .map(|n: usize| vec![7u8; n], vec![300_000usize; 8])
+        .unwrap();
+    assert!(big_results.iter().all(|v| v.len() == 300_000));
+}
