@@ -78,9 +78,6 @@ pub(crate) fn me() -> Who {
     }
 }
 
-/// Decodes a message of `len` bytes that `fill` copies into a buffer.
-pub(crate) type Decoder<'a, R> = dyn FnMut(usize, &mut dyn FnMut(&mut [u8])) -> R + 'a;
-
 /// A mapped ring segment with its validated geometry.
 pub(crate) struct Chan {
     pub(crate) seg: Segment,
@@ -311,7 +308,10 @@ impl Chan {
     /// copies the message into a buffer of `len` bytes) and frees it.
     /// `None` for a tombstone.
     #[inline]
-    fn take_inline_with<R>(&self, c: Claim, dec: &mut Decoder<'_, R>) -> Result<Option<R>> {
+    fn take_inline_with<R, D>(&self, c: Claim, dec: &mut D) -> Result<Option<R>>
+    where
+        D: FnMut(usize, &mut dyn FnMut(&mut [u8])) -> R,
+    {
         let ring = self.ring();
         let len = u64::from(ring.len(c));
         let res = if c.flags & DEAD != 0 {
@@ -340,12 +340,15 @@ impl Chan {
     /// Gets one message and decodes it with `dec` (see `take_inline_with`),
     /// skipping tombstones and aborted bulk messages.
     #[inline]
-    pub(crate) fn get_with<R>(
+    pub(crate) fn get_with<R, D>(
         &self,
         until: Until,
         gone: &dyn Fn() -> bool,
-        dec: &mut Decoder<'_, R>,
-    ) -> Result<R> {
+        dec: &mut D,
+    ) -> Result<R>
+    where
+        D: FnMut(usize, &mut dyn FnMut(&mut [u8])) -> R,
+    {
         loop {
             match self.claim(Side::Get, false, until, gone)? {
                 Attempt::Got(c) => {
