@@ -191,12 +191,12 @@ fn claim_slow<S: Slots, P: Park, L: Liveness>(
 }
 
 /// Whether the hints say a batch of slots is free (an eighth of the ring,
-/// 1..=64 slots). A heuristic for spinning producers only: the hints may lag,
+/// 1..=256 slots). A heuristic for spinning producers only: the hints may lag,
 /// and the spin phase is bounded in time either way.
 #[inline]
 fn room_for_a_batch<S: Slots>(ring: &Ring<'_, S>) -> bool {
     let cap = ring.slots.cap();
-    let batch = (cap / 8).clamp(1, 64);
+    let batch = (cap / 8).clamp(1, 256);
     ring.len_hint() + batch <= cap
 }
 
