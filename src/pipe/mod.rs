@@ -317,27 +317,31 @@ impl<T, C: Codec<T>> Connection<T, C> {
         Ok(v.len())
     }
 
-    /// Waits up to `timeout` for a message; true when one is ready (or the
-    /// other end is gone, so `recv` will not block).
-    ///
-    /// # Errors
-    /// `InvalidArgument` on a send-only end.
-    pub fn poll(&self, timeout: Duration) -> Result<bool> {
-        let end = self.rx()?;
+    /// Waits up to `timeout` for a message; true when one is ready, or when
+    /// `recv` would not block anyway (the other end is gone, or this end
+    /// cannot receive), as Python's `poll`.
+    pub fn poll(&self, timeout: Duration) -> bool {
+        let Some(end) = self.rx.as_ref() else {
+            return true;
+        };
         let ring = end.chan.ring();
-        let deadline = Instant::now().checked_add(timeout);
-        let spin_until = Instant::now() + Duration::from_micros(20);
+        let start = Instant::now();
+        let deadline = start.checked_add(timeout);
         loop {
-            if ring.peek_ready() || end.peer_gone() {
-                return Ok(true);
+            if ring.peek_ready() {
+                return true;
             }
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
-                return Ok(false);
+                return end.peer_gone() || ring.peek_ready();
             }
-            if now < spin_until {
+            if now.duration_since(start) < POLL_SPIN {
                 std::hint::spin_loop();
                 continue;
+            }
+            // Only before sleeping: it may read /proc.
+            if end.peer_gone() {
+                return true;
             }
             let slice = now + SLICE;
             let end_at = deadline.map_or(slice, |d| d.min(slice));
@@ -345,6 +349,9 @@ impl<T, C: Codec<T>> Connection<T, C> {
         }
     }
 }
+
+/// How long `poll` spins before sleeping.
+const POLL_SPIN: Duration = Duration::from_micros(20);
 
 // ---- one-way ends ----
 
@@ -385,10 +392,7 @@ impl<T, C: Codec<T>> Receiver<T, C> {
         self.0.recv_bytes_into(buf)
     }
     /// As [`Connection::poll`].
-    ///
-    /// # Errors
-    /// None for a receiver.
-    pub fn poll(&self, timeout: Duration) -> Result<bool> {
+    pub fn poll(&self, timeout: Duration) -> bool {
         self.0.poll(timeout)
     }
 }
