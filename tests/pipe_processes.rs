@@ -123,3 +123,35 @@ fn blocked_sender_sees_closed_after_receiver_is_killed() {
     killer.join().unwrap();
     p.join_timeout(WATCHDOG).unwrap();
 }
+
+fn connect_and_echo(name: String) -> Result<(), String> {
+    let c: Connection<String> = Pipe::connect(&name).map_err(|e| e.to_string())?;
+    while let Ok(s) = c.recv() {
+        c.send(&format!("{s}?")).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+#[test]
+fn named_pipe_listen_and_connect_from_another_process() {
+    shmproc::init();
+    let name = shmproc::segment::unique_name("pipe-named");
+    let l: Connection<String> = Pipe::builder().name(&name).listen().unwrap();
+    // Nobody connected yet: the other end is not gone, receives just wait.
+    assert!(matches!(
+        l.recv_timeout(Duration::from_millis(50)),
+        Err(Error::Timeout)
+    ));
+    l.send(&"early".to_string()).unwrap();
+    let p = Process::spawn(connect_and_echo, name.clone()).unwrap();
+    let _r = Reaper(vec![p.clone()]);
+    assert_eq!(l.recv_timeout(WATCHDOG).unwrap(), "early?");
+    l.send(&"x".to_string()).unwrap();
+    assert_eq!(l.recv_timeout(WATCHDOG).unwrap(), "x?");
+    drop(l);
+    assert_eq!(p.join_timeout(WATCHDOG).unwrap(), 0);
+    for suffix in ["ab", "ba"] {
+        let path = format!("/dev/shm/shmproc.{name}.{suffix}");
+        assert!(!std::path::Path::new(&path).exists(), "{path} left behind");
+    }
+}

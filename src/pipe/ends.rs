@@ -123,6 +123,7 @@ pub(crate) fn register(chan: Chan, role: Role) -> Result<End> {
         // Table full: the end can no longer be proven gone.
         t.overflow.store(1, Ordering::Relaxed);
     }
+    t.connected.store(1, Ordering::Relaxed);
     Ok(Arc::new(EndInner {
         chan,
         role,
@@ -139,6 +140,7 @@ pub(crate) fn send_in_transit(chan: &Chan, role: Role) {
     let pid = proc::pid();
     let t = table(chan, role);
     let deadline = (monotonic_ns() + TRANSIT_TTL_NS) | TRANSIT;
+    t.connected.store(1, Ordering::Relaxed);
     // Relaxed throughout: advisory records, as in register.
     for e in &t.entries {
         if e.pid.load(Ordering::Relaxed) == pid && e.start.load(Ordering::Relaxed) & TRANSIT != 0 {
@@ -232,14 +234,16 @@ impl EndInner {
         let t = table(&self.chan, self.role.other());
         // Relaxed: advisory, see register; dead holders are found on slow paths.
         t.overflow.load(Ordering::Relaxed) != 0
+            || t.connected.load(Ordering::Relaxed) == 0
             || t.entries.iter().any(|e| e.pid.load(Ordering::Relaxed) != 0)
     }
 
     /// Whether no live process holds the other end.
     pub(crate) fn peer_gone(&self) -> bool {
         let t = table(&self.chan, self.role.other());
-        // Relaxed: a full table means "cannot tell": never gone.
-        if t.overflow.load(Ordering::Relaxed) != 0 {
+        // Relaxed: a full table means "cannot tell", and an end nobody has
+        // connected to yet is not gone: never gone in both cases.
+        if t.overflow.load(Ordering::Relaxed) != 0 || t.connected.load(Ordering::Relaxed) == 0 {
             return false;
         }
         !t.entries.iter().any(|e| {

@@ -39,12 +39,14 @@ use ends::{register, End, Role};
 pub struct Pipe;
 
 /// Sizes of a pipe's rings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PipeBuilder {
     capacity: u64,
     slot_size: Option<u64>,
     bulk_size: u64,
     max_message: u64,
+    name: Option<String>,
+    persist: bool,
 }
 
 impl Pipe {
@@ -77,7 +79,22 @@ impl Pipe {
             slot_size: None,
             bulk_size: 256 * 1024,
             max_message: MAX_MESSAGE,
+            name: None,
+            persist: false,
         }
+    }
+
+    /// Connects to the named pipe end that another process created with
+    /// [`PipeBuilder::listen`] (Python's `multiprocessing.connection.Client`).
+    ///
+    /// # Errors
+    /// `Os` (`ENOENT`) when no such pipe exists, `Incompatible` for another
+    /// item type, `Corrupt` for a bad segment.
+    pub fn connect<T>(name: &str) -> Result<Connection<T>>
+    where
+        Serde: Codec<T>,
+    {
+        Connection::connect(name)
     }
 }
 
@@ -103,7 +120,44 @@ impl PipeBuilder {
         self
     }
 
-    fn ring<T, C: Codec<T>>(&self) -> Result<Chan> {
+    /// Names the pipe's segments (`<name>.ab` and `<name>.ba`) so unrelated
+    /// processes can reach them; see [`listen`](Self::listen).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+
+    /// Keeps named segments after the creator's last handle drops.
+    pub fn persist(mut self, persist: bool) -> Self {
+        self.persist = persist;
+        self
+    }
+
+    /// Creates a named duplex pipe and returns the listening end; another
+    /// process gets the other end with [`Pipe::connect`]. Until it connects,
+    /// the other end is not gone: sends are buffered, receives wait.
+    ///
+    /// # Errors
+    /// `InvalidArgument` without a [`name`](Self::name); `Os` (`EEXIST`) when
+    /// the name is taken; other errors as [`Pipe::duplex`].
+    pub fn listen<T, C: Codec<T>>(self) -> Result<Connection<T, C>> {
+        if self.name.is_none() {
+            return Err(Error::invalid("pipe name", "a name to listen on", "none"));
+        }
+        let ab = self.ring::<T, C>("ab")?;
+        let ba = self.ring::<T, C>("ba")?;
+        Ok(Connection {
+            tx: Some(register(ab, Role::Sender)?),
+            rx: Some(register(ba, Role::Receiver)?),
+            _t: PhantomData,
+        })
+    }
+
+    fn ring<T, C: Codec<T>>(&self, suffix: &str) -> Result<Chan> {
+        let place = Placement {
+            name: self.name.as_ref().map(|n| format!("{n}.{suffix}")),
+            persist: self.persist,
+        };
         let geo = Geometry {
             cap: self.capacity,
             data_size: self.slot_size.unwrap_or_else(C::default_slot),
@@ -114,7 +168,7 @@ impl PipeBuilder {
             Kind::Pipe,
             crate::queue::api::fingerprint::<T, C>(),
             geo,
-            &Placement::default(),
+            &place,
         )
     }
 
@@ -123,8 +177,8 @@ impl PipeBuilder {
     /// # Errors
     /// As [`Pipe::duplex`].
     pub fn duplex<T, C: Codec<T>>(self) -> Result<(Connection<T, C>, Connection<T, C>)> {
-        let ab = self.ring::<T, C>()?;
-        let ba = self.ring::<T, C>()?;
+        let ab = self.ring::<T, C>("ab")?;
+        let ba = self.ring::<T, C>("ba")?;
         let a = Connection {
             tx: Some(register(ab.clone(), Role::Sender)?),
             rx: Some(register(ba.clone(), Role::Receiver)?),
@@ -143,7 +197,7 @@ impl PipeBuilder {
     /// # Errors
     /// As [`Pipe::simplex`].
     pub fn simplex<T, C: Codec<T>>(self) -> Result<(Receiver<T, C>, Sender<T, C>)> {
-        let ring = self.ring::<T, C>()?;
+        let ring = self.ring::<T, C>("ab")?;
         let tx = Connection {
             tx: Some(register(ring.clone(), Role::Sender)?),
             rx: None,
@@ -215,6 +269,24 @@ impl<T, C> std::fmt::Debug for Sender<T, C> {
 }
 
 impl<T, C: Codec<T>> Connection<T, C> {
+    /// Connects to a named pipe end created with [`PipeBuilder::listen`], with
+    /// codec `C` (see [`Pipe::connect`]).
+    ///
+    /// # Errors
+    /// As [`Pipe::connect`].
+    pub fn connect(name: &str) -> Result<Self> {
+        let fp = crate::queue::api::fingerprint::<T, C>();
+        let open = |suffix: &str| -> Result<Chan> {
+            Chan::open(Segment::open(&format!("{name}.{suffix}"), Kind::Pipe, &fp)?)
+        };
+        let (ab, ba) = (open("ab")?, open("ba")?);
+        Ok(Connection {
+            tx: Some(register(ba, Role::Sender)?),
+            rx: Some(register(ab, Role::Receiver)?),
+            _t: PhantomData,
+        })
+    }
+
     fn tx(&self) -> Result<&End> {
         self.tx
             .as_ref()

@@ -82,8 +82,11 @@ pub struct EndTable {
     /// Non-zero once some registration failed because the table was full
     /// (then the end is assumed alive forever).
     pub overflow: AtomicU32,
+    /// Non-zero once any process registered at this end (a named pipe's
+    /// other end may not have connected yet: that end is not gone).
+    pub connected: AtomicU32,
     /// Reserved.
-    pub spare: [AtomicU32; 3],
+    pub spare: [AtomicU32; 2],
 }
 
 /// Everything before the slots.
