@@ -137,6 +137,17 @@ impl PipeBuilder {
     /// process gets the other end with [`Pipe::connect`]. Until it connects,
     /// the other end is not gone: sends are buffered, receives wait.
     ///
+    /// # Examples
+    /// ```
+    /// use shmproc::{Connection, Pipe};
+    /// let name = shmproc::segment::unique_name("doc-pipe");
+    /// let server: Connection<String> = Pipe::builder().name(&name).listen()?;
+    /// let client: Connection<String> = Pipe::connect(&name)?; // usually another process
+    /// client.send(&"hi".to_string())?;
+    /// assert_eq!(server.recv()?, "hi");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// `InvalidArgument` without a [`name`](Self::name); `Os` (`EEXIST`) when
     /// the name is taken; other errors as [`Pipe::duplex`].
