@@ -13,10 +13,11 @@ use std::hint::black_box;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use shmproc::{Pipe, PodQueue, Process, Queue, StartMethod};
+use shmproc::{Pipe, PodQueue, Pool, Process, Queue, StartMethod};
 
 /// A ~100-byte message, as a market-data or log record would be.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,7 +125,10 @@ fn python(workload: &str, args: &[u64]) -> Option<f64> {
         .output()
         .ok()?;
     if !out.status.success() {
-        eprintln!("python peer {workload} failed: {}", String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "python peer {workload} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         return None;
     }
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
@@ -362,7 +366,10 @@ fn produce_mib((q, n): (Queue<Vec<u8>>, u64)) {
 }
 
 fn bandwidth_shmproc(n: u64) -> f64 {
-    let q = Queue::<Vec<u8>>::builder().maxsize(64).create().expect("queue");
+    let q = Queue::<Vec<u8>>::builder()
+        .maxsize(64)
+        .create()
+        .expect("queue");
     let t0 = Instant::now();
     let p = Process::spawn(produce_mib, (q.clone(), n)).expect("spawn");
     for _ in 0..n {
@@ -387,6 +394,73 @@ fn bandwidth_memcpy(n: u64) -> f64 {
     (n as usize * MIB) as f64 / dt.as_secs_f64() / 1e9
 }
 
+// ---------------------------------------------------------------- Pool
+
+/// The tiny task of the pool workloads (Python's `_tiny` doubles too).
+fn tiny(x: u64) -> u64 {
+    x.wrapping_mul(2)
+}
+
+/// About 2 ms of arithmetic, for the CPU-bound speed-up.
+fn burn(seed: u64) -> u64 {
+    let mut x = seed;
+    for _ in 0..2_000_000 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+    }
+    x
+}
+
+fn pool_map_shmproc(pool: &Pool, n: u64) -> f64 {
+    let t0 = Instant::now();
+    let r = pool.map(tiny, 0..n).expect("map");
+    let dt = t0.elapsed();
+    assert_eq!(r[n as usize - 1], (n - 1) * 2);
+    n as f64 / dt.as_secs_f64()
+}
+
+fn pool_map_rayon(n: u64) -> f64 {
+    let t0 = Instant::now();
+    let r: Vec<u64> = (0..n).into_par_iter().map(tiny).collect();
+    let dt = t0.elapsed();
+    assert_eq!(r[n as usize - 1], (n - 1) * 2);
+    n as f64 / dt.as_secs_f64()
+}
+
+fn pool_imap_shmproc(pool: &Pool, n: u64) -> f64 {
+    let t0 = Instant::now();
+    let s: u64 = pool
+        .imap(tiny, 0..n)
+        .expect("imap")
+        .map(|r| r.expect("task"))
+        .sum();
+    let dt = t0.elapsed();
+    assert_eq!(s, n * (n - 1));
+    n as f64 / dt.as_secs_f64()
+}
+
+fn pool_apply_shmproc(pool: &Pool, n: u64) -> f64 {
+    let t0 = Instant::now();
+    for i in 0..n {
+        assert_eq!(
+            pool.apply_async(tiny, i)
+                .expect("apply")
+                .get()
+                .expect("get"),
+            i * 2
+        );
+    }
+    t0.elapsed().as_nanos() as f64 / n as f64
+}
+
+/// Seconds for a CPU-bound map of `jobs` tasks on `pool`.
+fn pool_burn(pool: &Pool, jobs: u64) -> f64 {
+    let t0 = Instant::now();
+    black_box(pool.map(burn, 0..jobs).expect("map"));
+    t0.elapsed().as_secs_f64()
+}
+
 // ---------------------------------------------------------------- spawn + join
 
 fn noop((): ()) {}
@@ -394,7 +468,10 @@ fn noop((): ()) {}
 fn spawn_join_shmproc(n: u64, method: StartMethod) -> f64 {
     let t0 = Instant::now();
     for _ in 0..n {
-        let p = Process::builder().start_method(method).spawn(noop, ()).expect("spawn");
+        let p = Process::builder()
+            .start_method(method)
+            .spawn(noop, ())
+            .expect("spawn");
         p.join().expect("join");
     }
     t0.elapsed().as_nanos() as f64 / n as f64
@@ -403,7 +480,10 @@ fn spawn_join_shmproc(n: u64, method: StartMethod) -> f64 {
 fn main() {
     shmproc::init();
     let quick = std::env::var_os("SHMPROC_BENCH_QUICK").is_some_and(|v| v != "0");
-    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let cfg = Cfg {
         quick,
         rounds: if quick { 1 } else { 3 },
@@ -418,38 +498,149 @@ fn main() {
     );
 
     let n = cfg.n(5_000_000, 500_000);
-    compare(&cfg, "spsc_pod_u64", "msgs/s", Better::Higher, &mut || spsc_pod_shmproc(n), &mut [
-        ("crossbeam_bounded_threads", &mut || Some(spsc_crossbeam(n, |i| i))),
-        ("python_mp_queue", &mut || python("queue_spsc_u64", &[n / 50])),
-    ]);
-    compare(&cfg, "spsc_pod_u64_batch", "msgs/s", Better::Higher, &mut || spsc_pod_batch_shmproc(n), &mut [
-        ("crossbeam_bounded_threads", &mut || Some(spsc_crossbeam(n, |i| i))),
-    ]);
+    compare(
+        &cfg,
+        "spsc_pod_u64",
+        "msgs/s",
+        Better::Higher,
+        &mut || spsc_pod_shmproc(n),
+        &mut [
+            ("crossbeam_bounded_threads", &mut || {
+                Some(spsc_crossbeam(n, |i| i))
+            }),
+            ("python_mp_queue", &mut || {
+                python("queue_spsc_u64", &[n / 50])
+            }),
+        ],
+    );
+    compare(
+        &cfg,
+        "spsc_pod_u64_batch",
+        "msgs/s",
+        Better::Higher,
+        &mut || spsc_pod_batch_shmproc(n),
+        &mut [("crossbeam_bounded_threads", &mut || {
+            Some(spsc_crossbeam(n, |i| i))
+        })],
+    );
     let n = cfg.n(1_000_000, 100_000);
-    compare(&cfg, "spsc_serde_100b", "msgs/s", Better::Higher, &mut || spsc_serde_shmproc(n), &mut [
-        ("ipc_channel_threads", &mut || Some(spsc_serde_ipc_channel(n / 5))),
-        ("crossbeam_bounded_threads", &mut || Some(spsc_crossbeam(n, Tick::new))),
-    ]);
+    compare(
+        &cfg,
+        "spsc_serde_100b",
+        "msgs/s",
+        Better::Higher,
+        &mut || spsc_serde_shmproc(n),
+        &mut [
+            ("ipc_channel_threads", &mut || {
+                Some(spsc_serde_ipc_channel(n / 5))
+            }),
+            ("crossbeam_bounded_threads", &mut || {
+                Some(spsc_crossbeam(n, Tick::new))
+            }),
+        ],
+    );
     let n = cfg.n(4_000_000, 400_000);
-    compare(&cfg, "mpmc_pod_u64_2x2", "msgs/s", Better::Higher, &mut || mpmc_pod_shmproc(n), &mut [
-        ("crossbeam_bounded_threads", &mut || Some(mpmc_crossbeam(n))),
-    ]);
+    compare(
+        &cfg,
+        "mpmc_pod_u64_2x2",
+        "msgs/s",
+        Better::Higher,
+        &mut || mpmc_pod_shmproc(n),
+        &mut [("crossbeam_bounded_threads", &mut || Some(mpmc_crossbeam(n)))],
+    );
     let n = cfg.n(200_000, 20_000);
-    compare(&cfg, "pipe_pingpong_rtt", "ns", Better::Lower, &mut || pingpong_shmproc(n), &mut [
-        ("unix_socket_processes", &mut || Some(pingpong_unix_socket(n))),
-        ("python_mp_pipe", &mut || python("pipe_pingpong", &[n / 10])),
-    ]);
+    compare(
+        &cfg,
+        "pipe_pingpong_rtt",
+        "ns",
+        Better::Lower,
+        &mut || pingpong_shmproc(n),
+        &mut [
+            ("unix_socket_processes", &mut || {
+                Some(pingpong_unix_socket(n))
+            }),
+            ("python_mp_pipe", &mut || python("pipe_pingpong", &[n / 10])),
+        ],
+    );
     let n = cfg.n(4_000, 500);
-    compare(&cfg, "bandwidth_1mib", "GB/s", Better::Higher, &mut || bandwidth_shmproc(n), &mut [
-        ("memcpy_single_thread", &mut || Some(bandwidth_memcpy(n))),
-    ]);
+    compare(
+        &cfg,
+        "bandwidth_1mib",
+        "GB/s",
+        Better::Higher,
+        &mut || bandwidth_shmproc(n),
+        &mut [("memcpy_single_thread", &mut || Some(bandwidth_memcpy(n)))],
+    );
     let n = cfg.n(200, 30);
-    compare(&cfg, "spawn_join", "ns", Better::Lower, &mut || spawn_join_shmproc(n, StartMethod::Spawn), &mut [
-        ("python_mp_fork", &mut || python("spawn_join", &[n])),
-    ]);
-    compare(&cfg, "fork_join", "ns", Better::Lower, &mut || spawn_join_shmproc(n, StartMethod::Fork), &mut [
-        ("python_mp_fork", &mut || python("spawn_join", &[n])),
-    ]);
-    let _ = Duration::ZERO;
+    compare(
+        &cfg,
+        "spawn_join",
+        "ns",
+        Better::Lower,
+        &mut || spawn_join_shmproc(n, StartMethod::Spawn),
+        &mut [("python_mp_fork", &mut || python("spawn_join", &[n]))],
+    );
+    compare(
+        &cfg,
+        "fork_join",
+        "ns",
+        Better::Lower,
+        &mut || spawn_join_shmproc(n, StartMethod::Fork),
+        &mut [("python_mp_fork", &mut || python("spawn_join", &[n]))],
+    );
+    let workers = 2;
+    if ["pool_map_tiny", "pool_imap", "pool_apply", "pool_cpu"]
+        .iter()
+        .any(|w| cfg.wants(w))
+    {
+        let pool = Pool::new(workers).expect("pool");
+        let w = workers as u64;
+        let n = cfg.n(1_000_000, 200_000);
+        compare(
+            &cfg,
+            "pool_map_tiny",
+            "tasks/s",
+            Better::Higher,
+            &mut || pool_map_shmproc(&pool, n),
+            &mut [
+                ("python_mp_pool_map", &mut || {
+                    python("pool_map_tiny", &[n, w])
+                }),
+                ("rayon_par_iter_threads", &mut || Some(pool_map_rayon(n))),
+            ],
+        );
+        let n = cfg.n(100_000, 20_000);
+        compare(
+            &cfg,
+            "pool_imap_chunksize1",
+            "tasks/s",
+            Better::Higher,
+            &mut || pool_imap_shmproc(&pool, n),
+            &mut [("python_mp_pool_imap", &mut || {
+                python("pool_imap_tiny", &[n / 4, w])
+            })],
+        );
+        let n = cfg.n(20_000, 2_000);
+        compare(
+            &cfg,
+            "pool_apply_async_rtt",
+            "ns",
+            Better::Lower,
+            &mut || pool_apply_shmproc(&pool, n),
+            &mut [("python_mp_pool_apply", &mut || {
+                python("pool_apply_rtt", &[n / 5, w])
+            })],
+        );
+        if cfg.wants("pool_cpu") {
+            let jobs = cfg.n(200, 40);
+            let one = Pool::new(1).expect("pool");
+            let (t1, t2) = (pool_burn(&one, jobs), pool_burn(&pool, jobs));
+            println!(
+                "RESULT pool_cpu_speedup_1_to_2 shmproc={:.2} ideal=2.00 unit=x ratio={:.2}",
+                t1 / t2,
+                t1 / t2 / 2.0
+            );
+        }
+    }
     println!("# done in {:.1} s", t_start.elapsed().as_secs_f64());
 }

@@ -52,8 +52,11 @@ mod error;
 #[cfg(not(loom))]
 pub mod inspect;
 #[cfg(not(loom))]
+pub mod pipe;
+#[cfg(not(loom))]
 pub mod pool;
 pub mod process;
+pub mod queue;
 pub mod segment;
 pub mod sync;
 pub mod sys;
@@ -64,11 +67,16 @@ pub mod value;
 pub use array::{Array, ArrayGuard, RawArray};
 pub use error::{Error, Result};
 #[cfg(not(loom))]
+pub use pipe::{Connection, Pipe, PipeBuilder, Receiver, Sender};
+#[cfg(not(loom))]
 pub use pool::{AsyncResult, Imap, Pool, PoolBuilder};
 pub use process::{
     active_children, cpu_count, current_process, init, parent_process, Process, ProcessInfo,
     StartMethod,
 };
+pub use queue::{Codec, Pod, Serde};
+#[cfg(not(loom))]
+pub use queue::{JoinableQueue, PodQueue, Queue, QueueBuilder};
 pub use segment::unlink;
 #[cfg(not(loom))]
 pub use sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};

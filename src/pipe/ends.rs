@@ -1,0 +1,255 @@
+//! Which processes hold each end of a pipe direction.
+//!
+//! Each ring segment of a pipe has two [`EndTable`]s (senders, receivers) of
+//! `(pid, start time, count)` entries. A process registers once per handle it
+//! creates or receives and unregisters when the last clone drops; a process
+//! that dies leaves its entry, which reads as gone because its pid is dead
+//! (or reused with another start time). See `docs/protocols/pipe.md`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::error::Result;
+use crate::queue::chan::Chan;
+use crate::queue::layout::{EndTable, END_ENTRIES};
+use crate::sync::wait::Futex;
+use crate::sys::proc;
+
+/// Serialises this process's table edits (other processes edit only their
+/// own entries, or clear dead ones with a CAS).
+static EDIT: Mutex<()> = Mutex::new(());
+
+/// Which end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Writes into the ring.
+    Sender = 0,
+    /// Reads from the ring.
+    Receiver = 1,
+}
+
+impl Role {
+    fn other(self) -> Role {
+        match self {
+            Role::Sender => Role::Receiver,
+            Role::Receiver => Role::Sender,
+        }
+    }
+}
+
+/// One end of one ring, registered for this process; unregisters on drop.
+#[derive(Debug)]
+pub(crate) struct EndInner {
+    pub(crate) chan: Chan,
+    pub(crate) role: Role,
+    pid: u32,
+    slot: Option<usize>,
+}
+
+/// A shareable registered end (clones share one registration).
+pub(crate) type End = Arc<EndInner>;
+
+fn table(chan: &Chan, role: Role) -> &EndTable {
+    &chan.control().ends[role as usize]
+}
+
+/// Marks an entry that holds handles in transit to a child: its `start`
+/// field is then this bit and a `CLOCK_MONOTONIC` deadline in nanoseconds.
+const TRANSIT: u64 = 1 << 63;
+/// How long a handle in transit keeps its end alive before a child claims it.
+const TRANSIT_TTL_NS: u64 = 30_000_000_000;
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+}
+
+fn entry_alive(pid: u32, start: u64) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    if start & TRANSIT != 0 {
+        // Handles sent to a child that has not registered yet: alive while the
+        // sender lives and the deadline has not passed.
+        return monotonic_ns() < start & !TRANSIT && proc::pid_exists(pid);
+    }
+    if start == 0 {
+        // Being registered right now: alive if the pid exists.
+        return proc::pid_exists(pid);
+    }
+    proc::is_alive(proc::TaskId { tid: pid, start })
+}
+
+/// Registers this process as holding `role` of `chan`.
+pub(crate) fn register(chan: Chan, role: Role) -> Result<End> {
+    let _g = EDIT.lock();
+    let pid = proc::pid();
+    let start = proc::start_time(pid).unwrap_or(1);
+    let t = table(&chan, role);
+    // Relaxed throughout: entries are advisory liveness records; a reader
+    // that sees a half-written entry treats start 0 as "pid exists".
+    let mut found = None;
+    for (i, e) in t.entries.iter().enumerate() {
+        if e.pid.load(Ordering::Relaxed) == pid && e.start.load(Ordering::Relaxed) == start {
+            e.count.fetch_add(1, Ordering::Relaxed);
+            found = Some(i);
+            break;
+        }
+    }
+    if found.is_none() {
+        for (i, e) in t.entries.iter().enumerate() {
+            let cur = e.pid.load(Ordering::Relaxed);
+            let free = cur == 0 || !entry_alive(cur, e.start.load(Ordering::Relaxed));
+            if free
+                && e.pid
+                    .compare_exchange(cur, pid, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                e.start.store(start, Ordering::Relaxed);
+                e.count.store(1, Ordering::Relaxed);
+                found = Some(i);
+                break;
+            }
+        }
+    }
+    if found.is_none() {
+        // Table full: the end can no longer be proven gone.
+        t.overflow.store(1, Ordering::Relaxed);
+    }
+    t.connected.store(1, Ordering::Relaxed);
+    Ok(Arc::new(EndInner {
+        chan,
+        role,
+        pid,
+        slot: found,
+    }))
+}
+
+/// Records one handle of `role` of `chan` in transit from this process to a
+/// child (called while serializing it for a launch), so the end does not
+/// read as gone between our drop and the child's registration.
+pub(crate) fn send_in_transit(chan: &Chan, role: Role) {
+    let _g = EDIT.lock();
+    let pid = proc::pid();
+    let t = table(chan, role);
+    let deadline = (monotonic_ns() + TRANSIT_TTL_NS) | TRANSIT;
+    t.connected.store(1, Ordering::Relaxed);
+    // Relaxed throughout: advisory records, as in register.
+    for e in &t.entries {
+        if e.pid.load(Ordering::Relaxed) == pid && e.start.load(Ordering::Relaxed) & TRANSIT != 0 {
+            e.start.store(deadline, Ordering::Relaxed);
+            e.count.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    }
+    for e in &t.entries {
+        let cur = e.pid.load(Ordering::Relaxed);
+        let free = cur == 0 || !entry_alive(cur, e.start.load(Ordering::Relaxed));
+        if free
+            && e.pid
+                .compare_exchange(cur, pid, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            e.start.store(deadline, Ordering::Relaxed);
+            e.count.store(1, Ordering::Relaxed);
+            return;
+        }
+    }
+    t.overflow.store(1, Ordering::Relaxed);
+}
+
+/// Claims one handle in transit from our parent (after registering ourselves).
+fn claim_in_transit(t: &EndTable) {
+    // SAFETY: getppid has no preconditions and cannot fail.
+    let parent = unsafe { libc::getppid() } as u32;
+    for e in &t.entries {
+        // Relaxed: advisory records, as in register.
+        if e.pid.load(Ordering::Relaxed) == parent && e.start.load(Ordering::Relaxed) & TRANSIT != 0
+        {
+            let mut c = e.count.load(Ordering::Relaxed);
+            while c > 0 {
+                match e
+                    .count
+                    .compare_exchange(c, c - 1, Ordering::Relaxed, Ordering::Relaxed)
+                {
+                    Ok(_) => {
+                        if c == 1 {
+                            let _ = e.pid.compare_exchange(
+                                parent,
+                                0,
+                                Ordering::Relaxed,
+                                Ordering::Relaxed,
+                            );
+                        }
+                        return;
+                    }
+                    Err(v) => c = v,
+                }
+            }
+        }
+    }
+}
+
+/// Registers a handle received from a parent: ourselves first, then drop the
+/// parent's in-transit record.
+pub(crate) fn register_received(chan: Chan, role: Role) -> Result<End> {
+    let end = register(chan, role)?;
+    let _g = EDIT.lock();
+    claim_in_transit(table(&end.chan, role));
+    Ok(end)
+}
+
+impl Drop for EndInner {
+    fn drop(&mut self) {
+        let Some(i) = self.slot else { return };
+        if proc::pid() != self.pid {
+            return; // a forked child's copy: the entry is the parent's
+        }
+        let _g = EDIT.lock();
+        let e = &table(&self.chan, self.role).entries[i.min(END_ENTRIES - 1)];
+        // Relaxed: see register.
+        if e.pid.load(Ordering::Relaxed) == self.pid && e.count.fetch_sub(1, Ordering::Relaxed) == 1
+        {
+            e.start.store(0, Ordering::Relaxed);
+            // Release: a peer that sees the entry free also sees the messages we
+            // sent (SYNC POINT end-gone, paired with the Acquire in `gone`).
+            e.pid.store(0, Ordering::Release);
+            self.chan.ring().notify_all(&Futex);
+        }
+    }
+}
+
+impl EndInner {
+    /// Whether any process (live or not) is registered at the other end: a
+    /// cheap check without `/proc` reads, for every send.
+    #[inline]
+    pub(crate) fn peer_registered(&self) -> bool {
+        let t = table(&self.chan, self.role.other());
+        // Relaxed: advisory, see register; dead holders are found on slow paths.
+        t.overflow.load(Ordering::Relaxed) != 0
+            || t.connected.load(Ordering::Relaxed) == 0
+            || t.entries.iter().any(|e| e.pid.load(Ordering::Relaxed) != 0)
+    }
+
+    /// Whether no live process holds the other end.
+    pub(crate) fn peer_gone(&self) -> bool {
+        let t = table(&self.chan, self.role.other());
+        // Relaxed: a full table means "cannot tell", and an end nobody has
+        // connected to yet is not gone: never gone in both cases.
+        if t.overflow.load(Ordering::Relaxed) != 0 || t.connected.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        !t.entries.iter().any(|e| {
+            // Acquire: SYNC POINT end-gone.
+            let pid = e.pid.load(Ordering::Acquire);
+            pid != 0 && entry_alive(pid, e.start.load(Ordering::Relaxed))
+        })
+    }
+}

@@ -1,0 +1,510 @@
+//! The public `Queue` type and its builder.
+
+use std::marker::PhantomData;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::block::Until;
+use super::chan::Chan;
+use super::codec::{Codec, Serde};
+use super::layout::{Geometry, MAX_MESSAGE};
+use super::ring::Side;
+use crate::error::{Error, Result};
+use crate::segment::{Kind, Placement, Segment, TypeFingerprint};
+
+/// Bulk stream size when a builder does not say: room for large messages to
+/// stream at full speed while staying cache-friendly.
+const DEFAULT_BULK: u64 = 512 * 1024;
+
+fn never_gone() -> bool {
+    false
+}
+
+/// A bounded multi-producer multi-consumer queue in shared memory (Python's
+/// `multiprocessing.Queue`). Each item goes to exactly one consumer; items
+/// from one producer arrive in the order it put them.
+///
+/// `C` chooses the encoding: [`Serde`] (default, postcard, any size) or
+/// [`Pod`](super::Pod) (a plain copy of a `bytemuck::Pod` item; see
+/// [`PodQueue`](super::PodQueue)). Messages larger than a slot stream through
+/// the queue's bulk area, so any size passes (up to `max_message`).
+///
+/// Handles are cheap to clone and can be passed to spawned processes.
+///
+/// # Examples
+/// ```
+/// use shmproc::Queue;
+/// let q: Queue<String> = Queue::new(8)?;
+/// q.put(&"hello".to_string())?;
+/// assert_eq!(q.get()?, "hello");
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+pub struct Queue<T, C = Serde> {
+    pub(crate) chan: Chan,
+    joinable: bool,
+    _t: PhantomData<fn() -> (T, C)>,
+}
+
+impl<T, C> Clone for Queue<T, C> {
+    fn clone(&self) -> Self {
+        Queue {
+            chan: self.chan.clone(),
+            joinable: self.joinable,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T, C> std::fmt::Debug for Queue<T, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("name", &self.chan.seg.name())
+            .field("capacity", &self.chan.geo.cap)
+            .field("len", &self.chan.ring().len_hint())
+            .finish()
+    }
+}
+
+/// Builds a [`Queue`] (or a `JoinableQueue`): name, size and limits.
+///
+/// # Examples
+/// ```
+/// use shmproc::Queue;
+/// let name = shmproc::segment::unique_name("doc-builder");
+/// let q: Queue<u32> = Queue::builder().name(&name).maxsize(16).create()?;
+/// let other: Queue<u32> = Queue::open(&name)?;
+/// q.put(&7)?;
+/// assert_eq!(other.get()?, 7);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct QueueBuilder<T, C = Serde> {
+    name: Option<String>,
+    persist: bool,
+    maxsize: u64,
+    slot_size: Option<u64>,
+    bulk_size: u64,
+    max_message: u64,
+    _t: PhantomData<fn() -> (T, C)>,
+}
+
+impl<T, C: Codec<T>> QueueBuilder<T, C> {
+    fn new() -> Self {
+        QueueBuilder {
+            name: None,
+            persist: false,
+            maxsize: 1024,
+            slot_size: None,
+            bulk_size: DEFAULT_BULK,
+            max_message: MAX_MESSAGE,
+            _t: PhantomData,
+        }
+    }
+
+    /// Names the queue so unrelated processes can [`Queue::open`] it.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+
+    /// Keeps a named queue after its creator's last handle drops.
+    pub fn persist(mut self, persist: bool) -> Self {
+        self.persist = persist;
+        self
+    }
+
+    /// Maximum number of items queued (Python's `maxsize`), default 1024.
+    pub fn maxsize(mut self, n: usize) -> Self {
+        self.maxsize = n as u64;
+        self
+    }
+
+    /// Bytes of each slot's inline data (rounded up to 8): messages up to
+    /// this size travel inline; larger ones stream through the bulk area.
+    pub fn slot_size(mut self, bytes: usize) -> Self {
+        self.slot_size = Some((bytes as u64).div_ceil(8) * 8);
+        self
+    }
+
+    /// Bytes of the bulk area that larger messages stream through (default
+    /// 512 KiB; 0 makes messages larger than a slot fail with
+    /// `MessageTooLarge`).
+    pub fn bulk_size(mut self, bytes: usize) -> Self {
+        self.bulk_size = (bytes as u64).div_ceil(8) * 8;
+        self
+    }
+
+    /// Hard limit on one message's encoded size (default 1 TiB): larger ones
+    /// fail with `MessageTooLarge`.
+    pub fn max_message(mut self, bytes: usize) -> Self {
+        self.max_message = bytes as u64;
+        self
+    }
+
+    fn geometry(&self) -> Geometry {
+        Geometry {
+            cap: self.maxsize,
+            data_size: self.slot_size.unwrap_or_else(C::default_slot),
+            bulk_len: self.bulk_size,
+            max_message: self.max_message,
+        }
+    }
+
+    pub(crate) fn create_kind(self, joinable: bool) -> Result<Queue<T, C>> {
+        let kind = if joinable {
+            Kind::JoinableQueue
+        } else {
+            Kind::Queue
+        };
+        let place = Placement {
+            name: self.name.clone(),
+            persist: self.persist,
+        };
+        let chan = Chan::create(kind, fingerprint::<T, C>(), self.geometry(), &place)?;
+        Ok(Queue {
+            chan,
+            joinable,
+            _t: PhantomData,
+        })
+    }
+
+    /// Creates the queue.
+    ///
+    /// # Errors
+    /// `InvalidArgument` for a size of 0 or out of range, `Os` (`EEXIST`) when
+    /// the name is taken, other `Os` errors from creating the segment.
+    pub fn create(self) -> Result<Queue<T, C>> {
+        self.create_kind(false)
+    }
+}
+
+/// The type fingerprint of a queue of `T` with codec `C`.
+pub(crate) fn fingerprint<T, C: Codec<T>>() -> TypeFingerprint {
+    let mut fp = TypeFingerprint::of::<T>();
+    fp.hash = crate::segment::header::fnv1a(
+        format!("{}/{}", std::any::type_name::<T>(), C::NAME).as_bytes(),
+    );
+    fp
+}
+
+impl<T, C: Codec<T>> Queue<T, C> {
+    /// An anonymous queue holding at most `maxsize` items.
+    ///
+    /// # Errors
+    /// `InvalidArgument` if `maxsize` is 0 or above 2^24; `Os` errors from
+    /// creating the segment.
+    pub fn new(maxsize: usize) -> Result<Self> {
+        Self::builder().maxsize(maxsize).create()
+    }
+
+    /// A builder for named queues and other sizes.
+    pub fn builder() -> QueueBuilder<T, C> {
+        QueueBuilder::new()
+    }
+
+    /// Opens the named queue `name` created by another process.
+    ///
+    /// # Errors
+    /// `Os` (`ENOENT`) if there is no such queue, `Incompatible` if it is
+    /// another kind or item type, `Corrupt` if its header or geometry is bad.
+    pub fn open(name: &str) -> Result<Self> {
+        Self::open_kind(name, false)
+    }
+
+    pub(crate) fn open_kind(name: &str, joinable: bool) -> Result<Self> {
+        let kind = if joinable {
+            Kind::JoinableQueue
+        } else {
+            Kind::Queue
+        };
+        let seg = Segment::open(name, kind, &fingerprint::<T, C>())?;
+        Ok(Queue {
+            chan: Chan::open(seg)?,
+            joinable,
+            _t: PhantomData,
+        })
+    }
+
+    fn put_until(&self, item: &T, until: Until) -> Result<()> {
+        C::encode(item, |bytes| self.put_bytes_until(bytes, until))
+    }
+
+    #[inline]
+    fn put_bytes_until(&self, bytes: &[u8], until: Until) -> Result<()> {
+        if self.joinable {
+            return self.put_joinable(bytes, until);
+        }
+        self.chan.put(bytes, until, &never_gone)
+    }
+
+    #[cold]
+    fn put_joinable(&self, bytes: &[u8], until: Until) -> Result<()> {
+        let u = &self.chan.control().ring.sync.0.unfinished;
+        // Relaxed: the count is published with the item (slot-full SYNC POINT).
+        u.fetch_add(1, Ordering::Relaxed);
+        let r = self.chan.put(bytes, until, &never_gone);
+        if r.is_err() {
+            super::joinable::done_one(&self.chan, 1);
+        }
+        r
+    }
+
+    /// Puts an item, blocking while the queue is full.
+    ///
+    /// # Errors
+    /// `Closed` after [`close`](Self::close); `MessageTooLarge` above the
+    /// configured limit; a codec error; `Corrupt` if a peer broke the ring.
+    ///
+    /// # Examples
+    /// ```
+    /// let q = shmproc::Queue::<u64, shmproc::Pod>::new(4)?;
+    /// q.put(&1)?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    #[inline]
+    pub fn put(&self, item: &T) -> Result<()> {
+        self.put_until(item, Until::Forever)
+    }
+
+    /// Puts an item, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// `Timeout` when no room came in time; otherwise as [`put`](Self::put).
+    pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<()> {
+        self.put_until(item, Until::after(timeout))
+    }
+
+    /// Puts an item if there is room now.
+    ///
+    /// # Errors
+    /// `Full` when there is no room; otherwise as [`put`](Self::put).
+    pub fn try_put(&self, item: &T) -> Result<()> {
+        self.put_until(item, Until::Now)
+    }
+
+    /// Puts a raw byte frame (read it back with [`get_bytes`](Self::get_bytes)).
+    ///
+    /// # Errors
+    /// As [`put`](Self::put).
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<()> {
+        self.put_bytes_until(bytes, Until::Forever)
+    }
+
+    /// Puts a raw byte frame if there is room now.
+    ///
+    /// # Errors
+    /// `Full` when there is no room; otherwise as [`put`](Self::put).
+    pub fn try_put_bytes(&self, bytes: &[u8]) -> Result<()> {
+        self.put_bytes_until(bytes, Until::Now)
+    }
+
+    /// Puts a raw byte frame, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// `Timeout` when no room came in time; otherwise as [`put`](Self::put).
+    pub fn put_bytes_timeout(&self, bytes: &[u8], timeout: Duration) -> Result<()> {
+        self.put_bytes_until(bytes, Until::after(timeout))
+    }
+
+    /// Puts every item of `items` in order, waking consumers once per batch
+    /// rather than once per item.
+    ///
+    /// # Errors
+    /// As [`put`](Self::put); items before the failing one were put.
+    pub fn put_many(&self, items: &[T]) -> Result<()> {
+        let mut pending = 0u32;
+        let gone = never_gone;
+        for item in items {
+            let r = C::encode(item, |bytes| {
+                if self.joinable || bytes.len() as u64 > self.chan.geo.data_size {
+                    return self.put_bytes_until(bytes, Until::Forever).map(|_| false);
+                }
+                match self.chan.put_inline(bytes, 0, Until::Now, &gone, false) {
+                    Ok(_) => Ok(true),
+                    Err(Error::Full) => {
+                        self.chan.ring().notify(
+                            Side::Get,
+                            pending.max(1),
+                            &crate::sync::wait::Futex,
+                        );
+                        pending = 0;
+                        self.chan
+                            .put_inline(bytes, 0, Until::Forever, &gone, true)
+                            .map(|_| false)
+                    }
+                    Err(e) => Err(e),
+                }
+            });
+            match r {
+                Ok(true) => pending += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    self.chan
+                        .ring()
+                        .notify(Side::Get, pending.max(1), &crate::sync::wait::Futex);
+                    return Err(e);
+                }
+            }
+        }
+        if pending > 0 {
+            self.chan
+                .ring()
+                .notify(Side::Get, pending, &crate::sync::wait::Futex);
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn get_until(&self, until: Until) -> Result<T> {
+        self.chan.get_with(until, &never_gone, &mut |len, fill| {
+            C::decode_from(len, fill)
+        })?
+    }
+
+    /// Takes the next item, blocking while the queue is empty.
+    ///
+    /// # Errors
+    /// `Closed` once the queue is closed and drained; a codec error for an
+    /// undecodable message; `Corrupt` if a peer broke the ring.
+    #[inline]
+    pub fn get(&self) -> Result<T> {
+        self.get_until(Until::Forever)
+    }
+
+    /// Takes the next item, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// `Timeout` when nothing came in time; otherwise as [`get`](Self::get).
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+        self.get_until(Until::after(timeout))
+    }
+
+    /// Takes the next item if there is one now.
+    ///
+    /// # Errors
+    /// `Empty` when there is none (or another consumer is streaming a large
+    /// message); otherwise as [`get`](Self::get).
+    pub fn try_get(&self) -> Result<T> {
+        self.get_until(Until::Now)
+    }
+
+    /// Takes the next message as raw bytes.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn get_bytes(&self) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.chan.get(&mut v, Until::Forever, &never_gone)?;
+        Ok(v)
+    }
+
+    /// Takes the next message as raw bytes if there is one now.
+    ///
+    /// # Errors
+    /// `Empty` when there is none; otherwise as [`get`](Self::get).
+    pub fn try_get_bytes(&self) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.chan.get(&mut v, Until::Now, &never_gone)?;
+        Ok(v)
+    }
+
+    /// Takes the next message as raw bytes, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// `Timeout` when nothing came in time; otherwise as [`get`](Self::get).
+    pub fn get_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.chan.get(&mut v, Until::after(timeout), &never_gone)?;
+        Ok(v)
+    }
+
+    /// Blocks for one item, then appends it and up to `max - 1` more that are
+    /// ready now to `out`; returns how many were appended.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get) for the first item; later items stop the batch
+    /// quietly when none is ready.
+    pub fn get_many(&self, out: &mut Vec<T>, max: usize) -> Result<usize> {
+        if max == 0 {
+            return Ok(0);
+        }
+        out.push(self.get()?);
+        let mut n = 1;
+        while n < max {
+            match self.get_until(Until::Now) {
+                Ok(item) => out.push(item),
+                Err(Error::Empty) | Err(Error::Closed) => break,
+                Err(e) => return Err(e),
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Number of items queued now (approximate while others put or get,
+    /// like Python's `qsize`).
+    pub fn len(&self) -> usize {
+        self.chan.ring().len_hint() as usize
+    }
+
+    /// Whether no item is queued now (approximate, as [`len`](Self::len)).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the queue holds `capacity()` items now (approximate).
+    pub fn is_full(&self) -> bool {
+        self.len() as u64 >= self.chan.geo.cap
+    }
+
+    /// Maximum number of items (`maxsize`).
+    pub fn capacity(&self) -> usize {
+        self.chan.geo.cap as usize
+    }
+
+    /// Closes the queue for every process: later puts fail with `Closed`,
+    /// gets return what is left and then `Closed`.
+    pub fn close(&self) {
+        self.chan.close();
+    }
+
+    /// Whether the queue was closed.
+    pub fn is_closed(&self) -> bool {
+        super::block::is_closed(&self.chan.ring())
+    }
+
+    /// The queue's name, if it is named.
+    pub fn name(&self) -> Option<&str> {
+        self.chan.seg.name()
+    }
+}
+
+impl<T, C: Codec<T>> Serialize for Queue<T, C> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.chan.seg.serialize_handle(s)
+    }
+}
+
+impl<'de, T, C: Codec<T>> Deserialize<'de> for Queue<T, C> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let seg = Segment::deserialize_handle(d, Kind::Queue, &fingerprint::<T, C>())?;
+        Ok(Queue {
+            chan: Chan::open(seg).map_err(D::Error::custom)?,
+            joinable: false,
+            _t: PhantomData,
+        })
+    }
+}
+
+impl<T, C: Codec<T>> Queue<T, C> {
+    pub(crate) fn from_segment_joinable(seg: Segment) -> Result<Self> {
+        Ok(Queue {
+            chan: Chan::open(seg)?,
+            joinable: true,
+            _t: PhantomData,
+        })
+    }
+}

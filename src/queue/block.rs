@@ -1,0 +1,249 @@
+//! Blocking claims on the ring: spin briefly, then sleep on the futex in
+//! bounded slices, asking about dead claimers and gone peers between slices.
+//!
+//! Generic over [`Park`] and [`Liveness`], no syscalls of its own (time is
+//! read with `Instant`), so loom drives it too.
+
+use std::time::{Duration, Instant};
+
+use super::ring::{Attempt, Bad, Liveness, Ring, Side, Slots, Who, LIVENESS_AFTER};
+use crate::sync::atomic::Ordering;
+use crate::sync::wait::Park;
+
+/// Why a blocking claim stopped without a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The deadline passed.
+    Timeout,
+    /// Closed (puts), or closed and drained (gets), or the peer end is gone.
+    Closed,
+    /// Non-blocking call found no slot.
+    WouldBlock,
+    /// The shared state is corrupt.
+    Bad(Bad),
+}
+
+impl From<Bad> for Stop {
+    fn from(b: Bad) -> Self {
+        Stop::Bad(b)
+    }
+}
+
+/// How a claim may block.
+#[derive(Debug, Clone, Copy)]
+pub enum Until {
+    /// Do not block.
+    Now,
+    /// Block until this instant.
+    Deadline(Instant),
+    /// Block as long as needed.
+    Forever,
+}
+
+impl Until {
+    /// From an optional timeout.
+    pub fn after(t: Duration) -> Until {
+        match Instant::now().checked_add(t) {
+            Some(d) => Until::Deadline(d),
+            None => Until::Forever,
+        }
+    }
+    fn deadline(self) -> Option<Instant> {
+        match self {
+            Until::Deadline(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// Spinning before sleeping: the futex wake-up costs ~30 µs one way on these
+/// machines, a cache-line handoff ~70 ns, so a short spin catches a peer that
+/// is awake; yielding after a while keeps oversubscribed cores usable.
+#[cfg(not(loom))]
+const SPIN: Duration = Duration::from_micros(60);
+/// Every this many spin steps, yield the core once instead.
+#[cfg(not(loom))]
+const YIELD_EVERY: u32 = 8;
+/// Longest single sleep: sleepers re-check dead claimers and gone peers.
+pub const SLICE: Duration = Duration::from_millis(50);
+
+/// The environment a blocking claim needs besides the ring.
+pub struct Env<'e, P: Park, L: Liveness> {
+    /// Futex wait/wake.
+    pub park: &'e P,
+    /// Liveness of claimers.
+    pub live: &'e L,
+    /// Whether the other end is gone (pipes; always false for queues).
+    pub gone: &'e dyn Fn() -> bool,
+}
+
+/// Claims a slot on `side`, blocking as `until` allows.
+///
+/// Returns `Attempt::Got`, or (gets without `bulk_ok`) `Attempt::Bulk`.
+#[inline]
+pub fn claim<S: Slots, P: Park, L: Liveness>(
+    ring: &Ring<'_, S>,
+    side: Side,
+    me: Who,
+    bulk_ok: bool,
+    env: &Env<'_, P, L>,
+    until: Until,
+) -> Result<Attempt, Stop> {
+    if side == Side::Put && is_closed(ring) {
+        return Err(Stop::Closed);
+    }
+    match try_once(ring, side, me, bulk_ok)? {
+        Attempt::Stall { pos, state } => {
+            claim_slow(ring, side, me, bulk_ok, env, until, pos, state)
+        }
+        got => Ok(got),
+    }
+}
+
+#[inline]
+fn try_once<S: Slots>(
+    ring: &Ring<'_, S>,
+    side: Side,
+    me: Who,
+    bulk_ok: bool,
+) -> Result<Attempt, Bad> {
+    match side {
+        Side::Put => ring.try_claim_put(me),
+        Side::Get => ring.try_claim_get(me, bulk_ok),
+    }
+}
+
+/// Whether the ring is closed.
+#[inline]
+pub fn is_closed<S: Slots>(ring: &Ring<'_, S>) -> bool {
+    // Acquire: pairs with close()'s Release (SYNC POINT closed): a getter
+    // that sees it also sees every item published before the close.
+    ring.ctrl.sync.0.closed.load(Ordering::Acquire) != 0
+}
+
+/// Whether a stalled get at `st` means "nothing left" (not a pending write).
+fn drained(side: Side, st: u64) -> bool {
+    side == Side::Put || st & super::ring::BUSY == 0 || st & super::ring::FULL != 0
+}
+
+#[cold]
+#[allow(clippy::too_many_arguments)]
+fn claim_slow<S: Slots, P: Park, L: Liveness>(
+    ring: &Ring<'_, S>,
+    side: Side,
+    me: Who,
+    bulk_ok: bool,
+    env: &Env<'_, P, L>,
+    until: Until,
+    mut pos: u64,
+    mut st: u64,
+) -> Result<Attempt, Stop> {
+    let started = Instant::now();
+    let mut stalled_since = started;
+    let (mut last_pos, mut last_st) = (pos, st);
+    let mut spins: u32 = 0;
+    // Asking whether the peer is gone may read /proc (microseconds): only
+    // before sleeping (or giving up, for a non-blocking call), never while
+    // spinning, so a peer that answers within the spin costs no syscall.
+    loop {
+        // Closed puts fail at once; closed gets fail once nothing is pending.
+        if is_closed(ring) && drained(side, st) {
+            return Err(Stop::Closed);
+        }
+        if matches!(until, Until::Now) {
+            if drained(side, st) && (env.gone)() {
+                return Err(Stop::Closed);
+            }
+            ring.check_stall(side, pos, st)?;
+            return Err(Stop::WouldBlock);
+        }
+        let now = Instant::now();
+        if let Some(d) = until.deadline() {
+            if now >= d {
+                return Err(Stop::Timeout);
+            }
+        }
+        if (pos, st) != (last_pos, last_st) {
+            (last_pos, last_st, stalled_since) = (pos, st, now);
+        } else if now.duration_since(stalled_since) >= LIVENESS_AFTER {
+            ring.check_stall(side, pos, st)?;
+            ring.reclaim(pos, st, env.live)?;
+            stalled_since = now;
+        }
+        if !spin_phase(&mut spins, started, now) {
+            if drained(side, st) && (env.gone)() {
+                return Err(Stop::Closed);
+            }
+            let end = slice_end(until, now);
+            ring.wait_slice(side, env.park, end, || {
+                is_closed(ring) || matches!(try_peek(ring, side, pos), Some(s) if s != st)
+            });
+        } else if side == Side::Put && !room_for_a_batch(ring) {
+            // Spinning on a full ring: leave the consumers' slots alone until
+            // they freed a batch, so we do not steal the line they work on.
+            continue;
+        }
+        match try_once(ring, side, me, bulk_ok)? {
+            Attempt::Stall { pos: p, state } => (pos, st) = (p, state),
+            got => return Ok(got),
+        }
+    }
+}
+
+/// Whether the hints say a batch of slots is free (an eighth of the ring,
+/// 1..=256 slots). A heuristic for spinning producers only: the hints may lag,
+/// and the spin phase is bounded in time either way.
+#[inline]
+fn room_for_a_batch<S: Slots>(ring: &Ring<'_, S>) -> bool {
+    let cap = ring.slots.cap();
+    let batch = (cap / 8).clamp(1, 256);
+    ring.len_hint() + batch <= cap
+}
+
+/// The state word at `pos`, to tell whether a stall changed.
+fn try_peek<S: Slots>(ring: &Ring<'_, S>, _side: Side, pos: u64) -> Option<u64> {
+    // SeqCst: the re-check half of the Dekker pair in wait_slice.
+    Some(
+        ring.slots
+            .slot(pos % ring.slots.cap())
+            .state
+            .load(Ordering::SeqCst),
+    )
+}
+
+/// Where one sleep ends: at the deadline or after a [`SLICE`]. Under loom an
+/// unbounded wait stays untimed, so a lost wake-up shows as a deadlock.
+fn slice_end(until: Until, now: Instant) -> Option<Instant> {
+    if cfg!(loom) {
+        return until.deadline();
+    }
+    let slice_end = now + SLICE;
+    Some(until.deadline().map_or(slice_end, |d| d.min(slice_end)))
+}
+
+/// One step of the spin phase; false once it is over (then sleep).
+#[cfg(not(loom))]
+#[inline]
+fn spin_phase(spins: &mut u32, started: Instant, now: Instant) -> bool {
+    *spins += 1;
+    if now.duration_since(started) >= SPIN {
+        return false;
+    }
+    if *spins % YIELD_EVERY == 0 {
+        // Let a runnable peer on this core (oversubscribed machines) go on;
+        // returns at once when nobody else wants the core.
+        std::thread::yield_now();
+    } else {
+        for _ in 0..16 {
+            std::hint::spin_loop();
+        }
+    }
+    true
+}
+
+/// Under loom there is no time to spin in: sleep at once.
+#[cfg(loom)]
+#[inline]
+fn spin_phase(_spins: &mut u32, _started: Instant, _now: Instant) -> bool {
+    false
+}

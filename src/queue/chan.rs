@@ -1,0 +1,446 @@
+//! A ring in a mapped segment: the byte-message channel that `Queue`,
+//! `JoinableQueue` and `Pipe` are built on.
+//!
+//! Messages up to a slot's data size travel inline in one slot; larger ones
+//! travel through the bulk stream (`bulk.rs`), announced by a descriptor slot.
+
+use std::ptr::NonNull;
+
+use super::block::{self, Env, Stop, Until};
+use super::layout::{Control, Geometry, CONTROL_LEN, SLOT_HEADER};
+use super::ring::{Attempt, Bad, Claim, Liveness, Ring, Side, Slot, Slots, Who, DEAD};
+use crate::error::{Error, Result};
+use crate::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
+use crate::sync::wait::Futex;
+use crate::sys::proc;
+
+/// Slots in a mapped segment.
+pub(crate) struct ShmSlots {
+    base: NonNull<u8>,
+    stride: usize,
+    cap: u64,
+}
+
+impl Slots for ShmSlots {
+    #[inline]
+    fn cap(&self) -> u64 {
+        self.cap
+    }
+    #[inline]
+    fn slot(&self, idx: u64) -> &Slot {
+        debug_assert!(idx < self.cap);
+        let idx = idx.min(self.cap - 1) as usize;
+        // SAFETY:
+        // - idx < cap and the segment holds cap * stride slot bytes from base
+        //   (Geometry::of checked the payload length), so the Slot is in bounds;
+        // - base is 8-aligned (payload offset 1024) and stride is a multiple of
+        //   8, Slot's alignment;
+        // - Slot is all atomics (ShmSafe); the owning Chan keeps the mapping
+        //   alive for as long as `self` is borrowed.
+        unsafe { &*(self.base.as_ptr().add(idx * self.stride) as *const Slot) }
+    }
+}
+
+/// Liveness from `/proc` (slow paths only).
+pub(crate) struct ProcLiveness;
+
+impl Liveness for ProcLiveness {
+    fn is_dead(&self, tid: u32, start_lo: Option<u16>) -> bool {
+        task_dead_masked(tid, start_lo.map(u32::from), 0xffff)
+    }
+}
+
+/// Whether thread `tid` (start time low 32 bits `start_lo`, if known) is dead.
+pub(crate) fn task_dead(tid: u32, start_lo: Option<u32>) -> bool {
+    task_dead_masked(tid, start_lo, u32::MAX)
+}
+
+/// As [`task_dead`], comparing only the start time bits in `mask`.
+fn task_dead_masked(tid: u32, start_lo: Option<u32>, mask: u32) -> bool {
+    match proc::start_time(tid) {
+        None => true,
+        Some(start) => {
+            if start_lo.is_some_and(|lo| lo != start as u32 & mask) {
+                return true;
+            }
+            !proc::is_alive(proc::TaskId { tid, start })
+        }
+    }
+}
+
+/// The calling thread as a ring actor.
+#[inline]
+pub(crate) fn me() -> Who {
+    let t = proc::current_task_cached();
+    Who {
+        tid: t.tid,
+        start_lo: t.start as u32,
+    }
+}
+
+/// A mapped ring segment with its validated geometry.
+pub(crate) struct Chan {
+    pub(crate) seg: Segment,
+    pub(crate) geo: Geometry,
+    slots: ShmSlots,
+    ctrl: NonNull<Control>,
+    bulk: NonNull<u8>,
+}
+
+// SAFETY: Chan holds raw pointers into the mapping its Segment (Send + Sync,
+// an Arc) keeps alive; all shared state behind them is atomics or bytes
+// accessed under the ring protocol, so any thread may use it.
+unsafe impl Send for Chan {}
+// SAFETY: as above.
+unsafe impl Sync for Chan {}
+
+impl Clone for Chan {
+    fn clone(&self) -> Self {
+        Chan::from_segment(self.seg.clone(), self.geo)
+    }
+}
+
+impl std::fmt::Debug for Chan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chan")
+            .field("segment", &self.seg)
+            .field("geometry", &self.geo)
+            .finish()
+    }
+}
+
+impl Chan {
+    /// Creates a ring segment.
+    pub(crate) fn create(
+        kind: Kind,
+        ty: TypeFingerprint,
+        geo: Geometry,
+        place: &Placement,
+    ) -> Result<Chan> {
+        geo.check_new()?;
+        let spec = Spec {
+            kind,
+            ty,
+            payload_len: geo.payload_len(),
+            params: geo.params(),
+        };
+        let seg = Segment::create(&spec, place, |s| {
+            // The file is zero-filled: slot i must start FREE(i), i.e. seq i.
+            for i in 0..geo.cap {
+                let off = CONTROL_LEN + (i * geo.stride()) as usize;
+                // Relaxed: published by the segment-ready Release store.
+                s.view::<Slot>(off)?
+                    .state
+                    .store(i & 0xffff_ffff, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(())
+        })?;
+        Ok(Chan::from_segment(seg, geo))
+    }
+
+    /// Wraps an opened segment after validating its geometry.
+    pub(crate) fn open(seg: Segment) -> Result<Chan> {
+        let geo = Geometry::of(&seg)?;
+        Ok(Chan::from_segment(seg, geo))
+    }
+
+    fn from_segment(seg: Segment, geo: Geometry) -> Chan {
+        let base = seg.payload_ptr();
+        // The geometry was validated against the payload length, so these
+        // offsets are inside the mapping; wrapping_add needs no unsafe.
+        let slots = ShmSlots {
+            base: NonNull::new(base.wrapping_add(CONTROL_LEN)).expect("mapping is non-null"),
+            stride: geo.stride() as usize,
+            cap: geo.cap,
+        };
+        let ctrl = NonNull::new(base as *mut Control).expect("mapping is non-null");
+        let bulk = NonNull::new(base.wrapping_add(geo.bulk_offset() as usize))
+            .expect("mapping is non-null");
+        Chan {
+            seg,
+            geo,
+            slots,
+            ctrl,
+            bulk,
+        }
+    }
+
+    /// The control block.
+    #[inline]
+    pub(crate) fn control(&self) -> &Control {
+        // SAFETY:
+        // - the payload starts with CONTROL_LEN bytes of Control (checked);
+        // - the payload is 64-aligned (page + 128-byte header), Control needs 128:
+        //   mmap gives page alignment and HEADER_LEN is 128, so it is 128-aligned;
+        // - Control is ShmSafe; `self.seg` keeps the mapping alive.
+        unsafe { self.ctrl.as_ref() }
+    }
+
+    /// The ring view.
+    #[inline]
+    pub(crate) fn ring(&self) -> Ring<'_, ShmSlots> {
+        Ring {
+            ctrl: &self.control().ring,
+            slots: &self.slots,
+        }
+    }
+
+    /// Pointer to the data bytes of the slot at `pos`.
+    #[inline]
+    fn data(&self, pos: u64) -> *mut u8 {
+        let idx = (pos % self.geo.cap) as usize;
+        // In bounds: idx < cap and each slot has SLOT_HEADER + data_size bytes.
+        self.slots
+            .base
+            .as_ptr()
+            .wrapping_add(idx * self.slots.stride + SLOT_HEADER)
+    }
+
+    /// Pointer to the bulk stream bytes.
+    #[inline]
+    pub(crate) fn bulk_ptr(&self) -> *mut u8 {
+        self.bulk.as_ptr()
+    }
+
+    /// Converts a protocol violation into an error naming this segment.
+    pub(crate) fn corrupt(&self, b: Bad) -> Error {
+        Error::Corrupt {
+            segment: self.seg.label(),
+            what: b.what.into(),
+            expected: "a state the queue protocol allows".into(),
+            found: format!("{:#x}", b.found),
+        }
+    }
+
+    pub(crate) fn stop(&self, s: Stop, side: Side) -> Error {
+        match s {
+            Stop::Timeout => Error::Timeout,
+            Stop::Closed => Error::Closed,
+            Stop::WouldBlock if side == Side::Put => Error::Full,
+            Stop::WouldBlock => Error::Empty,
+            Stop::Bad(b) => self.corrupt(b),
+        }
+    }
+
+    /// Claims a slot, blocking as `until` says, `gone` telling a pipe's end.
+    #[inline]
+    pub(crate) fn claim(
+        &self,
+        side: Side,
+        bulk_ok: bool,
+        until: Until,
+        gone: &dyn Fn() -> bool,
+    ) -> Result<Attempt> {
+        let env = Env {
+            park: &Futex,
+            live: &ProcLiveness,
+            gone,
+        };
+        block::claim(&self.ring(), side, me(), bulk_ok, &env, until).map_err(|s| self.stop(s, side))
+    }
+
+    /// Puts one inline message (`bytes.len() <= data_size`) with `flags`
+    /// (0 or BULK); returns its position. Does not notify getters when
+    /// `notify` is false.
+    #[inline]
+    pub(crate) fn put_inline(
+        &self,
+        bytes: &[u8],
+        flags: u64,
+        until: Until,
+        gone: &dyn Fn() -> bool,
+        notify: bool,
+    ) -> Result<u64> {
+        debug_assert!(bytes.len() as u64 <= self.geo.data_size);
+        let Attempt::Got(c) = self.claim(Side::Put, false, until, gone)? else {
+            unreachable!("puts never report Bulk");
+        };
+        // SAFETY:
+        // - data(pos) points at data_size >= bytes.len() bytes inside the mapping;
+        // - we own the slot (WRITING by us) until publish, so no reader touches
+        //   these bytes; source and destination do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.data(c.pos), bytes.len()) };
+        let me = me();
+        self.ring()
+            .publish(c, me, bytes.len() as u32, flags)
+            .map_err(|b| self.corrupt(b))?;
+        if notify {
+            self.ring().notify(Side::Get, 1, &Futex);
+        }
+        Ok(c.pos)
+    }
+
+    /// Reads a claimed inline slot into `out` (cleared first) and frees it.
+    /// Returns false for a tombstone (nothing read).
+    #[inline]
+    pub(crate) fn take_inline(&self, c: Claim, out: &mut Vec<u8>) -> Result<bool> {
+        let ring = self.ring();
+        let me = me();
+        let len = u64::from(ring.len(c));
+        let ok = c.flags & DEAD == 0;
+        let res = if !ok {
+            Ok(false)
+        } else if len > self.geo.data_size {
+            Err(self.corrupt(Bad {
+                what: "message length in a slot (above the slot size)",
+                found: len,
+            }))
+        } else {
+            out.clear();
+            out.reserve(len as usize);
+            // SAFETY:
+            // - data(pos) has data_size >= len readable bytes in the mapping;
+            // - `out` has capacity >= len after reserve; the ranges do not overlap;
+            // - we own the slot (READING by us) so the writer has finished;
+            //   after the copy the first len bytes of `out` are initialised.
+            unsafe {
+                std::ptr::copy_nonoverlapping(self.data(c.pos), out.as_mut_ptr(), len as usize);
+                out.set_len(len as usize);
+            }
+            Ok(true)
+        };
+        ring.release(c, me).map_err(|b| self.corrupt(b))?;
+        ring.notify(Side::Put, 1, &Futex);
+        res
+    }
+
+    /// Decodes a claimed inline slot in place with `dec(len, fill)` (`fill`
+    /// copies the message into a buffer of `len` bytes) and frees it.
+    /// `None` for a tombstone.
+    #[inline]
+    fn take_inline_with<R, D>(&self, c: Claim, dec: &mut D) -> Result<Option<R>>
+    where
+        D: FnMut(usize, &mut dyn FnMut(&mut [u8])) -> R,
+    {
+        let ring = self.ring();
+        let len = u64::from(ring.len(c));
+        let res = if c.flags & DEAD != 0 {
+            Ok(None)
+        } else if len > self.geo.data_size {
+            Err(self.corrupt(Bad {
+                what: "message length in a slot (above the slot size)",
+                found: len,
+            }))
+        } else {
+            let src = self.data(c.pos) as *const u8;
+            Ok(Some(dec(len as usize, &mut |dst: &mut [u8]| {
+                let n = dst.len().min(len as usize);
+                // SAFETY:
+                // - src has data_size >= len >= n readable bytes in the mapping;
+                // - dst is a distinct, writable buffer of at least n bytes;
+                // - we own the slot (READING by us): its writer has finished.
+                unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), n) };
+            })))
+        };
+        ring.release(c, me()).map_err(|b| self.corrupt(b))?;
+        ring.notify(Side::Put, 1, &Futex);
+        res
+    }
+
+    /// Gets one message and decodes it with `dec` (see `take_inline_with`),
+    /// skipping tombstones and aborted bulk messages.
+    #[inline]
+    pub(crate) fn get_with<R, D>(
+        &self,
+        until: Until,
+        gone: &dyn Fn() -> bool,
+        dec: &mut D,
+    ) -> Result<R>
+    where
+        D: FnMut(usize, &mut dyn FnMut(&mut [u8])) -> R,
+    {
+        loop {
+            match self.claim(Side::Get, false, until, gone)? {
+                Attempt::Got(c) => {
+                    if let Some(r) = self.take_inline_with(c, dec)? {
+                        return Ok(r);
+                    }
+                }
+                Attempt::Bulk => {
+                    let mut v = Vec::new();
+                    if self.bulk_get(&mut v, until, gone)? {
+                        return Ok(dec(v.len(), &mut |dst: &mut [u8]| {
+                            let n = dst.len().min(v.len());
+                            dst[..n].copy_from_slice(&v[..n]);
+                        }));
+                    }
+                }
+                Attempt::Stall { .. } => unreachable!("claim never returns a stall"),
+            }
+        }
+    }
+
+    /// Copies a claimed slot's bytes into `dst` (a bulk descriptor) and frees it.
+    pub(crate) fn take_descriptor(&self, c: Claim) -> Result<[u8; 16]> {
+        let mut v = Vec::with_capacity(16);
+        self.take_inline(c, &mut v).and_then(|_| {
+            <[u8; 16]>::try_from(v.as_slice()).map_err(|_| {
+                self.corrupt(Bad {
+                    what: "bulk descriptor length",
+                    found: v.len() as u64,
+                })
+            })
+        })
+    }
+
+    /// Puts a message of any size (inline or bulk).
+    pub(crate) fn put(&self, bytes: &[u8], until: Until, gone: &dyn Fn() -> bool) -> Result<()> {
+        if bytes.len() as u64 <= self.geo.data_size {
+            return self.put_inline(bytes, 0, until, gone, true).map(|_| ());
+        }
+        self.put_large(bytes, until, gone)
+    }
+
+    #[cold]
+    fn put_large(&self, bytes: &[u8], until: Until, gone: &dyn Fn() -> bool) -> Result<()> {
+        let limit = if self.geo.bulk_len == 0 {
+            self.geo.data_size
+        } else {
+            self.geo.max_message
+        };
+        if bytes.len() as u64 > limit {
+            return Err(Error::MessageTooLarge {
+                size: bytes.len(),
+                max: limit as usize,
+            });
+        }
+        self.bulk_put(bytes, until, gone)
+    }
+
+    /// Gets one message into `out`, skipping tombstones and aborted bulk
+    /// messages.
+    pub(crate) fn get(
+        &self,
+        out: &mut Vec<u8>,
+        until: Until,
+        gone: &dyn Fn() -> bool,
+    ) -> Result<()> {
+        loop {
+            match self.claim(Side::Get, false, until, gone)? {
+                Attempt::Got(c) => {
+                    if self.take_inline(c, out)? {
+                        return Ok(());
+                    }
+                }
+                Attempt::Bulk => {
+                    if self.bulk_get(out, until, gone)? {
+                        return Ok(());
+                    }
+                }
+                Attempt::Stall { .. } => unreachable!("claim never returns a stall"),
+            }
+        }
+    }
+
+    /// Closes the ring: puts fail, gets drain then fail.
+    pub(crate) fn close(&self) {
+        // SYNC POINT closed: Release pairs with is_closed's Acquire.
+        self.control()
+            .ring
+            .sync
+            .0
+            .closed
+            .store(1, std::sync::atomic::Ordering::Release);
+        self.ring().notify_all(&Futex);
+    }
+}

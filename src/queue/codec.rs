@@ -1,0 +1,157 @@
+//! How items become bytes: postcard for serde types, a plain copy for Pod.
+
+use std::cell::RefCell;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Turns items into message bytes and back. Implemented by [`Serde`] (the
+/// default: any `Serialize + DeserializeOwned`, encoded with postcard) and
+/// [`Pod`] (zero-copy for `bytemuck::Pod` types).
+pub trait Codec<T>: Send + Sync + 'static {
+    /// A name for messages and type fingerprints.
+    const NAME: &'static str;
+    /// Calls `f` with the encoded bytes of `item`.
+    ///
+    /// # Errors
+    /// A codec error from the encoder, or whatever `f` returns.
+    fn encode<R>(item: &T, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R>;
+    /// Decodes one item.
+    ///
+    /// # Errors
+    /// A codec error (serde) or a length mismatch (Pod).
+    fn decode(bytes: &[u8]) -> Result<T>;
+    /// Default inline slot data size for items of this codec (bytes).
+    fn default_slot() -> u64;
+
+    /// Decodes a message of `len` bytes that `fill` copies into the buffer it
+    /// is given. The default fills a buffer and calls [`decode`](Self::decode);
+    /// fixed-size codecs fill the item directly.
+    ///
+    /// # Errors
+    /// As [`decode`](Self::decode).
+    fn decode_from(len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<T> {
+        let mut buf = vec![0u8; len];
+        fill(&mut buf);
+        Self::decode(&buf)
+    }
+}
+
+/// The serde codec (postcard): any `T: Serialize + DeserializeOwned`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Serde;
+
+/// The zero-copy codec for `T: bytemuck::Pod`: the item's bytes are the message.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pod;
+
+thread_local! {
+    static ENCODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static DECODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+impl<T: Serialize + DeserializeOwned> Codec<T> for Serde {
+    const NAME: &'static str = "postcard";
+
+    fn encode<R>(item: &T, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
+        ENCODE_BUF.with(|cell| {
+            // A re-entrant call (encoding inside f) gets its own buffer.
+            let mut owned;
+            let mut guard = cell.try_borrow_mut();
+            let buf: &mut Vec<u8> = match guard.as_deref_mut() {
+                Ok(b) => b,
+                Err(_) => {
+                    owned = Vec::new();
+                    &mut owned
+                }
+            };
+            buf.clear();
+            let buf_taken = std::mem::take(buf);
+            let encoded = postcard::to_extend(item, buf_taken).map_err(|e| {
+                Error::codec(format!("encoding a {}", std::any::type_name::<T>()), e)
+            })?;
+            let r = f(&encoded);
+            *buf = encoded;
+            if buf.capacity() > 1 << 20 {
+                *buf = Vec::new();
+            }
+            r
+        })
+    }
+
+    fn decode(bytes: &[u8]) -> Result<T> {
+        postcard::from_bytes(bytes)
+            .map_err(|e| Error::codec(format!("decoding a {}", std::any::type_name::<T>()), e))
+    }
+
+    fn decode_from(len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<T> {
+        DECODE_BUF.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buf) => {
+                buf.clear();
+                buf.resize(len, 0);
+                fill(&mut buf);
+                let r = Self::decode(&buf);
+                if buf.capacity() > 1 << 20 {
+                    *buf = Vec::new();
+                }
+                r
+            }
+            Err(_) => {
+                let mut buf = vec![0u8; len];
+                fill(&mut buf);
+                Self::decode(&buf)
+            }
+        })
+    }
+
+    fn default_slot() -> u64 {
+        // 240 data bytes + 16 header = 256-byte slots (four cache lines).
+        240
+    }
+}
+
+impl<T: bytemuck::Pod + Send + Sync> Codec<T> for Pod {
+    const NAME: &'static str = "pod";
+
+    #[inline]
+    fn encode<R>(item: &T, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
+        f(bytemuck::bytes_of(item))
+    }
+
+    #[inline]
+    fn decode(bytes: &[u8]) -> Result<T> {
+        if bytes.len() != std::mem::size_of::<T>() {
+            return Err(Error::Corrupt {
+                segment: "queue".into(),
+                what: format!("length of a {} message", std::any::type_name::<T>()),
+                expected: format!("{} bytes", std::mem::size_of::<T>()),
+                found: format!("{} bytes", bytes.len()),
+            });
+        }
+        Ok(bytemuck::pod_read_unaligned(bytes))
+    }
+
+    #[inline]
+    fn decode_from(len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<T> {
+        if len != std::mem::size_of::<T>() {
+            return Err(Error::Corrupt {
+                segment: "queue".into(),
+                what: format!("length of a {} message", std::any::type_name::<T>()),
+                expected: format!("{} bytes", std::mem::size_of::<T>()),
+                found: format!("{len} bytes"),
+            });
+        }
+        let mut item = T::zeroed();
+        fill(bytemuck::bytes_of_mut(&mut item));
+        Ok(item)
+    }
+
+    fn default_slot() -> u64 {
+        // Packed: a u64 item makes a 32-byte slot (16-byte header), two per
+        // cache line, so a line moves between producer and consumer once per
+        // two items. The floor of 16 bytes fits a bulk descriptor.
+        (std::mem::size_of::<T>() as u64).div_ceil(8).max(2) * 8
+    }
+}

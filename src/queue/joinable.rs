@@ -1,0 +1,182 @@
+//! `JoinableQueue<T>`: a [`Queue`] that counts unfinished tasks.
+
+use std::ops::Deref;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::api::{fingerprint, Queue, QueueBuilder};
+use super::chan::Chan;
+use super::codec::{Codec, Serde};
+use crate::error::{Error, Result};
+use crate::segment::{Kind, Segment};
+use crate::sync::wait::{Futex, Park};
+
+/// A queue whose consumers report each item done (Python's
+/// `multiprocessing.JoinableQueue`): every `put` adds one unfinished task,
+/// [`task_done`](Self::task_done) removes one, [`join`](Self::join) waits
+/// until none is left. Every `Queue` method is available through `Deref`.
+///
+/// # Examples
+/// ```
+/// use shmproc::JoinableQueue;
+/// let q: JoinableQueue<u32> = JoinableQueue::new(8)?;
+/// q.put(&1)?;
+/// let _job = q.get()?;
+/// q.task_done()?;
+/// q.join()?;
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+pub struct JoinableQueue<T, C = Serde> {
+    q: Queue<T, C>,
+}
+
+impl<T, C> Clone for JoinableQueue<T, C> {
+    fn clone(&self) -> Self {
+        JoinableQueue { q: self.q.clone() }
+    }
+}
+
+impl<T, C> std::fmt::Debug for JoinableQueue<T, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("JoinableQueue").field(&self.q).finish()
+    }
+}
+
+impl<T, C> Deref for JoinableQueue<T, C> {
+    type Target = Queue<T, C>;
+    fn deref(&self) -> &Queue<T, C> {
+        &self.q
+    }
+}
+
+/// Marks `n` tasks done; wakes joiners when none is left.
+pub(crate) fn done_one(chan: &Chan, n: u32) -> bool {
+    let u = &chan.control().ring.sync.0.unfinished;
+    // Relaxed load: the CAS below decides.
+    let mut cur = u.load(Ordering::Relaxed);
+    loop {
+        if cur < n {
+            return false;
+        }
+        // SYNC POINT tasks-done: Release pairs with join's Acquire so a joiner
+        // sees the consumers' work. SeqCst orders it before the wake below.
+        match u.compare_exchange_weak(cur, cur - n, Ordering::SeqCst, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(v) => cur = v,
+        }
+    }
+    if cur == n {
+        Futex.wake_all(u);
+    }
+    true
+}
+
+impl<T, C: Codec<T>> JoinableQueue<T, C> {
+    /// An anonymous joinable queue holding at most `maxsize` items.
+    ///
+    /// # Errors
+    /// As [`Queue::new`].
+    pub fn new(maxsize: usize) -> Result<Self> {
+        Self::create(Queue::builder().maxsize(maxsize))
+    }
+
+    /// Creates a joinable queue from a [`QueueBuilder`] (names, sizes).
+    ///
+    /// # Errors
+    /// As [`QueueBuilder::create`].
+    pub fn create(builder: QueueBuilder<T, C>) -> Result<Self> {
+        Ok(JoinableQueue {
+            q: builder.create_kind(true)?,
+        })
+    }
+
+    /// Opens the named joinable queue `name`.
+    ///
+    /// # Errors
+    /// As [`Queue::open`].
+    pub fn open(name: &str) -> Result<Self> {
+        Ok(JoinableQueue {
+            q: Queue::open_kind(name, true)?,
+        })
+    }
+
+    /// Marks one item taken with `get` as processed.
+    ///
+    /// # Errors
+    /// `InvalidArgument` when called more times than items were put.
+    pub fn task_done(&self) -> Result<()> {
+        if done_one(&self.q.chan, 1) {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                "task_done call",
+                "at most one per item put",
+                "more calls than items",
+            ))
+        }
+    }
+
+    /// Number of items put and not yet marked done.
+    pub fn unfinished(&self) -> usize {
+        // Acquire: SYNC POINT tasks-done.
+        self.q
+            .chan
+            .control()
+            .ring
+            .sync
+            .0
+            .unfinished
+            .load(Ordering::Acquire) as usize
+    }
+
+    /// Blocks until every item put has been marked done.
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for peer-death reports.
+    pub fn join(&self) -> Result<()> {
+        self.join_until(None).map(|_| ())
+    }
+
+    /// As [`join`](Self::join), giving up after `timeout`.
+    ///
+    /// # Errors
+    /// `Timeout` when tasks remain unfinished after `timeout`.
+    pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
+        self.join_until(Instant::now().checked_add(timeout))
+    }
+
+    fn join_until(&self, deadline: Option<Instant>) -> Result<()> {
+        let u = &self.q.chan.control().ring.sync.0.unfinished;
+        loop {
+            // Acquire: SYNC POINT tasks-done.
+            let cur = u.load(Ordering::Acquire);
+            if cur == 0 {
+                return Ok(());
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Error::Timeout);
+            }
+            // Bounded slices: a waker in a dead process never wakes us.
+            let slice = Instant::now() + super::block::SLICE;
+            Futex.wait(u, cur, Some(deadline.map_or(slice, |d| d.min(slice))));
+        }
+    }
+}
+
+impl<T, C: Codec<T>> Serialize for JoinableQueue<T, C> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.q.chan.seg.serialize_handle(s)
+    }
+}
+
+impl<'de, T, C: Codec<T>> Deserialize<'de> for JoinableQueue<T, C> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let seg = Segment::deserialize_handle(d, Kind::JoinableQueue, &fingerprint::<T, C>())?;
+        Ok(JoinableQueue {
+            q: Queue::from_segment_joinable(seg).map_err(D::Error::custom)?,
+        })
+    }
+}

@@ -1,0 +1,252 @@
+//! loom models of the slot ring (run with
+//! `LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" cargo test --lib --release loom_`).
+//!
+//! The preemption bound keeps the runs to seconds. Unbounded, loom 0.7.2 trips
+//! its own internal assertion (`match_rmw_to_stores`: two stores with the same
+//! modification order) on the blocking loops' many RMWs of one word after
+//! minutes — a limit of the checker, not a finding.
+//!
+//! The slots live on the heap with loom atomics; each slot's data is a loom
+//! `UnsafeCell`, so a missing Acquire/Release between a writer and a reader
+//! shows up as a data race, and a lost wake-up as a deadlock (LoomPark).
+
+use loom::cell::UnsafeCell;
+use loom::sync::Arc;
+use loom::thread;
+
+use super::*;
+use crate::queue::block::{claim, Env, Until};
+use crate::sync::wait::loom_park::LoomPark;
+
+struct HeapSlots {
+    slots: Vec<Slot>,
+    data: Vec<UnsafeCell<u64>>,
+}
+
+// SAFETY: the data cells are only accessed by the slot's current owner under
+// the ring protocol, which is what the model checks.
+unsafe impl Sync for HeapSlots {}
+// SAFETY: as above.
+unsafe impl Send for HeapSlots {}
+
+impl Slots for HeapSlots {
+    fn cap(&self) -> u64 {
+        self.slots.len() as u64
+    }
+    fn slot(&self, idx: u64) -> &Slot {
+        &self.slots[idx as usize]
+    }
+}
+
+struct Model {
+    ctrl: RingCtrl,
+    slots: HeapSlots,
+    park: LoomPark,
+}
+
+struct NeverDead;
+impl Liveness for NeverDead {
+    fn is_dead(&self, _tid: u32, _start: Option<u16>) -> bool {
+        false
+    }
+}
+struct DeadTid(u32);
+impl Liveness for DeadTid {
+    fn is_dead(&self, tid: u32, _start: Option<u16>) -> bool {
+        tid == self.0
+    }
+}
+
+fn model(cap: u64) -> Arc<Model> {
+    let slots: Vec<Slot> = (0..cap).map(|_| Slot::default()).collect();
+    for (i, s) in slots.iter().enumerate() {
+        s.state.store(i as u64, Ordering::Relaxed);
+    }
+    Arc::new(Model {
+        ctrl: RingCtrl::default(),
+        slots: HeapSlots {
+            slots,
+            data: (0..cap).map(|_| UnsafeCell::new(0)).collect(),
+        },
+        park: LoomPark::default(),
+    })
+}
+
+fn who(tid: u32) -> Who {
+    Who { tid, start_lo: 1 }
+}
+
+fn never_gone() -> bool {
+    false
+}
+
+impl Model {
+    fn ring(&self) -> Ring<'_, HeapSlots> {
+        Ring {
+            ctrl: &self.ctrl,
+            slots: &self.slots,
+        }
+    }
+
+    fn put(&self, me: Who, v: u64) {
+        let env = Env {
+            park: &self.park,
+            live: &NeverDead,
+            gone: &never_gone,
+        };
+        let ring = self.ring();
+        let Ok(Attempt::Got(c)) = claim(&ring, Side::Put, me, false, &env, Until::Forever) else {
+            panic!("put failed");
+        };
+        let idx = (c.pos % self.slots.cap()) as usize;
+        // SAFETY: we own the slot (WRITING); loom checks nobody else touches it.
+        self.slots.data[idx].with_mut(|p| unsafe { *p = v });
+        ring.publish(c, me, 8, 0).unwrap();
+        ring.notify(Side::Get, 1, &self.park);
+    }
+
+    fn get(&self, me: Who, live: &impl Liveness) -> Option<u64> {
+        let env = Env {
+            park: &self.park,
+            live,
+            gone: &never_gone,
+        };
+        let ring = self.ring();
+        let Ok(Attempt::Got(c)) = claim(&ring, Side::Get, me, false, &env, Until::Forever) else {
+            panic!("get failed");
+        };
+        let idx = (c.pos % self.slots.cap()) as usize;
+        let v = if c.flags & DEAD != 0 {
+            None
+        } else {
+            // SAFETY: we own the slot (READING); the writer published it.
+            Some(self.slots.data[idx].with(|p| unsafe { *p }))
+        };
+        ring.release(c, me).unwrap();
+        ring.notify(Side::Put, 1, &self.park);
+        v
+    }
+}
+
+#[test]
+fn loom_spsc_in_order() {
+    loom::model(|| {
+        let m = model(1);
+        let m2 = m.clone();
+        let p = thread::spawn(move || {
+            m2.put(who(1), 10);
+            m2.put(who(1), 11);
+        });
+        assert_eq!(m.get(who(2), &NeverDead), Some(10));
+        assert_eq!(m.get(who(2), &NeverDead), Some(11));
+        p.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_two_producers_one_consumer() {
+    loom::model(|| {
+        let m = model(2);
+        let hs: Vec<_> = (0..2u32)
+            .map(|i| {
+                let m = m.clone();
+                thread::spawn(move || m.put(who(10 + i), u64::from(i)))
+            })
+            .collect();
+        let mut got = [m.get(who(1), &NeverDead), m.get(who(1), &NeverDead)];
+        got.sort();
+        assert_eq!(got, [Some(0), Some(1)]);
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+}
+
+#[test]
+fn loom_two_consumers_each_item_once() {
+    loom::model(|| {
+        let m = model(1);
+        let m1 = m.clone();
+        let c1 = thread::spawn(move || m1.get(who(21), &NeverDead));
+        let m2 = m.clone();
+        let c2 = thread::spawn(move || m2.get(who(22), &NeverDead));
+        m.put(who(1), 5);
+        m.put(who(1), 6);
+        let mut got = [c1.join().unwrap(), c2.join().unwrap()];
+        got.sort();
+        assert_eq!(got, [Some(5), Some(6)]);
+    });
+}
+
+#[test]
+fn loom_dead_writer_becomes_tombstone() {
+    loom::model(|| {
+        let m = model(2);
+        // Writer 7 claims position 0 and dies before publishing.
+        let ring = m.ring();
+        let Ok(Attempt::Got(_)) = ring.try_claim_put(who(7)) else {
+            panic!("claim failed")
+        };
+        let m2 = m.clone();
+        let p = thread::spawn(move || m2.put(who(8), 42));
+        // The consumer stalls on position 0 until it reclaims it.
+        let ring = m.ring();
+        loop {
+            match ring.try_claim_get(who(9), false).unwrap() {
+                Attempt::Stall { pos, state } => {
+                    if !ring.reclaim(pos, state, &DeadTid(7)).unwrap() {
+                        thread::yield_now();
+                    }
+                }
+                Attempt::Got(c) => {
+                    assert!(c.flags & DEAD != 0, "position 0 is the tombstone");
+                    ring.release(c, who(9)).unwrap();
+                    break;
+                }
+                Attempt::Bulk => unreachable!(),
+            }
+        }
+        p.join().unwrap();
+        assert_eq!(m.get(who(9), &NeverDead), Some(42));
+    });
+}
+
+#[test]
+fn loom_dead_reader_slot_is_freed() {
+    loom::model(|| {
+        let m = model(1);
+        m.put(who(1), 5);
+        // Reader 7 claims position 0 and dies before releasing it.
+        let ring = m.ring();
+        let Ok(Attempt::Got(_)) = ring.try_claim_get(who(7), false) else {
+            panic!("claim failed")
+        };
+        let m2 = m.clone();
+        let c = thread::spawn(move || m2.get(who(9), &NeverDead));
+        // The producer stalls on the held slot until it frees it.
+        let ring = m.ring();
+        loop {
+            match ring.try_claim_put(who(1)).unwrap() {
+                Attempt::Stall { pos, state } => {
+                    if !ring.reclaim(pos, state, &DeadTid(7)).unwrap() {
+                        thread::yield_now();
+                    }
+                }
+                Attempt::Got(cl) => {
+                    let idx = (cl.pos % m.slots.cap()) as usize;
+                    // SAFETY: we own the slot (WRITING).
+                    m.slots.data[idx].with_mut(|p| unsafe { *p = 6 });
+                    ring.publish(cl, who(1), 8, 0).unwrap();
+                    ring.notify(Side::Get, 1, &m.park);
+                    break;
+                }
+                Attempt::Bulk => unreachable!(),
+            }
+        }
+        assert_eq!(
+            c.join().unwrap(),
+            Some(6),
+            "only the dead reader's message is lost"
+        );
+    });
+}

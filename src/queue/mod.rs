@@ -1,0 +1,32 @@
+//! `Queue<T>` and `JoinableQueue<T>`: bounded multi-producer multi-consumer
+//! queues in shared memory, each item delivered to exactly one consumer.
+//!
+//! Reading order: this file (API), `chan.rs` (a ring in a segment),
+//! `ring.rs` (the slot ring algorithm, no syscalls), `block.rs` (spin, then
+//! futex), `bulk.rs` (messages larger than a slot), and
+//! `docs/protocols/queue.md` for the state tables and crash cases.
+
+pub(crate) mod block;
+#[cfg(not(loom))]
+mod bulk;
+#[cfg(not(loom))]
+pub(crate) mod chan;
+pub mod codec;
+#[cfg(not(loom))]
+mod joinable;
+#[cfg(not(loom))]
+pub(crate) mod layout;
+pub(crate) mod ring;
+
+#[cfg(not(loom))]
+pub use api::{Queue, QueueBuilder};
+pub use codec::{Codec, Pod, Serde};
+#[cfg(not(loom))]
+pub use joinable::JoinableQueue;
+
+/// A queue of `bytemuck::Pod` items, copied without encoding.
+#[cfg(not(loom))]
+pub type PodQueue<T> = Queue<T, Pod>;
+
+#[cfg(not(loom))]
+pub(crate) mod api;

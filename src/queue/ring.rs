@@ -1,0 +1,585 @@
+//! The slot ring: a Vyukov bounded MPMC queue whose slot claims record the
+//! claimer, so a claim left by a dead process can be found and undone.
+//!
+//! No syscalls here: blocking goes through [`Park`] and liveness through
+//! [`Liveness`], so the same code runs on shared memory and under loom.
+//! See `docs/protocols/queue.md` for the state table and the crash cases.
+//!
+//! # Slot state word (`u64`)
+//!
+//! | bits   | field | meaning                                             |
+//! |--------|-------|-----------------------------------------------------|
+//! | 0..32  | seq   | low 32 bits of the position the slot is at          |
+//! | 32..60 | tid   | thread id of the claimer while [`BUSY`], else 0     |
+//! | 60     | BUSY  | claimed by `tid` (writing if not FULL, reading if FULL) |
+//! | 61     | FULL  | holds a published message for position `seq`        |
+//! | 62     | BULK  | the message is a bulk-stream descriptor             |
+//! | 63     | DEAD  | tombstone of a writer that died: skip it            |
+//!
+//! | state           | flags         | next                                   |
+//! |-----------------|---------------|----------------------------------------|
+//! | FREE(p)         | 0             | → WRITING(p) by a producer's CAS        |
+//! | WRITING(p, w)   | BUSY          | → FULL(p) by w; → TOMB(p) if w is dead  |
+//! | FULL(p)         | FULL [+BULK]  | → READING(p) by a consumer's CAS        |
+//! | READING(p, r)   | FULL+BUSY     | → FREE(p+cap) by r, or by anyone if r is dead |
+//! | TOMB(p)         | FULL+DEAD     | → READING like FULL, then skipped       |
+
+use std::time::{Duration, Instant};
+
+use crate::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use crate::sync::wait::{Park, Wake};
+
+/// Claimed by the thread in the tid field.
+pub const BUSY: u64 = 1 << 60;
+/// Holds a published message.
+pub const FULL: u64 = 1 << 61;
+/// The message is a bulk descriptor.
+pub const BULK: u64 = 1 << 62;
+/// Tombstone of a dead writer.
+pub const DEAD: u64 = 1 << 63;
+const TID_SHIFT: u32 = 32;
+const TID_MASK: u64 = (1 << 28) - 1;
+/// Largest ring capacity: seq comparisons are wrapping 32-bit differences.
+pub const MAX_CAP: u64 = 1 << 24;
+/// Retries of a claim loop before the ring state is declared corrupt. Each
+/// retry means another party made progress or a stale index was refreshed.
+const RETRIES: u32 = 1 << 20;
+
+#[inline]
+fn seq_of(st: u64) -> u32 {
+    st as u32
+}
+#[inline]
+fn tid_of(st: u64) -> u32 {
+    ((st >> TID_SHIFT) & TID_MASK) as u32
+}
+#[inline]
+fn flags_of(st: u64) -> u64 {
+    st & (BUSY | FULL | BULK | DEAD)
+}
+#[inline]
+fn enc(pos: u64, flags: u64, tid: u32) -> u64 {
+    (pos & 0xffff_ffff) | flags | ((u64::from(tid) & TID_MASK) << TID_SHIFT)
+}
+/// Signed distance from position `pos` to the slot's seq (wrapping).
+#[inline]
+fn dist(st: u64, pos: u64) -> i32 {
+    seq_of(st).wrapping_sub(pos as u32) as i32
+}
+#[inline]
+fn is_free(st: u64) -> bool {
+    flags_of(st) == 0 && tid_of(st) == 0
+}
+#[inline]
+fn is_ready(st: u64) -> bool {
+    st & FULL != 0 && st & BUSY == 0
+}
+#[inline]
+fn is_reading(st: u64) -> bool {
+    st & (FULL | BUSY) == FULL | BUSY
+}
+#[inline]
+fn is_writing(st: u64) -> bool {
+    st & (FULL | BUSY) == BUSY
+}
+
+/// One slot's control words; its data bytes follow it in shared memory.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct Slot {
+    /// The state word (table above).
+    pub state: AtomicU64,
+    /// Length of the message in the data bytes (validated by readers).
+    pub len: AtomicU32,
+    /// `(low 16 bits of seq << 16) | low 16 bits of the claimer's start
+    /// time`: tells a dead claimer from a live task that reuses its thread id.
+    pub tag: AtomicU32,
+}
+
+/// The tag of a claim of position `pos` by `me`.
+#[inline]
+fn tag(pos: u64, me: Who) -> u32 {
+    ((pos as u32) << 16) | (me.start_lo & 0xffff)
+}
+
+/// Pads and aligns a field to its own pair of cache lines.
+#[repr(C, align(128))]
+#[derive(Debug, Default)]
+pub struct Pad<T>(pub T);
+
+/// Words that blocking and closing use.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct SyncWords {
+    /// Futex: bumped when an item is published while getters sleep.
+    pub items: AtomicU32,
+    /// Futex: bumped when a slot is freed while putters sleep.
+    pub space: AtomicU32,
+    /// Getters asleep (or about to sleep) on `items`.
+    pub getters: AtomicU32,
+    /// Putters asleep (or about to sleep) on `space`.
+    pub putters: AtomicU32,
+    /// Non-zero once closed.
+    pub closed: AtomicU32,
+    /// JoinableQueue: tasks put and not yet marked done (futex for `join`).
+    pub unfinished: AtomicU32,
+}
+
+/// The ring's shared control block.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct RingCtrl {
+    /// Next position to claim for writing (a hint: slot states are the truth).
+    pub tail: Pad<AtomicU64>,
+    /// Next position to claim for reading (a hint).
+    pub head: Pad<AtomicU64>,
+    /// Blocking and closing.
+    pub sync: Pad<SyncWords>,
+}
+
+/// Where the slots are: shared memory or, under loom, the heap.
+pub trait Slots {
+    /// Number of slots, 1..=[`MAX_CAP`] (validated on open).
+    fn cap(&self) -> u64;
+    /// Slot `idx`, `idx < cap`.
+    fn slot(&self, idx: u64) -> &Slot;
+}
+
+/// Liveness of a claimer, asked only on slow paths (it may read `/proc`).
+pub trait Liveness {
+    /// Whether thread `tid` whose start time's low 16 bits are `start_lo`
+    /// (`None` when not recorded yet) is certainly dead.
+    fn is_dead(&self, tid: u32, start_lo: Option<u16>) -> bool;
+}
+
+/// Who is acting: thread id and the low 32 bits of its start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Who {
+    /// Kernel thread id (non-zero, below 2^28).
+    pub tid: u32,
+    /// Low 32 bits of the thread's start time.
+    pub start_lo: u32,
+}
+
+/// A claimed slot: position and the state it was claimed in.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim {
+    /// The position.
+    pub pos: u64,
+    /// Flags of the message (BULK, DEAD) for a read claim.
+    pub flags: u64,
+}
+
+/// Outcome of a non-blocking claim attempt.
+#[derive(Debug, Clone, Copy)]
+pub enum Attempt {
+    /// Claimed.
+    Got(Claim),
+    /// No slot now; `pos` is the blocking position and `state` its state word.
+    Stall {
+        /// The position that blocks.
+        pos: u64,
+        /// Its state word when seen.
+        state: u64,
+    },
+    /// (Reads only) the next message is a bulk descriptor and the caller did
+    /// not ask for those: take the bulk read lock, then retry.
+    Bulk,
+}
+
+/// The ring state contradicts the protocol (a peer scribbled on it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bad {
+    /// What was wrong.
+    pub what: &'static str,
+    /// The offending value.
+    pub found: u64,
+}
+
+/// Which way a wait goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Waiting to put.
+    Put,
+    /// Waiting to get.
+    Get,
+}
+
+/// A view of one ring: control block plus slots.
+pub struct Ring<'a, S: Slots> {
+    /// The control block.
+    pub ctrl: &'a RingCtrl,
+    /// The slots.
+    pub slots: &'a S,
+}
+
+impl<'a, S: Slots> Ring<'a, S> {
+    #[inline]
+    fn slot(&self, pos: u64) -> &'a Slot {
+        self.slots.slot(pos % self.slots.cap())
+    }
+
+    /// Tries to claim the slot at the tail for writing.
+    #[inline]
+    pub fn try_claim_put(&self, me: Who) -> Result<Attempt, Bad> {
+        // Relaxed: the tail is a hint; the slot state decides (Acquire below).
+        let mut tail = self.ctrl.tail.0.load(Ordering::Relaxed);
+        for _ in 0..RETRIES {
+            let slot = self.slot(tail);
+            // SYNC POINT slot-free: pairs with the consumer's release (FREE
+            // store); its reads of the old data happen before our writes.
+            let st = slot.state.load(Ordering::Acquire);
+            match dist(st, tail) {
+                0 if is_free(st) => {
+                    let mine = enc(tail, BUSY, me.tid);
+                    // Acquire on success: same SYNC POINT slot-free as above.
+                    match slot.state.compare_exchange(
+                        st,
+                        mine,
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    ) {
+                        Ok(_) => {
+                            // Relaxed: read only by liveness checks, which
+                            // accept a missing tag.
+                            slot.tag.store(tag(tail, me), Ordering::Relaxed);
+                            self.advance(&self.ctrl.tail.0, tail);
+                            return Ok(Attempt::Got(Claim {
+                                pos: tail,
+                                flags: 0,
+                            }));
+                        }
+                        Err(_) => continue,
+                    }
+                }
+                0 => {
+                    // Claimed by another producer: help the tail past it.
+                    self.bump(&self.ctrl.tail.0, tail);
+                    tail = self.ctrl.tail.0.load(Ordering::Relaxed);
+                }
+                d if d < 0 => {
+                    return Ok(Attempt::Stall {
+                        pos: tail,
+                        state: st,
+                    })
+                }
+                d => tail = self.catch_up(&self.ctrl.tail.0, tail, d),
+            }
+        }
+        Err(Bad {
+            what: "tail position (no progress)",
+            found: tail,
+        })
+    }
+
+    /// Publishes a claimed write as FULL (with `flags`: BULK or 0).
+    #[inline]
+    pub fn publish(&self, c: Claim, me: Who, len: u32, flags: u64) -> Result<(), Bad> {
+        let slot = self.slot(c.pos);
+        // Relaxed: published by the SeqCst CAS below.
+        slot.len.store(len, Ordering::Relaxed);
+        // SYNC POINT slot-full: Release publishes data and len to the consumer's
+        // Acquire. SeqCst also orders this store before the `getters` load in
+        // `notify` (Dekker with the getter's registration and re-check).
+        slot.state
+            .compare_exchange(
+                enc(c.pos, BUSY, me.tid),
+                enc(c.pos, FULL | flags, 0),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            )
+            .map(|_| ())
+            .map_err(|found| Bad {
+                what: "state of a slot being written (taken from its writer)",
+                found,
+            })
+    }
+
+    /// Tries to claim the slot at the head for reading. Bulk descriptors are
+    /// claimed only with `bulk_ok` (the caller holds the bulk read lock).
+    #[inline]
+    pub fn try_claim_get(&self, me: Who, bulk_ok: bool) -> Result<Attempt, Bad> {
+        // Relaxed: a hint, as for the tail.
+        let mut head = self.ctrl.head.0.load(Ordering::Relaxed);
+        for _ in 0..RETRIES {
+            let slot = self.slot(head);
+            // SYNC POINT slot-full: pairs with `publish`; the data and len
+            // written before it are visible after this load.
+            let st = slot.state.load(Ordering::Acquire);
+            match dist(st, head) {
+                0 if is_ready(st) => {
+                    if st & BULK != 0 && !bulk_ok {
+                        return Ok(Attempt::Bulk);
+                    }
+                    let flags = st & (BULK | DEAD);
+                    // Acquire on success: same SYNC POINT slot-full.
+                    match slot.state.compare_exchange(
+                        st,
+                        enc(head, FULL | BUSY | flags, me.tid),
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    ) {
+                        Ok(_) => {
+                            // Relaxed: as in try_claim_put.
+                            slot.tag.store(tag(head, me), Ordering::Relaxed);
+                            self.advance(&self.ctrl.head.0, head);
+                            return Ok(Attempt::Got(Claim { pos: head, flags }));
+                        }
+                        Err(_) => continue,
+                    }
+                }
+                0 if is_reading(st) => {
+                    self.bump(&self.ctrl.head.0, head);
+                    head = self.ctrl.head.0.load(Ordering::Relaxed);
+                }
+                d if d <= 0 => {
+                    return Ok(Attempt::Stall {
+                        pos: head,
+                        state: st,
+                    })
+                }
+                d => head = self.catch_up(&self.ctrl.head.0, head, d),
+            }
+        }
+        Err(Bad {
+            what: "head position (no progress)",
+            found: head,
+        })
+    }
+
+    /// The length a writer recorded in a claimed slot (untrusted).
+    #[inline]
+    pub fn len(&self, c: Claim) -> u32 {
+        // Relaxed: ordered by the Acquire claim of the slot.
+        self.slot(c.pos).len.load(Ordering::Relaxed)
+    }
+
+    /// Frees a slot after reading it, for the producer one lap later.
+    #[inline]
+    pub fn release(&self, c: Claim, me: Who) -> Result<(), Bad> {
+        let slot = self.slot(c.pos);
+        // SYNC POINT slot-free: Release orders our reads of the data before
+        // the next writer's writes. SeqCst also orders it before the
+        // `putters` load in `notify` (Dekker with a sleeping putter).
+        slot.state
+            .compare_exchange(
+                enc(c.pos, FULL | BUSY | c.flags, me.tid),
+                enc(c.pos.wrapping_add(self.slots.cap()), 0, 0),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            )
+            .map(|_| ())
+            .map_err(|found| Bad {
+                what: "state of a slot being read (taken from its reader)",
+                found,
+            })
+    }
+
+    /// The claimer of position `pos` moves the hint past it. A plain store
+    /// (no locked instruction on the fast path): it may move the hint back
+    /// if others went on meanwhile, but never past an unclaimed position,
+    /// and `catch_up` repairs any regression in one step.
+    #[inline]
+    fn advance(&self, word: &AtomicU64, pos: u64) {
+        // Relaxed: the hints carry no data (slot states do).
+        word.store(pos.wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// Our hint `at` is behind: the slot there is `d > 0` positions ahead,
+    /// a multiple of cap. Position `at + d - cap` went through that slot, so
+    /// every position up to it is claimed: move the hint just past it.
+    #[cold]
+    fn catch_up(&self, word: &AtomicU64, at: u64, d: i32) -> u64 {
+        let cap = self.slots.cap();
+        let skip = (d as u64).saturating_sub(cap);
+        // Relaxed: a hint, as in bump.
+        let _ = word.compare_exchange(
+            at,
+            at.wrapping_add(skip).wrapping_add(1),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        word.load(Ordering::Relaxed)
+    }
+
+    /// Moves a head or tail hint from `from` to `from + 1` unless another
+    /// party did.
+    #[inline]
+    fn bump(&self, word: &AtomicU64, from: u64) {
+        // Relaxed: the hints carry no data; a failed CAS means someone else
+        // moved it.
+        let _ = word.compare_exchange(
+            from,
+            from.wrapping_add(1),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Wakes up to `n` sleepers of `side` if any sleep (call after
+    /// publishing `n` items, or freeing `n` slots).
+    #[inline]
+    pub fn notify(&self, side: Side, n: u32, park: &impl Park) {
+        let s = &self.ctrl.sync.0;
+        let (count, word) = match side {
+            Side::Get => (&s.getters, &s.items),
+            Side::Put => (&s.putters, &s.space),
+        };
+        // Loom models SeqCst accesses as AcqRel but supports SeqCst fences; in
+        // the C++ model the SeqCst RMW before and the SeqCst load below are
+        // already totally ordered, so real builds skip the extra fence.
+        #[cfg(loom)]
+        fence(Ordering::SeqCst);
+        // SeqCst: this load must not move before the SeqCst publish/release
+        // (Dekker: see `wait_slice`).
+        if count.load(Ordering::SeqCst) != 0 {
+            Self::notify_slow(word, n, park);
+        }
+    }
+
+    #[cold]
+    fn notify_slow(word: &AtomicU32, n: u32, park: &impl Park) {
+        // SeqCst: ordered after the waiter's registration it observed.
+        word.fetch_add(1, Ordering::SeqCst);
+        park.wake(word, n);
+    }
+
+    /// Wakes every sleeper on both sides (close, end gone).
+    pub fn notify_all(&self, park: &impl Park) {
+        let s = &self.ctrl.sync.0;
+        // SeqCst: as in notify_slow.
+        s.items.fetch_add(1, Ordering::SeqCst);
+        s.space.fetch_add(1, Ordering::SeqCst);
+        park.wake_all(&s.items);
+        park.wake_all(&s.space);
+    }
+
+    /// Sleeps once on `side`'s futex until woken or `until`, unless `ready()`
+    /// (re-checked after registering as a sleeper) says there is no need.
+    /// Callers loop; a slice ends after at most `until`.
+    #[cold]
+    pub fn wait_slice(
+        &self,
+        side: Side,
+        park: &impl Park,
+        until: Option<Instant>,
+        ready: impl Fn() -> bool,
+    ) -> Wake {
+        let s = &self.ctrl.sync.0;
+        let (count, word) = match side {
+            Side::Get => (&s.getters, &s.items),
+            Side::Put => (&s.putters, &s.space),
+        };
+        // SeqCst: read before registering, so a bump after our registration
+        // makes the futex wait return at once.
+        let seen = word.load(Ordering::SeqCst);
+        // SeqCst + fence: Dekker with `notify` — either the notifier sees our
+        // registration, or our re-check below sees its publish.
+        count.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        let r = if ready() {
+            Wake::Woken
+        } else {
+            park.wait(word, seen, until)
+        };
+        // Relaxed: only a counter; a stale value costs one needless wake.
+        count.fetch_sub(1, Ordering::Relaxed);
+        r
+    }
+
+    /// Whether the message published at `pos` with `flags` is still there,
+    /// unclaimed.
+    pub fn is_unclaimed(&self, pos: u64, flags: u64) -> bool {
+        // Acquire: SYNC POINT slot-full (the caller acts on the answer).
+        self.slot(pos).state.load(Ordering::Acquire) == enc(pos, FULL | flags, 0)
+    }
+
+    /// Whether the slot at the head holds a message ready to claim now.
+    pub fn peek_ready(&self) -> bool {
+        // Relaxed: a hint, as in try_claim_get.
+        let head = self.ctrl.head.0.load(Ordering::Relaxed);
+        // Acquire: SYNC POINT slot-full (a caller may act on the answer).
+        let st = self.slot(head).state.load(Ordering::Acquire);
+        dist(st, head) == 0 && is_ready(st)
+    }
+
+    /// Number of positions between head and tail, clamped to `0..=cap`.
+    pub fn len_hint(&self) -> u64 {
+        // Relaxed: a snapshot, documented as approximate.
+        let tail = self.ctrl.tail.0.load(Ordering::Relaxed);
+        let head = self.ctrl.head.0.load(Ordering::Relaxed);
+        tail.wrapping_sub(head).min(self.slots.cap()) * u64::from(tail >= head)
+    }
+
+    /// Slow path of a stalled claim: if the slot at `pos` is held by a dead
+    /// claimer, undo its claim (a dead writer's slot becomes a tombstone, a
+    /// dead reader's slot becomes free). Returns whether it changed anything.
+    #[cold]
+    pub fn reclaim(&self, pos: u64, st: u64, live: &impl Liveness) -> Result<bool, Bad> {
+        if st & BUSY == 0 {
+            return Ok(false);
+        }
+        let slot = self.slot(pos);
+        let tid = tid_of(st);
+        if tid == 0 {
+            return Err(Bad {
+                what: "claimed slot without a claimer",
+                found: st,
+            });
+        }
+        // Relaxed: the tag is advisory (see Liveness).
+        let t = slot.tag.load(Ordering::Relaxed);
+        let start_lo = (t >> 16 == seq_of(st) & 0xffff).then_some((t & 0xffff) as u16);
+        if !live.is_dead(tid, start_lo) {
+            return Ok(false);
+        }
+        let seq_pos = pos.wrapping_add(dist(st, pos) as i64 as u64);
+        let next = if is_writing(st) {
+            enc(seq_pos, FULL | DEAD, 0)
+        } else {
+            enc(seq_pos.wrapping_add(self.slots.cap()), 0, 0)
+        };
+        // SeqCst: as publish/release (it is one of them, done for the dead).
+        let done = slot
+            .state
+            .compare_exchange(st, next, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok();
+        Ok(done)
+    }
+
+    /// Whether the stalled state `st` at `pos` on `side` is a legal protocol
+    /// state (else the ring was scribbled on).
+    pub fn check_stall(&self, side: Side, pos: u64, st: u64) -> Result<(), Bad> {
+        let d = dist(st, pos);
+        let cap = self.slots.cap();
+        let ok = match side {
+            // Full: the slot still holds the message one lap back.
+            Side::Put => i64::from(d) == -(cap as i64) && st & (FULL | BUSY) != 0,
+            // Empty: free or being written for this lap, or still being read
+            // one lap back.
+            Side::Get => {
+                (d == 0 && (is_free(st) || is_writing(st)))
+                    || (i64::from(d) == -(cap as i64) && is_reading(st))
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Bad {
+                what: "slot state (outside the protocol)",
+                found: st,
+            })
+        }
+    }
+}
+
+/// How long a stalled claim waits before asking whether its blocker is alive.
+pub const LIVENESS_AFTER: Duration = Duration::from_millis(20);
+
+#[cfg(all(test, loom))]
+#[path = "loom_tests.rs"]
+mod loom_tests;
+
+#[cfg(all(test, not(loom)))]
+#[path = "ring_tests.rs"]
+mod tests;

@@ -1,0 +1,151 @@
+//! Pipe tests, single process (threads). Cross-process: `pipe_processes.rs`.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use shmproc::{Error, Pipe, Pod};
+
+fn watchdog<R: Send + 'static>(secs: u64, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(secs))
+        .expect("watchdog: test blocked too long")
+}
+
+#[test]
+fn smoke_duplex() {
+    let (a, b) = Pipe::duplex::<String>().unwrap();
+    a.send(&"ping".into()).unwrap();
+    assert_eq!(b.recv().unwrap(), "ping");
+    b.send(&"pong".into()).unwrap();
+    assert_eq!(a.recv().unwrap(), "pong");
+}
+
+#[test]
+fn smoke_simplex_and_bytes() {
+    let (rx, tx) = Pipe::simplex::<u32>().unwrap();
+    tx.send(&5).unwrap();
+    assert_eq!(rx.recv().unwrap(), 5);
+    tx.send_bytes(b"frame").unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(rx.recv_bytes_into(&mut buf).unwrap(), 5);
+    assert_eq!(&buf[..5], b"frame");
+    tx.send_bytes(b"0123456789").unwrap();
+    let mut small = [0u8; 4];
+    assert!(matches!(
+        rx.recv_bytes_into(&mut small),
+        Err(Error::MessageTooLarge { size: 10, max: 4 })
+    ));
+    tx.send_bytes(&[]).unwrap();
+    assert_eq!(rx.recv_bytes().unwrap(), b"");
+}
+
+#[test]
+fn poll_and_timeout() {
+    watchdog(30, || {
+        let (a, b) = Pipe::duplex::<u8>().unwrap();
+        assert!(!b.poll(Duration::from_millis(10)));
+        assert!(matches!(
+            b.recv_timeout(Duration::from_millis(10)),
+            Err(Error::Timeout)
+        ));
+        assert!(matches!(b.try_recv(), Err(Error::Empty)));
+        a.send(&1).unwrap();
+        assert!(b.poll(Duration::ZERO));
+        assert_eq!(b.recv().unwrap(), 1);
+        let a2 = a.clone();
+        let t = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(50));
+            a2.send(&2).unwrap();
+        });
+        let start = Instant::now();
+        assert!(b.poll(Duration::from_secs(10)));
+        assert!(start.elapsed() < Duration::from_secs(10));
+        assert_eq!(b.recv().unwrap(), 2);
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn disconnect_drop_gives_buffered_then_closed() {
+    watchdog(30, || {
+        let (a, b) = Pipe::duplex::<u32>().unwrap();
+        a.send(&1).unwrap();
+        a.send(&2).unwrap();
+        let a2 = a.clone();
+        drop(a);
+        a2.send(&3).unwrap(); // a clone keeps the end open
+        drop(a2);
+        assert_eq!(b.recv().unwrap(), 1);
+        assert_eq!(b.recv().unwrap(), 2);
+        assert_eq!(b.recv().unwrap(), 3);
+        assert!(matches!(b.recv(), Err(Error::Closed)));
+        assert!(b.poll(Duration::ZERO), "poll reports EOF as ready");
+        assert!(matches!(b.send(&4), Err(Error::Closed)));
+    });
+}
+
+#[test]
+fn disconnect_wakes_a_blocked_receiver_and_sender() {
+    watchdog(30, || {
+        let (a, b) = Pipe::duplex::<u32>().unwrap();
+        let t = thread::spawn(move || b.recv());
+        thread::sleep(Duration::from_millis(100));
+        drop(a);
+        assert!(matches!(t.join().unwrap(), Err(Error::Closed)));
+
+        let (rx, tx) = Pipe::builder().capacity(1).simplex::<u32, Pod>().unwrap();
+        tx.send(&1).unwrap();
+        let t = thread::spawn(move || tx.send(&2));
+        thread::sleep(Duration::from_millis(100));
+        drop(rx);
+        assert!(matches!(t.join().unwrap(), Err(Error::Closed)));
+    });
+}
+
+#[test]
+fn spsc_ping_pong() {
+    watchdog(60, || {
+        let (a, b) = Pipe::builder().duplex::<u64, Pod>().unwrap();
+        let t = thread::spawn(move || {
+            while let Ok(x) = b.recv() {
+                b.send(&(x + 1)).unwrap();
+            }
+        });
+        let mut x = 0;
+        for _ in 0..10_000 {
+            a.send(&x).unwrap();
+            x = a.recv().unwrap();
+        }
+        assert_eq!(x, 10_000);
+        drop(a);
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn large_message_through_pipe() {
+    watchdog(60, || {
+        let (rx, tx) = Pipe::builder()
+            .bulk_size(16 * 1024)
+            .simplex::<Vec<u8>, shmproc::Serde>()
+            .unwrap();
+        let msg: Vec<u8> = (0..(8usize << 20)).map(|i| (i % 251) as u8).collect();
+        let m2 = msg.clone();
+        let t = thread::spawn(move || tx.send(&m2).unwrap());
+        assert!(rx.recv().unwrap() == msg);
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn wrong_end_is_an_error() {
+    let (rx, tx) = Pipe::simplex::<u8>().unwrap();
+    let json_like = postcard::to_allocvec(&rx);
+    // Anonymous handles do not serialize outside a launch.
+    assert!(json_like.is_err());
+    drop(tx);
+    assert!(matches!(rx.recv(), Err(Error::Closed)));
+}

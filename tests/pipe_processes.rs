@@ -1,0 +1,157 @@
+//! Pipes between real processes: round trips, and `Closed` after the other
+//! end's process exits or is SIGKILLed (buffered messages first).
+
+use std::time::{Duration, Instant};
+
+use shmproc::{Connection, Error, Pipe, Process, Receiver, Sender};
+
+const WATCHDOG: Duration = Duration::from_secs(60);
+
+struct Reaper(Vec<Process>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = p.kill();
+            let _ = p.join_timeout(WATCHDOG);
+        }
+    }
+}
+
+fn echo(c: Connection<String>) {
+    while let Ok(s) = c.recv() {
+        c.send(&format!("{s}!")).unwrap();
+    }
+}
+
+#[test]
+fn duplex_round_trips_with_a_child() {
+    shmproc::init();
+    let (a, b) = Pipe::duplex::<String>().unwrap();
+    let p = Process::spawn(echo, b).unwrap();
+    let _r = Reaper(vec![p.clone()]);
+    for i in 0..1000 {
+        a.send(&format!("m{i}")).unwrap();
+        assert_eq!(a.recv_timeout(WATCHDOG).unwrap(), format!("m{i}!"));
+    }
+    drop(a);
+    // The child's recv sees Closed once our end is gone, and it exits.
+    assert_eq!(p.join_timeout(WATCHDOG).unwrap(), 0);
+}
+
+fn send_three_and_exit(tx: Sender<u32>) {
+    for i in 0..3 {
+        tx.send(&i).unwrap();
+    }
+}
+
+#[test]
+fn closed_after_sender_exits() {
+    shmproc::init();
+    let (rx, tx) = Pipe::simplex::<u32>().unwrap();
+    let p = Process::spawn(send_three_and_exit, tx).unwrap();
+    let _r = Reaper(vec![p.clone()]);
+    // Our copy of the sender was moved into the launch: only the child holds it.
+    for i in 0..3 {
+        assert_eq!(rx.recv_timeout(WATCHDOG).unwrap(), i);
+    }
+    assert!(matches!(rx.recv_timeout(WATCHDOG), Err(Error::Closed)));
+    assert_eq!(p.join_timeout(WATCHDOG).unwrap(), 0);
+}
+
+fn send_two_then_hang(tx: Sender<u32>) {
+    tx.send(&1).unwrap();
+    tx.send(&2).unwrap();
+    std::thread::sleep(Duration::from_secs(600));
+}
+
+#[test]
+fn closed_after_sender_is_killed() {
+    shmproc::init();
+    let (rx, tx) = Pipe::simplex::<u32>().unwrap();
+    let p = Process::spawn(send_two_then_hang, tx).unwrap();
+    let _r = Reaper(vec![p.clone()]);
+    assert_eq!(rx.recv_timeout(WATCHDOG).unwrap(), 1);
+    // Kill while the receiver is blocked, and with one message still buffered.
+    let deadline = Instant::now() + WATCHDOG;
+    while !rx.poll(Duration::from_millis(10)) {
+        assert!(Instant::now() < deadline);
+    }
+    p.kill().unwrap();
+    assert_eq!(p.join_timeout(WATCHDOG).unwrap(), -9);
+    assert_eq!(rx.recv_timeout(WATCHDOG).unwrap(), 2);
+    let start = Instant::now();
+    assert!(matches!(rx.recv_timeout(WATCHDOG), Err(Error::Closed)));
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+fn recv_forever(rx: Receiver<u32>) {
+    let _ = rx.recv();
+    std::thread::sleep(Duration::from_secs(600));
+}
+
+#[test]
+fn blocked_sender_sees_closed_after_receiver_is_killed() {
+    shmproc::init();
+    let (rx, tx) = Pipe::builder()
+        .capacity(2)
+        .simplex::<u32, shmproc::Serde>()
+        .unwrap();
+    let p = Process::spawn(recv_forever, rx).unwrap();
+    let _r = Reaper(vec![p.clone()]);
+    let killer = {
+        let p = p.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            p.kill().unwrap();
+        })
+    };
+    let start = Instant::now();
+    let mut r = Ok(());
+    for i in 0..10 {
+        r = tx.send(&i);
+        if r.is_err() {
+            break;
+        }
+    }
+    assert!(matches!(r, Err(Error::Closed)), "{r:?}");
+    assert!(start.elapsed() < WATCHDOG);
+    killer.join().unwrap();
+    p.join_timeout(WATCHDOG).unwrap();
+}
+
+fn connect_and_echo(name: String) -> Result<(), String> {
+    let c: Connection<String> = Pipe::connect(&name).map_err(|e| e.to_string())?;
+    while let Ok(s) = c.recv() {
+        c.send(&format!("{s}?")).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+#[test]
+fn named_pipe_listen_and_connect_from_another_process() {
+    shmproc::init();
+    let name = shmproc::segment::unique_name("pipe-named");
+    let l: Connection<String> = Pipe::builder().name(&name).listen().unwrap();
+    // Nobody connected yet: the other end is not gone, receives just wait.
+    assert!(matches!(
+        l.recv_timeout(Duration::from_millis(50)),
+        Err(Error::Timeout)
+    ));
+    l.send(&"early".to_string()).unwrap();
+    let p = Process::spawn(connect_and_echo, name.clone()).unwrap();
+    let _r = Reaper(vec![p.clone()]);
+    assert_eq!(l.recv_timeout(WATCHDOG).unwrap(), "early?");
+    l.send(&"x".to_string()).unwrap();
+    assert_eq!(l.recv_timeout(WATCHDOG).unwrap(), "x?");
+    drop(l);
+    assert_eq!(p.join_timeout(WATCHDOG).unwrap(), 0);
+    for suffix in ["ab", "ba"] {
+        let path = format!("/dev/shm/shmproc.{name}.{suffix}");
+        assert!(!std::path::Path::new(&path).exists(), "{path} left behind");
+    }
+}

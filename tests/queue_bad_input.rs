@@ -1,0 +1,180 @@
+//! Bad input: wrong arguments, segments of another kind or type, scribbled
+//! headers, ring and bulk state. Every call returns (an error or a
+//! garbage-but-safe value) within its deadline; nothing panics or hangs.
+
+use std::os::unix::fs::FileExt;
+use std::time::{Duration, Instant};
+
+use shmproc::segment::unique_name;
+use shmproc::{Error, JoinableQueue, Pod, Queue};
+
+const HEADER: u64 = 128;
+
+fn file(name: &str) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/dev/shm/shmproc.{name}"))
+        .unwrap()
+}
+
+fn write_u64(name: &str, off: u64, v: u64) {
+    file(name).write_all_at(&v.to_le_bytes(), off).unwrap();
+}
+
+#[test]
+fn bad_arguments() {
+    assert!(matches!(
+        Queue::<u8, Pod>::new(0),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        Queue::<u8, Pod>::new(1 << 25),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        Queue::<u8, Pod>::builder().slot_size(1 << 21).create(),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        Queue::<u8, Pod>::builder().bulk_size(8).create(),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        Queue::<u8, Pod>::builder().max_message(0).create(),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(Queue::<u8, Pod>::builder()
+        .name("bad/name")
+        .create()
+        .is_err());
+}
+
+#[test]
+fn wrong_kind_type_or_codec_is_incompatible() {
+    let name = unique_name("q-incompat");
+    let _q: Queue<u64, Pod> = Queue::builder().name(&name).create().unwrap();
+    assert!(matches!(
+        Queue::<u32, Pod>::open(&name),
+        Err(Error::Incompatible { .. })
+    ));
+    assert!(matches!(
+        Queue::<u64>::open(&name),
+        Err(Error::Incompatible { .. })
+    ));
+    assert!(matches!(
+        JoinableQueue::<u64, Pod>::open(&name),
+        Err(Error::Incompatible { .. })
+    ));
+}
+
+#[test]
+fn scribbled_params_are_corrupt() {
+    for (param, value) in [
+        (0u64, 0u64),
+        (0, 1 << 40),
+        (1, 3),
+        (1, 12),
+        (2, 7),
+        (3, 0),
+        (0, 5),
+    ] {
+        let name = unique_name("q-params");
+        let _q: Queue<u64, Pod> = Queue::builder().name(&name).maxsize(4).create().unwrap();
+        write_u64(&name, 64 + 8 * param, value);
+        match Queue::<u64, Pod>::open(&name) {
+            Err(Error::Corrupt { .. }) => {}
+            other => panic!("param {param} = {value}: expected Corrupt, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn scribbled_slot_state_gives_errors_not_hangs() {
+    let garbage = [
+        u64::MAX,
+        1 << 60,               // BUSY without a claimer
+        (1 << 61) | 5,         // FULL for a position far ahead
+        (1 << 61) | (1 << 63), // tombstone at position 0 (skipped)
+        0x1234_5678_9abc_def0,
+        (1 << 61) | (1 << 62), // a bulk descriptor with garbage inside
+    ];
+    for g in garbage {
+        let name = unique_name("q-slot");
+        let q: Queue<u64, Pod> = Queue::builder().name(&name).maxsize(2).create().unwrap();
+        q.put(&1).unwrap();
+        // Slot 0's state word (payload offset 1024), its len and tag, its data.
+        write_u64(&name, HEADER + 1024, g);
+        write_u64(&name, HEADER + 1024 + 8, u64::MAX);
+        write_u64(&name, HEADER + 1024 + 16, u64::MAX);
+        let start = Instant::now();
+        let _ = q.try_get();
+        let _ = q.get_timeout(Duration::from_millis(50));
+        let _ = q.try_put(&2);
+        let _ = q.put_timeout(&3, Duration::from_millis(50));
+        let _ = q.len();
+        let _ = q.get_bytes_timeout(Duration::from_millis(50));
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "state {g:#x} took {:?}",
+            start.elapsed()
+        );
+    }
+}
+
+#[test]
+fn corrupt_length_is_reported() {
+    let name = unique_name("q-len");
+    let q: Queue<u64, Pod> = Queue::builder().name(&name).maxsize(2).create().unwrap();
+    q.put(&1).unwrap();
+    file(&name)
+        .write_all_at(&u32::MAX.to_le_bytes(), HEADER + 1024 + 8)
+        .unwrap();
+    assert!(matches!(q.try_get(), Err(Error::Corrupt { .. })));
+    // The slot was freed anyway: the queue goes on.
+    q.put(&2).unwrap();
+    assert_eq!(q.get().unwrap(), 2);
+}
+
+#[test]
+fn scribbled_bulk_state_returns() {
+    for (field, value) in [
+        (0u64, 0xdead_beef_0000_0001u64),
+        (2, u64::MAX),
+        (3, 1 << 50),
+        (4, 1 << 62),
+        (6, 1),
+    ] {
+        let name = unique_name("q-bulk");
+        let q: Queue<u64, Pod> = Queue::builder()
+            .name(&name)
+            .maxsize(4)
+            .bulk_size(256)
+            .max_message(4096)
+            .create()
+            .unwrap();
+        q.put_bytes(&[5; 100]).unwrap();
+        // Bulk control at payload offset 384: put_lock, get_lock, w_pos,
+        // r_pos, w_end, w_start, aborted.
+        write_u64(&name, HEADER + 384 + 8 * field, value);
+        let start = Instant::now();
+        let _ = q.get_bytes_timeout(Duration::from_millis(50));
+        let _ = q.put_bytes_timeout(&[6; 200], Duration::from_millis(50));
+        let _ = q.try_get_bytes();
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "field {field} took {:?}",
+            start.elapsed()
+        );
+    }
+}
+
+#[test]
+fn undecodable_serde_message_is_a_codec_error() {
+    let q: Queue<String> = Queue::new(2).unwrap();
+    q.put_bytes(&[0xff, 0xff, 0xff]).unwrap();
+    assert!(matches!(q.get(), Err(Error::Codec { .. })));
+    let p: Queue<u64, Pod> = Queue::new(2).unwrap();
+    p.put_bytes(&[1, 2, 3]).unwrap();
+    assert!(matches!(p.get(), Err(Error::Corrupt { .. })));
+}
