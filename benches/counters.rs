@@ -8,13 +8,15 @@
 //! `RESULT <workload> shmproc=<counters on> counters_off=<counters off> unit=<u> ratio=<on/off>`
 //!
 //! ratio 1.00 means no cost; below 1 means counting costs throughput.
-//! Workloads: a Value lock hammered by two processes (most acquires sleep,
-//! each sleep bumps `BLOCKED`: the worst case for counters).
+//! Workloads: SPSC 8-byte Pod items through a `PodQueue` between two
+//! processes (the consumer often finds the ring empty and sleeps: each sleep
+//! bumps `GET_SLEEPS`), and a Value lock hammered by two processes (each
+//! acquire that sleeps bumps `BLOCKED`).
 
 use std::time::Instant;
 
 use shmproc::segment::counters;
-use shmproc::{Process, Value};
+use shmproc::{PodQueue, Process, Value};
 
 fn quick() -> bool {
     std::env::var_os("SHMPROC_BENCH_QUICK").is_some_and(|v| v != "0")
@@ -47,6 +49,44 @@ fn compare(workload: &str, unit: &str, rounds: usize, f: impl Fn(bool) -> f64) {
         "RESULT {workload} shmproc={on:.3} counters_off={off:.3} unit={unit} ratio={:.3}",
         on / off
     );
+}
+
+// ----------------------------------------------------------------- SPSC queue
+
+fn produce((q, n, counting): (PodQueue<u64>, u64, bool)) {
+    counters::set_enabled(counting);
+    for i in 0..n {
+        q.put(&i).expect("put");
+    }
+}
+
+/// A producer process puts `n` u64s, this process gets them; M msgs/s.
+fn spsc_pod8(n: u64, counting: bool) -> f64 {
+    let name = shmproc::segment::unique_name("bench-counters-q");
+    let q = PodQueue::<u64>::builder()
+        .name(&name)
+        .maxsize(1024)
+        .create()
+        .expect("queue");
+    let t0 = Instant::now();
+    let p = Process::spawn(produce, (q.clone(), n, counting)).expect("spawn");
+    let mut sum = 0u64;
+    for _ in 0..n {
+        sum = sum.wrapping_add(q.get().expect("get"));
+    }
+    let dt = t0.elapsed();
+    p.join().expect("join");
+    assert_eq!(sum, n * (n - 1) / 2, "checksum");
+    let c = shmproc::segment::inspect::info(&name)
+        .expect("info")
+        .counters;
+    let sleeps = c[counters::BLOCKED] + c[counters::GET_SLEEPS];
+    if counting {
+        eprintln!("spsc_pod8: {sleeps} sleeps for {n} messages");
+    } else {
+        assert_eq!(sleeps, 0, "counting was off");
+    }
+    n as f64 / dt.as_secs_f64() / 1e6
 }
 
 // ------------------------------------------------------- contended Value lock
@@ -86,6 +126,8 @@ fn main() {
     let q = quick();
     let rounds = if q { 3 } else { 7 };
     let n = if q { 200_000 } else { 2_000_000 };
+    let nq = if q { 2_000_000 } else { 10_000_000 };
+    compare("counters_spsc_pod8", "Mmsg/s", rounds, |c| spsc_pod8(nq, c));
     compare("counters_value_lock_2proc", "Mops/s", rounds, |c| {
         value_lock_2proc(n, c)
     });

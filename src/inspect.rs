@@ -140,7 +140,10 @@ fn describe(seg: Segment) -> Result<Vec<(&'static str, String)>> {
         }
         Kind::Value | Kind::Array => crate::value::region::describe(&seg, true)?,
         Kind::RawValue | Kind::RawArray => crate::value::region::describe(&seg, false)?,
-        Kind::Queue | Kind::JoinableQueue | Kind::Pipe | Kind::Pool => Vec::new(),
+        Kind::Queue | Kind::JoinableQueue | Kind::Pipe => {
+            crate::queue::chan::Chan::open(seg)?.describe()
+        }
+        Kind::Pool => Vec::new(),
     })
 }
 

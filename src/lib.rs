@@ -1,21 +1,22 @@
 //! shmproc: Python's `multiprocessing` for Rust, over shared memory.
 //!
-//! Two processes, one shared value (the child writes, the parent reads):
+//! Two processes and a queue between them:
 //!
 //! ```
-//! use shmproc::{Process, Value};
+//! use shmproc::{Process, Queue};
 //!
-//! fn child(answer: Value<u64>) {
-//!     answer.set(42);
+//! fn worker((q, n): (Queue<String>, u32)) {
+//!     q.put(&format!("hello {n} from process {}", std::process::id())).unwrap();
 //! }
 //!
 //! fn main() -> shmproc::Result<()> {
 //!     shmproc::init(); // first line of main: a launched child runs its entry here
-//!     let answer = Value::new(0u64)?;
-//!     let p = Process::spawn(child, answer.clone())?;
+//!     let q = Queue::<String>::new(16)?;
+//!     let p = Process::spawn(worker, (q.clone(), 7))?;
+//!     let greeting = q.get()?;
+//!     println!("{greeting}");
+//!     assert_eq!(greeting, format!("hello 7 from process {}", p.pid()));
 //!     assert_eq!(p.join()?, 0);
-//!     println!("hello from process {}: {}", p.pid(), answer.get());
-//!     assert_eq!(answer.get(), 42);
 //!     Ok(())
 //! }
 //! ```
@@ -28,6 +29,9 @@
 //! | Python `multiprocessing` | shmproc |
 //! |--------------------------|---------|
 //! | `Process(target=f, args=a).start()` | [`Process::spawn(f, a)`](Process::spawn) |
+//! | `Queue(maxsize)`, `JoinableQueue()` | [`Queue::new(maxsize)`](Queue::new), [`JoinableQueue`] |
+//! | `Pipe()`, `Pipe(duplex=False)` | [`Pipe::duplex`], [`Pipe::simplex`] |
+//! | `Pool(4).map(f, xs)` | [`Pool::new(4)?.map(f, xs)`](Pool::map) |
 //! | `Value('i', 0)`, `Array('d', 10)` | [`Value::new(0i32)`](Value::new), [`Array::<f64>::new(10)`](Array::new) |
 //! | `Lock()`, `RLock()`, `Semaphore(n)`, `Event()`, `Condition()`, `Barrier(n)` | [`Lock`], [`RLock`], [`Semaphore`], [`Event`], [`Condition`], [`Barrier`] |
 //! | `shared_memory.SharedMemory(name=...)` | any object's `builder().name(..)`, then `open(name)` elsewhere |

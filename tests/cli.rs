@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use shmproc::{Event, Lock, Process, RawValue, Semaphore, Value};
+use shmproc::{Event, Lock, PodQueue, Process, RawValue, Semaphore, Value};
 use sync_common::{join, sigkill, wait_for, Reaper, WATCHDOG};
 
 /// Output of one run of the tool.
@@ -332,6 +332,57 @@ fn garbage_files_are_shown_as_corrupt_and_cleaned_only_on_request() {
     assert!(shm_path(&badkind).exists(), "{}", out.stdout);
     assert!(
         out.stdout.contains(&format!("kept {badkind}: creator")),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn queue_depth_totals_and_sleeps_are_shown() {
+    let name = unique("cli-queue");
+    let _c = Cleanup(vec![name.clone()]);
+    let q = PodQueue::<u64>::builder()
+        .name(&name)
+        .maxsize(16)
+        .create()
+        .unwrap();
+    for i in 0..5 {
+        q.put(&i).unwrap();
+    }
+    assert_eq!(q.get().unwrap(), 0);
+    assert_eq!(q.get().unwrap(), 1);
+    let out = cli(&["ls"]);
+    let r = row(&out.stdout, &name).unwrap_or_else(|| panic!("{name} in {}", out.stdout));
+    assert_eq!((r[1].as_str(), r[2].as_str()), ("queue", "u64"), "{r:?}");
+    assert_eq!(r[7], "depth 3/16", "{r:?}");
+
+    // Empty it, then wait on it: a get that sleeps.
+    for _ in 0..3 {
+        q.get().unwrap();
+    }
+    assert!(matches!(
+        q.get_timeout(Duration::from_millis(30)),
+        Err(shmproc::Error::Timeout)
+    ));
+    let out = cli(&["inspect", &name]);
+    let o = &out.stdout;
+    assert_eq!(field(o, "depth").as_deref(), Some("0/16"), "{o}");
+    assert_eq!(field(o, "puts").as_deref(), Some("5"), "{o}");
+    assert_eq!(field(o, "gets").as_deref(), Some("5"), "{o}");
+    assert_eq!(field(o, "closed").as_deref(), Some("no"), "{o}");
+    assert_eq!(field(o, "put sleeps (full)").as_deref(), Some("0"), "{o}");
+    let sleeps: u64 = field(o, "get sleeps (empty)").unwrap().parse().unwrap();
+    assert!(sleeps >= 1, "{o}");
+    assert_eq!(
+        field(o, "reclaimed from dead claimers").as_deref(),
+        Some("0"),
+        "{o}"
+    );
+    q.close();
+    let out = cli(&["inspect", &name]);
+    assert_eq!(
+        field(&out.stdout, "closed").as_deref(),
+        Some("yes"),
         "{}",
         out.stdout
     );

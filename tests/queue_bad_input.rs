@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use shmproc::segment::unique_name;
 use shmproc::{Error, JoinableQueue, Pod, Queue};
 
-const HEADER: u64 = 128;
+const HEADER: u64 = shmproc::segment::HEADER_LEN as u64;
 
 fn file(name: &str) -> std::fs::File {
     std::fs::OpenOptions::new()

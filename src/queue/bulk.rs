@@ -150,6 +150,7 @@ impl Chan {
             let dead_start = b.w_start.load(Ordering::Relaxed);
             b.aborted
                 .store(dead_start.wrapping_add(1), Ordering::Relaxed);
+            self.seg.bump(crate::segment::counters::RECLAIMED);
             self.stream_write(w, e - w, None, drain, gone, until, &mut |_, _, _| {})?;
             if *drain {
                 // We drained the dead writer's message; ours gets a reader.

@@ -10,7 +10,8 @@ use super::block::{self, Env, Stop, Until};
 use super::layout::{Control, Geometry, CONTROL_LEN, SLOT_HEADER};
 use super::ring::{Attempt, Bad, Claim, Liveness, Ring, Side, Slot, Slots, Who, DEAD};
 use crate::error::{Error, Result};
-use crate::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
+use crate::segment::{counters, Kind, Placement, Segment, Spec, TypeFingerprint};
+use crate::sync::handle::SleepCounter;
 use crate::sync::wait::Futex;
 use crate::sys::proc;
 
@@ -50,6 +51,20 @@ impl Liveness for ProcLiveness {
     }
 }
 
+/// Liveness from `/proc` that counts the dead claimers it finds (each is
+/// reclaimed next) in the segment's `RECLAIMED` counter.
+pub(crate) struct CountingLiveness(Segment);
+
+impl Liveness for CountingLiveness {
+    fn is_dead(&self, tid: u32, start_lo: Option<u16>) -> bool {
+        let dead = ProcLiveness.is_dead(tid, start_lo);
+        if dead {
+            self.0.bump(counters::RECLAIMED);
+        }
+        dead
+    }
+}
+
 /// Whether thread `tid` (start time low 32 bits `start_lo`, if known) is dead.
 pub(crate) fn task_dead(tid: u32, start_lo: Option<u32>) -> bool {
     task_dead_masked(tid, start_lo, u32::MAX)
@@ -85,6 +100,10 @@ pub(crate) struct Chan {
     slots: ShmSlots,
     ctrl: NonNull<Control>,
     bulk: NonNull<u8>,
+    /// Futexes for puts and gets that count sleeps (`BLOCKED`, `GET_SLEEPS`).
+    put_park: SleepCounter,
+    get_park: SleepCounter,
+    live: CountingLiveness,
 }
 
 // SAFETY: Chan holds raw pointers into the mapping its Segment (Send + Sync,
@@ -157,6 +176,9 @@ impl Chan {
         let bulk = NonNull::new(base.wrapping_add(geo.bulk_offset() as usize))
             .expect("mapping is non-null");
         Chan {
+            put_park: SleepCounter::new(seg.clone(), counters::BLOCKED),
+            get_park: SleepCounter::new(seg.clone(), counters::GET_SLEEPS),
+            live: CountingLiveness(seg.clone()),
             seg,
             geo,
             slots,
@@ -165,13 +187,49 @@ impl Chan {
         }
     }
 
+    /// What `shmproc inspect` shows: depth, totals (the head and tail
+    /// positions count every message claimed), sleepers, geometry. Snapshots
+    /// of untrusted words: for display only.
+    pub(crate) fn describe(&self) -> Vec<(&'static str, String)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let ring = self.ring();
+        let c = &self.control().ring;
+        let sync = &c.sync.0;
+        // Relaxed: display snapshots that order nothing.
+        let mut out = vec![
+            ("depth", format!("{}/{}", ring.len_hint(), self.geo.cap)),
+            ("puts", c.tail.0.load(Relaxed).to_string()),
+            ("gets", c.head.0.load(Relaxed).to_string()),
+            (
+                "closed",
+                if sync.closed.load(Relaxed) != 0 {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .into(),
+            ),
+            ("getters asleep", sync.getters.load(Relaxed).to_string()),
+            ("putters asleep", sync.putters.load(Relaxed).to_string()),
+            ("slot data bytes", self.geo.data_size.to_string()),
+            ("bulk stream bytes", self.geo.bulk_len.to_string()),
+        ];
+        if self.seg.kind() == Kind::JoinableQueue {
+            out.push((
+                "unfinished tasks",
+                sync.unfinished.load(Relaxed).to_string(),
+            ));
+        }
+        out
+    }
+
     /// The control block.
     #[inline]
     pub(crate) fn control(&self) -> &Control {
         // SAFETY:
         // - the payload starts with CONTROL_LEN bytes of Control (checked);
-        // - the payload is 64-aligned (page + 128-byte header), Control needs 128:
-        //   mmap gives page alignment and HEADER_LEN is 128, so it is 128-aligned;
+        // - Control needs 128-byte alignment: mmap gives page alignment and
+        //   HEADER_LEN (256, a power of two) keeps the payload 256-aligned;
         // - Control is ShmSafe; `self.seg` keeps the mapping alive.
         unsafe { self.ctrl.as_ref() }
     }
@@ -232,8 +290,11 @@ impl Chan {
         gone: &dyn Fn() -> bool,
     ) -> Result<Attempt> {
         let env = Env {
-            park: &Futex,
-            live: &ProcLiveness,
+            park: match side {
+                Side::Put => &self.put_park,
+                Side::Get => &self.get_park,
+            },
+            live: &self.live,
             gone,
         };
         block::claim(&self.ring(), side, me(), bulk_ok, &env, until).map_err(|s| self.stop(s, side))

@@ -15,6 +15,9 @@
 //! | 0 | [`BLOCKED`]         | every blocking kind | operations that had to sleep at least once (lock and semaphore acquires, event, condition and barrier waits) |
 //! | 1 | [`OWNER_DIED`]      | lock, rlock, condition, value, array | acquisitions that recovered the lock from a holder that died |
 //! | 2 | [`CONDITION_WAITS`] | condition | `wait` calls that slept |
+//! | 0 | [`BLOCKED`]         | queue, joinable queue, pipe | sleeps of puts on a full ring (one per wait slice) |
+//! | 3 | [`GET_SLEEPS`]      | queue, joinable queue, pipe | sleeps of gets on an empty ring (one per wait slice) |
+//! | 4 | [`RECLAIMED`]       | queue, joinable queue, pipe | slots and bulk messages reclaimed from claimers that died |
 //! | 5 | [`WORKERS_REPLACED`] | pool | workers that ended and were replaced |
 //! | 6 | [`TASKS_FAILED`]    | pool | tasks failed with `WorkerDied` (their worker died holding them) |
 //!
@@ -59,6 +62,24 @@ pub const OWNER_DIED: usize = 1;
 /// ```
 pub const CONDITION_WAITS: usize = 2;
 
+/// Queue and pipe gets that slept on an empty ring (one per wait slice; puts
+/// that slept on a full ring count in [`BLOCKED`]).
+///
+/// # Examples
+/// ```
+/// use shmproc::segment::{counters, Kind};
+/// assert!(counters::names(Kind::Queue).iter().any(|(s, _)| *s == counters::GET_SLEEPS));
+/// ```
+pub const GET_SLEEPS: usize = 3;
+/// Queue and pipe slots (and bulk messages) reclaimed from a claimer that
+/// died holding them.
+///
+/// # Examples
+/// ```
+/// use shmproc::segment::{counters, Kind};
+/// assert!(counters::names(Kind::Pipe).iter().any(|(s, _)| *s == counters::RECLAIMED));
+/// ```
+pub const RECLAIMED: usize = 4;
 /// Pool workers that ended (died, or reached `maxtasksperchild`) and were
 /// replaced.
 ///
@@ -132,7 +153,12 @@ pub fn names(kind: Kind) -> &'static [(usize, &'static str)] {
             (WORKERS_REPLACED, "workers replaced"),
             (TASKS_FAILED, "tasks failed by a worker's death"),
         ],
-        Kind::RawValue | Kind::RawArray | Kind::Queue | Kind::JoinableQueue | Kind::Pipe => &[],
+        Kind::Queue | Kind::JoinableQueue | Kind::Pipe => &[
+            (BLOCKED, "put sleeps (full)"),
+            (GET_SLEEPS, "get sleeps (empty)"),
+            (RECLAIMED, "reclaimed from dead claimers"),
+        ],
+        Kind::RawValue | Kind::RawArray => &[],
     }
 }
 

@@ -225,6 +225,34 @@ impl Park for CountingFutex<'_> {
     }
 }
 
+/// Shared futexes that bump the segment's counter `slot` at every sleep.
+/// Held by a handle (no per-call state), so passing `&SleepCounter` costs
+/// what passing `&Futex` does; only `wait`, which sleeps anyway, counts.
+#[derive(Clone)]
+pub(crate) struct SleepCounter {
+    seg: Segment,
+    slot: usize,
+}
+
+impl SleepCounter {
+    /// Counts into `seg`'s counter `slot` (see `segment::counters`).
+    pub(crate) fn new(seg: Segment, slot: usize) -> Self {
+        SleepCounter { seg, slot }
+    }
+}
+
+impl Park for SleepCounter {
+    fn wait(&self, word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Wake {
+        self.seg.bump(self.slot);
+        Futex.wait(word, expected, deadline)
+    }
+
+    #[inline]
+    fn wake(&self, word: &AtomicU32, n: u32) {
+        Futex.wake(word, n);
+    }
+}
+
 /// "free", or who holds `state` and whether that holder is alive, for
 /// `shmproc inspect`.
 pub(crate) fn describe_lock(state: &crate::sync::robust::RobustState) -> String {
