@@ -3,15 +3,15 @@
 //! with `shmproc::Process`) is killed with SIGKILL. Every segment is removed
 //! and every child reaped on every exit path (guards); every wait is bounded.
 
-mod sync_common;
+mod common;
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{join, sigkill, wait_for, Reaper, WATCHDOG};
 use shmproc::{Event, Lock, PodQueue, Process, RawValue, Semaphore, Value};
-use sync_common::{join, sigkill, wait_for, Reaper, WATCHDOG};
 
 /// Output of one run of the tool.
 struct Out {
