@@ -104,18 +104,38 @@ impl<T, C: Codec<T>> QueueBuilder<T, C> {
     }
 
     /// Names the queue so unrelated processes can [`Queue::open`] it.
+    /// # Examples
+    /// ```
+    /// let name = shmproc::segment::unique_name("doc-q");
+    /// let q = shmproc::Queue::<String>::builder().name(&name).create()?;
+    /// shmproc::Queue::<String>::open(&name)?.put(&"hi".into())?; // elsewhere
+    /// assert_eq!(q.get()?, "hi");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn name(mut self, name: &str) -> Self {
         self.name = Some(name.to_owned());
         self
     }
 
     /// Keeps a named queue after its creator's last handle drops.
+    /// # Examples
+    /// ```
+    /// let name = shmproc::segment::unique_name("doc-q-persist");
+    /// drop(shmproc::PodQueue::<u8>::builder().name(&name).persist(true).create()?);
+    /// shmproc::unlink(&name)?; // it outlived its creator's handles
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn persist(mut self, persist: bool) -> Self {
         self.persist = persist;
         self
     }
 
     /// Maximum number of items queued (Python's `maxsize`), default 1024.
+    /// # Examples
+    /// ```
+    /// assert_eq!(shmproc::PodQueue::<u8>::builder().maxsize(3).create()?.capacity(), 3);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn maxsize(mut self, n: usize) -> Self {
         self.maxsize = n as u64;
         self
@@ -123,6 +143,12 @@ impl<T, C: Codec<T>> QueueBuilder<T, C> {
 
     /// Bytes of each slot's inline data (rounded up to 8): messages up to
     /// this size travel inline; larger ones stream through the bulk area.
+    /// # Examples
+    /// ```
+    /// let q = shmproc::Queue::<String>::builder().slot_size(256).create()?;
+    /// q.put(&"x".repeat(200))?; // inline, one slot
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn slot_size(mut self, bytes: usize) -> Self {
         self.slot_size = Some((bytes as u64).div_ceil(8) * 8);
         self
@@ -131,6 +157,13 @@ impl<T, C: Codec<T>> QueueBuilder<T, C> {
     /// Bytes of the bulk area that larger messages stream through (default
     /// 512 KiB; 0 makes messages larger than a slot fail with
     /// `MessageTooLarge`).
+    /// # Examples
+    /// ```
+    /// let q = shmproc::Queue::<Vec<u8>>::builder().bulk_size(1 << 20).create()?;
+    /// q.put(&vec![7; 100_000])?; // through the bulk stream
+    /// assert_eq!(q.get()?.len(), 100_000);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn bulk_size(mut self, bytes: usize) -> Self {
         self.bulk_size = (bytes as u64).div_ceil(8) * 8;
         self
@@ -138,6 +171,12 @@ impl<T, C: Codec<T>> QueueBuilder<T, C> {
 
     /// Hard limit on one message's encoded size (default 1 TiB): larger ones
     /// fail with `MessageTooLarge`.
+    /// # Examples
+    /// ```
+    /// let q = shmproc::Queue::<Vec<u8>>::builder().max_message(1000).create()?;
+    /// assert!(matches!(q.put(&vec![0; 5000]), Err(shmproc::Error::MessageTooLarge { .. })));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn max_message(mut self, bytes: usize) -> Self {
         self.max_message = bytes as u64;
         self
@@ -175,6 +214,12 @@ impl<T, C: Codec<T>> QueueBuilder<T, C> {
     /// # Errors
     /// `InvalidArgument` for a size of 0 or out of range, `Os` (`EEXIST`) when
     /// the name is taken, other `Os` errors from creating the segment.
+    /// # Examples
+    /// ```
+    /// let q = shmproc::PodQueue::<u64>::builder().maxsize(8).create()?;
+    /// assert!(q.is_empty());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn create(self) -> Result<Queue<T, C>> {
         self.create_kind(false)
     }
@@ -195,11 +240,23 @@ impl<T, C: Codec<T>> Queue<T, C> {
     /// # Errors
     /// `InvalidArgument` if `maxsize` is 0 or above 2^24; `Os` errors from
     /// creating the segment.
+    /// # Examples
+    /// ```
+    /// let q = shmproc::Queue::<String>::new(16)?;
+    /// q.put(&"job".to_string())?; assert_eq!(q.get()?, "job");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn new(maxsize: usize) -> Result<Self> {
         Self::builder().maxsize(maxsize).create()
     }
 
     /// A builder for named queues and other sizes.
+    /// # Examples
+    /// ```
+    /// let q = shmproc::PodQueue::<u32>::builder().maxsize(2).create()?;
+    /// assert_eq!(q.capacity(), 2);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn builder() -> QueueBuilder<T, C> {
         QueueBuilder::new()
     }
@@ -209,6 +266,13 @@ impl<T, C: Codec<T>> Queue<T, C> {
     /// # Errors
     /// `Os` (`ENOENT`) if there is no such queue, `Incompatible` if it is
     /// another kind or item type, `Corrupt` if its header or geometry is bad.
+    /// # Examples
+    /// ```
+    /// let name = shmproc::segment::unique_name("doc-q-open");
+    /// let _q = shmproc::PodQueue::<u8>::builder().name(&name).create()?;
+    /// assert!(shmproc::PodQueue::<u16>::open(&name).is_err()); // another item type
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn open(name: &str) -> Result<Self> {
         Self::open_kind(name, false)
     }
@@ -256,7 +320,6 @@ impl<T, C: Codec<T>> Queue<T, C> {
     /// # Errors
     /// `Closed` after [`close`](Self::close); `MessageTooLarge` above the
     /// configured limit; a codec error; `Corrupt` if a peer broke the ring.
-    ///
     /// # Examples
     /// ```
     /// let q = shmproc::Queue::<u64, shmproc::Pod>::new(4)?;
@@ -272,6 +335,13 @@ impl<T, C: Codec<T>> Queue<T, C> {
     ///
     /// # Errors
     /// `Timeout` when no room came in time; otherwise as [`put`](Self::put).
+    /// # Examples
+    /// ```
+    /// # let q = shmproc::PodQueue::<u32>::new(4)?;
+    /// for i in 0..4 { q.put(&i)?; }
+    /// assert!(matches!(q.put_timeout(&4, std::time::Duration::from_millis(5)), Err(shmproc::Error::Timeout)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<()> {
         self.put_until(item, Until::after(timeout))
     }
@@ -280,6 +350,13 @@ impl<T, C: Codec<T>> Queue<T, C> {
     ///
     /// # Errors
     /// `Full` when there is no room; otherwise as [`put`](Self::put).
+    /// # Examples
+    /// ```
+    /// # let q = shmproc::PodQueue::<u32>::new(4)?;
+    /// for i in 0..4 { q.try_put(&i)?; }
+    /// assert!(matches!(q.try_put(&4), Err(shmproc::Error::Full)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn try_put(&self, item: &T) -> Result<()> {
         self.put_until(item, Until::Now)
     }
@@ -288,6 +365,12 @@ impl<T, C: Codec<T>> Queue<T, C> {
     ///
     /// # Errors
     /// As [`put`](Self::put).
+    /// # Examples
+    /// ```
+    /// # let q = shmproc::PodQueue::<u32>::new(4)?;
+    /// q.put_bytes(&7u32.to_le_bytes())?; assert_eq!(q.get()?, 7);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<()> {
         self.put_bytes_until(bytes, Until::Forever)
     }
@@ -296,6 +379,12 @@ impl<T, C: Codec<T>> Queue<T, C> {
     ///
     /// # Errors
     /// `Full` when there is no room; otherwise as [`put`](Self::put).
+    /// # Examples
+    /// ```
+    /// # let q = shmproc::PodQueue::<u32>::new(4)?;
+    /// q.try_put_bytes(&1u32.to_le_bytes())?; assert_eq!(q.get_bytes()?, 1u32.to_le_bytes());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn try_put_bytes(&self, bytes: &[u8]) -> Result<()> {
         self.put_bytes_until(bytes, Until::Now)
     }
@@ -304,6 +393,13 @@ impl<T, C: Codec<T>> Queue<T, C> {
     ///
     /// # Errors
     /// `Timeout` when no room came in time; otherwise as [`put`](Self::put).
+    /// # Examples
+    /// ```
+    /// # let q = shmproc::PodQueue::<u32>::new(4)?;
+    /// q.put_bytes_timeout(&2u32.to_le_bytes(), std::time::Duration::from_millis(5))?;
+    /// assert_eq!(q.len(), 1);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn put_bytes_timeout(&self, bytes: &[u8], timeout: Duration) -> Result<()> {
         self.put_bytes_until(bytes, Until::after(timeout))
     }
@@ -313,6 +409,12 @@ impl<T, C: Codec<T>> Queue<T, C> {
     ///
     /// # Errors
     /// As [`put`](Self::put); items before the failing one were put.
+    /// # Examples
+    /// ```
+    /// # let q = shmproc::PodQueue::<u32>::new(4)?;
+    /// q.put_many(&[1, 2, 3])?; assert_eq!(q.len(), 3);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn put_many(&self, items: &[T]) -> Result<()> {
         let mut pending = 0u32;
         let gone = never_gone;
@@ -368,6 +470,12 @@ impl<T, C: Codec<T>> Queue<T, C> {
     /// # Errors
     /// `Closed` once the queue is closed and drained; a codec error for an
     /// undecodable message; `Corrupt` if a peer broke the ring.
+    /// # Examples
+    /// ```
+    /// # let q = shmproc::PodQueue::<u32>::new(4)?;
+    /// q.put(&5)?; assert_eq!(q.get()?, 5);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     #[inline]
     pub fn get(&self) -> Result<T> {
         self.get_until(Until::Forever)
@@ -377,6 +485,12 @@ impl<T, C: Codec<T>> Queue<T, C> {
     ///
     /// # Errors
     /// `Timeout` when nothing came in time; otherwise as [`get`](Self::get).
+    /// # Examples
+    /// ```
+    /// # let q = shmproc::PodQueue::<u32>::new(4)?;
+    /// assert!(matches!(q.get_timeout(std::time::Duration::from_millis(5)), Err(shmproc::Error::Timeout)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
         self.get_until(Until::after(timeout))
     }
@@ -386,6 +500,12 @@ impl<T, C: Codec<T>> Queue<T, C> {
     /// # Errors
     /// `Empty` when there is none (or another consumer is streaming a large
     /// message); otherwise as [`get`](Self::get).
+    /// # Examples
+    /// ```
+    /// # let q = shmproc::PodQueue::<u32>::new(4)?;
+    /// assert!(matches!(q.try_get(), Err(shmproc::Error::Empty)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn try_get(&self) -> Result<T> {
         self.get_until(Until::Now)
     }
@@ -394,6 +514,12 @@ impl<T, C: Codec<T>> Queue<T, C> {
     ///
     /// # Errors
     /// As [`get`](Self::get).
+    /// # Examples
+    /// ```
+    /// # let q = shmproc::PodQueue::<u32>::new(4)?;
+    /// q.put(&9)?; assert_eq!(q.get_bytes()?, 9u32.to_le_bytes()); // the raw frame
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn get_bytes(&self) -> Result<Vec<u8>> {
         let mut v = Vec::new();
         self.chan.get(&mut v, Until::Forever, &never_gone)?;
@@ -404,6 +530,12 @@ impl<T, C: Codec<T>> Queue<T, C> {
     ///
     /// # Errors
     /// `Empty` when there is none; otherwise as [`get`](Self::get).
+    /// # Examples
+    /// ```
+    /// # let q = shmproc::PodQueue::<u32>::new(4)?;
+    /// assert!(q.try_get_bytes().is_err());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn try_get_bytes(&self) -> Result<Vec<u8>> {
         let mut v = Vec::new();
         self.chan.get(&mut v, Until::Now, &never_gone)?;
@@ -414,6 +546,13 @@ impl<T, C: Codec<T>> Queue<T, C> {
     ///
     /// # Errors
     /// `Timeout` when nothing came in time; otherwise as [`get`](Self::get).
+    /// # Examples
+    /// ```
+    /// # let q = shmproc::PodQueue::<u32>::new(4)?;
+    /// q.put(&1)?;
+    /// assert_eq!(q.get_bytes_timeout(std::time::Duration::from_millis(5))?.len(), 4);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn get_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>> {
         let mut v = Vec::new();
         self.chan.get(&mut v, Until::after(timeout), &never_gone)?;
@@ -426,6 +565,15 @@ impl<T, C: Codec<T>> Queue<T, C> {
     /// # Errors
     /// As [`get`](Self::get) for the first item; later items stop the batch
     /// quietly when none is ready.
+    /// # Examples
+    /// ```
+    /// # let q = shmproc::PodQueue::<u32>::new(4)?;
+    /// q.put_many(&[1, 2, 3])?;
+    /// let mut out = Vec::new();
+    /// assert_eq!(q.get_many(&mut out, 8)?, 3);
+    /// assert_eq!(out, [1, 2, 3]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn get_many(&self, out: &mut Vec<T>, max: usize) -> Result<usize> {
         if max == 0 {
             return Ok(0);
@@ -445,37 +593,82 @@ impl<T, C: Codec<T>> Queue<T, C> {
 
     /// Number of items queued now (approximate while others put or get,
     /// like Python's `qsize`).
+    /// # Examples
+    /// ```
+    /// # let q = shmproc::PodQueue::<u32>::new(4)?;
+    /// q.put(&1)?; assert_eq!(q.len(), 1);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.chan.ring().len_hint() as usize
     }
 
     /// Whether no item is queued now (approximate, as [`len`](Self::len)).
+    /// # Examples
+    /// ```
+    /// # let q = shmproc::PodQueue::<u32>::new(4)?;
+    /// assert!(q.is_empty());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Whether the queue holds `capacity()` items now (approximate).
+    /// # Examples
+    /// ```
+    /// # let q = shmproc::PodQueue::<u32>::new(4)?;
+    /// q.put_many(&[1, 2, 3, 4])?; assert!(q.is_full());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn is_full(&self) -> bool {
         self.len() as u64 >= self.chan.geo.cap
     }
 
     /// Maximum number of items (`maxsize`).
+    /// # Examples
+    /// ```
+    /// # let q = shmproc::PodQueue::<u32>::new(4)?;
+    /// assert_eq!(q.capacity(), 4);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn capacity(&self) -> usize {
         self.chan.geo.cap as usize
     }
 
     /// Closes the queue for every process: later puts fail with `Closed`,
     /// gets return what is left and then `Closed`.
+    /// # Examples
+    /// ```
+    /// # let q = shmproc::PodQueue::<u32>::new(4)?;
+    /// q.put(&1)?;
+    /// q.close(); assert!(matches!(q.put(&2), Err(shmproc::Error::Closed)));
+    /// assert_eq!(q.get()?, 1); // what is left drains
+    /// assert!(matches!(q.get(), Err(shmproc::Error::Closed)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn close(&self) {
         self.chan.close();
     }
 
     /// Whether the queue was closed.
+    /// # Examples
+    /// ```
+    /// # let q = shmproc::PodQueue::<u32>::new(4)?;
+    /// q.close(); assert!(q.is_closed());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn is_closed(&self) -> bool {
         super::block::is_closed(&self.chan.ring())
     }
 
     /// The queue's name, if it is named.
+    /// # Examples
+    /// ```
+    /// # let q = shmproc::PodQueue::<u32>::new(4)?;
+    /// assert_eq!(q.name(), None); // anonymous
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn name(&self) -> Option<&str> {
         self.chan.seg.name()
     }

@@ -10,6 +10,14 @@ use crate::error::{Error, Result};
 /// Turns items into message bytes and back. Implemented by [`Serde`] (the
 /// default: any `Serialize + DeserializeOwned`, encoded with postcard) and
 /// [`Pod`] (zero-copy for `bytemuck::Pod` types).
+///
+/// # Examples
+/// ```
+/// use shmproc::{Pod, Queue, Serde};
+/// let _zero_copy: Queue<[u8; 16], Pod> = Queue::new(4)?; // bytes as they are
+/// let _encoded: Queue<Vec<String>, Serde> = Queue::new(4)?; // postcard
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub trait Codec<T>: Send + Sync + 'static {
     /// A name for messages and type fingerprints.
     const NAME: &'static str;
@@ -40,10 +48,24 @@ pub trait Codec<T>: Send + Sync + 'static {
 }
 
 /// The serde codec (postcard): any `T: Serialize + DeserializeOwned`.
+///
+/// # Examples
+/// ```
+/// let q: shmproc::Queue<(u8, String), shmproc::Serde> = shmproc::Queue::new(2)?;
+/// q.put(&(1, "a".into()))?;
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Serde;
 
 /// The zero-copy codec for `T: bytemuck::Pod`: the item's bytes are the message.
+///
+/// # Examples
+/// ```
+/// let q: shmproc::Queue<u64, shmproc::Pod> = shmproc::Queue::new(2)?; // = PodQueue<u64>
+/// q.put(&1)?;
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Pod;
 

@@ -78,6 +78,14 @@ impl<T, C: Codec<T>> JoinableQueue<T, C> {
     ///
     /// # Errors
     /// As [`Queue::new`].
+    ///
+    /// # Examples
+    /// ```
+    /// let q = shmproc::JoinableQueue::<String>::new(8)?;
+    /// q.put(&"job".into())?;
+    /// assert_eq!(q.unfinished(), 1);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn new(maxsize: usize) -> Result<Self> {
         Self::create(Queue::builder().maxsize(maxsize))
     }
@@ -86,6 +94,13 @@ impl<T, C: Codec<T>> JoinableQueue<T, C> {
     ///
     /// # Errors
     /// As [`QueueBuilder::create`].
+    ///
+    /// # Examples
+    /// ```
+    /// let q = shmproc::JoinableQueue::create(shmproc::Queue::<u8>::builder().maxsize(2))?;
+    /// assert_eq!(q.capacity(), 2);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn create(builder: QueueBuilder<T, C>) -> Result<Self> {
         Ok(JoinableQueue {
             q: builder.create_kind(true)?,
@@ -96,6 +111,15 @@ impl<T, C: Codec<T>> JoinableQueue<T, C> {
     ///
     /// # Errors
     /// As [`Queue::open`].
+    ///
+    /// # Examples
+    /// ```
+    /// let name = shmproc::segment::unique_name("doc-jq");
+    /// let _q = shmproc::JoinableQueue::<u8>::create(shmproc::Queue::builder().name(&name))?;
+    /// assert!(shmproc::JoinableQueue::<u8>::open(&name).is_ok());
+    /// assert!(shmproc::Queue::<u8>::open(&name).is_err()); // another kind
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn open(name: &str) -> Result<Self> {
         Ok(JoinableQueue {
             q: Queue::open_kind(name, true)?,
@@ -106,6 +130,16 @@ impl<T, C: Codec<T>> JoinableQueue<T, C> {
     ///
     /// # Errors
     /// `InvalidArgument` when called more times than items were put.
+    ///
+    /// # Examples
+    /// ```
+    /// # let q = shmproc::JoinableQueue::<u32>::new(4)?;
+    /// q.put(&1)?;
+    /// let _job = q.get()?;
+    /// q.task_done()?; // this one is finished
+    /// q.join()?; // returns at once: nothing unfinished
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn task_done(&self) -> Result<()> {
         if done_one(&self.q.chan, 1) {
             Ok(())
@@ -119,6 +153,15 @@ impl<T, C: Codec<T>> JoinableQueue<T, C> {
     }
 
     /// Number of items put and not yet marked done.
+    ///
+    /// # Examples
+    /// ```
+    /// # let q = shmproc::JoinableQueue::<u32>::new(4)?;
+    /// q.put(&1)?;
+    /// q.get()?;
+    /// assert_eq!(q.unfinished(), 1); // taken, not yet done
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn unfinished(&self) -> usize {
         // Acquire: SYNC POINT tasks-done.
         self.q
@@ -135,6 +178,17 @@ impl<T, C: Codec<T>> JoinableQueue<T, C> {
     ///
     /// # Errors
     /// None today; the `Result` leaves room for peer-death reports.
+    ///
+    /// # Examples
+    /// ```
+    /// # let q = shmproc::JoinableQueue::<u32>::new(4)?;
+    /// let q2 = q.clone();
+    /// q.put(&1)?;
+    /// let worker = std::thread::spawn(move || { q2.get().unwrap(); q2.task_done().unwrap(); });
+    /// q.join()?; // until every item put was marked done
+    /// worker.join().unwrap();
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn join(&self) -> Result<()> {
         self.join_until(None).map(|_| ())
     }
@@ -143,6 +197,14 @@ impl<T, C: Codec<T>> JoinableQueue<T, C> {
     ///
     /// # Errors
     /// `Timeout` when tasks remain unfinished after `timeout`.
+    ///
+    /// # Examples
+    /// ```
+    /// # let q = shmproc::JoinableQueue::<u32>::new(4)?;
+    /// q.put(&1)?;
+    /// assert!(matches!(q.join_timeout(std::time::Duration::from_millis(5)), Err(shmproc::Error::Timeout)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
         self.join_until(Instant::now().checked_add(timeout))
     }
