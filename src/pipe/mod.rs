@@ -24,7 +24,6 @@ use crate::sync::wait::Futex;
 use ends::{register, End, Role};
 
 /// Creates pipes (Python's `Pipe()`).
-///
 /// # Examples
 /// ```
 /// use shmproc::Pipe;
@@ -39,6 +38,13 @@ use ends::{register, End, Role};
 pub struct Pipe;
 
 /// Sizes of a pipe's rings.
+/// # Examples
+/// ```
+/// let (rx, tx) = shmproc::Pipe::builder().capacity(4).slot_size(64).simplex::<Vec<u8>, shmproc::Serde>()?;
+/// tx.send(&vec![1, 2])?;
+/// assert_eq!(rx.recv()?, [1, 2]);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct PipeBuilder {
     capacity: u64,
@@ -54,6 +60,15 @@ impl Pipe {
     ///
     /// # Errors
     /// `Os` errors from creating the two segments.
+    /// # Examples
+    /// ```
+    /// let (a, b) = shmproc::Pipe::duplex::<String>()?;
+    /// a.send(&"ping".into())?;
+    /// assert_eq!(b.recv()?, "ping");
+    /// b.send(&"pong".into())?;
+    /// assert_eq!(a.recv()?, "pong");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn duplex<T>() -> Result<(Connection<T>, Connection<T>)>
     where
         Serde: Codec<T>,
@@ -65,6 +80,13 @@ impl Pipe {
     ///
     /// # Errors
     /// `Os` errors from creating the segment.
+    /// # Examples
+    /// ```
+    /// let (rx, tx) = shmproc::Pipe::simplex::<u32>()?;
+    /// tx.send(&7)?;
+    /// assert_eq!(rx.recv()?, 7);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn simplex<T>() -> Result<(Receiver<T>, Sender<T>)>
     where
         Serde: Codec<T>,
@@ -73,6 +95,13 @@ impl Pipe {
     }
 
     /// A builder for other ring sizes or a [`Pod`](crate::Pod) codec.
+    /// # Examples
+    /// ```
+    /// let (a, b) = shmproc::Pipe::builder().capacity(8).duplex::<u64, shmproc::Pod>()?;
+    /// a.send(&1)?;
+    /// assert_eq!(b.recv()?, 1);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn builder() -> PipeBuilder {
         PipeBuilder {
             capacity: 64,
@@ -90,6 +119,15 @@ impl Pipe {
     /// # Errors
     /// `Os` (`ENOENT`) when no such pipe exists, `Incompatible` for another
     /// item type, `Corrupt` for a bad segment.
+    /// # Examples
+    /// ```
+    /// let name = shmproc::segment::unique_name("doc-pipe");
+    /// let server = shmproc::Pipe::builder().name(&name).listen::<String, shmproc::Serde>()?;
+    /// let client = shmproc::Pipe::connect::<String>(&name)?; // e.g. another process
+    /// client.send(&"hello".into())?;
+    /// assert_eq!(server.recv()?, "hello");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn connect<T>(name: &str) -> Result<Connection<T>>
     where
         Serde: Codec<T>,
@@ -136,7 +174,6 @@ impl PipeBuilder {
     /// Creates a named duplex pipe and returns the listening end; another
     /// process gets the other end with [`Pipe::connect`]. Until it connects,
     /// the other end is not gone: sends are buffered, receives wait.
-    ///
     /// # Examples
     /// ```
     /// use shmproc::{Connection, Pipe};
@@ -229,6 +266,14 @@ impl PipeBuilder {
 /// an argument. When every handle of the other end is dropped, or its process
 /// dies, `recv` returns what was buffered and then `Closed`, and `send`
 /// returns `Closed`.
+/// # Examples
+/// ```
+/// # let (a, b) = shmproc::Pipe::duplex::<String>()?;
+/// a.send(&"x".into())?;
+/// assert!(b.poll(std::time::Duration::from_millis(5)));
+/// assert_eq!(b.recv()?, "x");
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub struct Connection<T, C = Serde> {
     tx: Option<End>,
     rx: Option<End>,
@@ -236,8 +281,22 @@ pub struct Connection<T, C = Serde> {
 }
 
 /// The receiving end of a one-way pipe (same receive methods as [`Connection`]).
+/// # Examples
+/// ```
+/// let (rx, tx) = shmproc::Pipe::simplex::<u8>()?;
+/// drop(tx); // the other end is gone
+/// assert!(matches!(rx.recv(), Err(shmproc::Error::Closed)));
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub struct Receiver<T, C = Serde>(Connection<T, C>);
 /// The sending end of a one-way pipe (same send methods as [`Connection`]).
+/// # Examples
+/// ```
+/// let (rx, tx) = shmproc::Pipe::simplex::<u8>()?;
+/// tx.send(&1)?;
+/// assert_eq!(rx.recv()?, 1);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub struct Sender<T, C = Serde>(Connection<T, C>);
 
 impl<T, C> Clone for Connection<T, C> {
@@ -335,6 +394,13 @@ impl<T, C: Codec<T>> Connection<T, C> {
     /// # Errors
     /// `Closed` when the other end is gone; `MessageTooLarge` above a
     /// configured limit; a codec error.
+    /// # Examples
+    /// ```
+    /// # let (a, b) = shmproc::Pipe::duplex::<String>()?;
+    /// a.send(&"hi".into())?;
+    /// assert_eq!(b.recv()?, "hi");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn send(&self, item: &T) -> Result<()> {
         C::encode(item, |b| self.send_raw(b))
     }
@@ -343,6 +409,13 @@ impl<T, C: Codec<T>> Connection<T, C> {
     ///
     /// # Errors
     /// As [`send`](Self::send).
+    /// # Examples
+    /// ```
+    /// # let (a, b) = shmproc::Pipe::duplex::<String>()?;
+    /// a.send_bytes(&[1, 2, 3])?;
+    /// assert_eq!(b.recv_bytes()?, [1, 2, 3]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn send_bytes(&self, bytes: &[u8]) -> Result<()> {
         self.send_raw(bytes)
     }
@@ -352,6 +425,13 @@ impl<T, C: Codec<T>> Connection<T, C> {
     /// # Errors
     /// `Closed` when the other end is gone and nothing is buffered; a codec
     /// error for an undecodable message.
+    /// # Examples
+    /// ```
+    /// # let (a, b) = shmproc::Pipe::duplex::<String>()?;
+    /// drop(a);
+    /// assert!(matches!(b.recv(), Err(shmproc::Error::Closed))); // never blocks forever
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn recv(&self) -> Result<T> {
         self.recv_item(Until::Forever)
     }
@@ -360,6 +440,13 @@ impl<T, C: Codec<T>> Connection<T, C> {
     ///
     /// # Errors
     /// `Timeout` when nothing came in time; otherwise as [`recv`](Self::recv).
+    /// # Examples
+    /// ```
+    /// # let (a, b) = shmproc::Pipe::duplex::<String>()?;
+    /// assert!(matches!(b.recv_timeout(std::time::Duration::from_millis(5)), Err(shmproc::Error::Timeout)));
+    /// # drop(a);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T> {
         self.recv_item(Until::after(timeout))
     }
@@ -368,6 +455,13 @@ impl<T, C: Codec<T>> Connection<T, C> {
     ///
     /// # Errors
     /// `Empty` when nothing is buffered; otherwise as [`recv`](Self::recv).
+    /// # Examples
+    /// ```
+    /// # let (a, b) = shmproc::Pipe::duplex::<String>()?;
+    /// assert!(matches!(b.try_recv(), Err(shmproc::Error::Empty)));
+    /// # drop(a);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn try_recv(&self) -> Result<T> {
         self.recv_item(Until::Now)
     }
@@ -376,6 +470,13 @@ impl<T, C: Codec<T>> Connection<T, C> {
     ///
     /// # Errors
     /// As [`recv`](Self::recv).
+    /// # Examples
+    /// ```
+    /// # let (a, b) = shmproc::Pipe::duplex::<String>()?;
+    /// a.send_bytes(b"raw")?;
+    /// assert_eq!(b.recv_bytes()?, b"raw");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn recv_bytes(&self) -> Result<Vec<u8>> {
         let mut v = Vec::new();
         self.recv_raw(&mut v, Until::Forever)?;
@@ -387,6 +488,14 @@ impl<T, C: Codec<T>> Connection<T, C> {
     /// # Errors
     /// `MessageTooLarge` when the message is longer than `buf` (the message
     /// is consumed and dropped); otherwise as [`recv`](Self::recv).
+    /// # Examples
+    /// ```
+    /// # let (a, b) = shmproc::Pipe::duplex::<String>()?;
+    /// a.send_bytes(b"abc")?;
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(b.recv_bytes_into(&mut buf)?, 3);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize> {
         let mut v = Vec::new();
         self.recv_raw(&mut v, Until::Forever)?;
@@ -403,6 +512,14 @@ impl<T, C: Codec<T>> Connection<T, C> {
     /// Waits up to `timeout` for a message; true when one is ready, or when
     /// `recv` would not block anyway (the other end is gone, or this end
     /// cannot receive), as Python's `poll`.
+    /// # Examples
+    /// ```
+    /// # let (a, b) = shmproc::Pipe::duplex::<String>()?;
+    /// assert!(!b.poll(std::time::Duration::from_millis(5)));
+    /// a.send(&"x".into())?;
+    /// assert!(b.poll(std::time::Duration::from_millis(5)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn poll(&self, timeout: Duration) -> bool {
         let Some(end) = self.rx.as_ref() else {
             return true;
