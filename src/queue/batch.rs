@@ -111,6 +111,7 @@ impl Chan {
     /// batch). Stops quietly at the first message that is not ready,
     /// or at a bulk message once one message was taken. Returns how many
     /// `dec` produced.
+    #[inline]
     pub(crate) fn get_batch<R, D>(
         &self,
         max: usize,
@@ -171,7 +172,7 @@ impl Chan {
     /// Decodes a slot claimed in a run and frees it (with a plain Release
     /// store, as soon as its bytes are copied out; also if `dec` panics or
     /// never asks for them). `None` for a tombstone.
-    #[inline]
+    #[inline(always)]
     fn take_in_run<R, D>(&self, c: Claim, dec: &mut D) -> Result<Option<R>>
     where
         D: FnMut(usize, &mut dyn FnMut(&mut [u8])) -> R,

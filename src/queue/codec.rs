@@ -144,7 +144,7 @@ impl<T: bytemuck::Pod + Send + Sync> Codec<T> for Pod {
         Ok(bytemuck::pod_read_unaligned(bytes))
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode_from(len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<T> {
         if len != std::mem::size_of::<T>() {
             return Err(Error::Corrupt {

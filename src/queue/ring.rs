@@ -382,16 +382,14 @@ impl<'a, S: Slots> Ring<'a, S> {
     #[inline]
     pub fn try_claim_put_at(&self, pos: u64, me: Who) -> bool {
         let slot = self.slot(pos);
-        // SYNC POINT slot-free: as in try_claim_put.
-        let st = slot.state.load(Ordering::Acquire);
-        if st != enc(pos, 0, 0) {
-            return false;
-        }
+        // No load first: a CAS on a line another core wrote fetches it for
+        // writing in one coherence transaction; a load would fetch it shared
+        // and the CAS would then need a second one to own it.
         // Acquire on success: SYNC POINT slot-free.
         let ok = slot
             .state
             .compare_exchange(
-                st,
+                enc(pos, 0, 0),
                 enc(pos, BUSY, me.tid),
                 Ordering::Acquire,
                 Ordering::Relaxed,
@@ -410,21 +408,29 @@ impl<'a, S: Slots> Ring<'a, S> {
     #[inline]
     pub fn try_claim_get_at(&self, pos: u64, me: Who) -> Option<Claim> {
         let slot = self.slot(pos);
-        // SYNC POINT slot-full: as in try_claim_get.
-        let st = slot.state.load(Ordering::Acquire);
-        if st != enc(pos, FULL, 0) && st != enc(pos, FULL | DEAD, 0) {
-            return None;
+        // No load first (see try_claim_put_at); a tombstone takes a second
+        // CAS. Acquire on success: SYNC POINT slot-full.
+        let mut flags = 0;
+        if let Err(st) = slot.state.compare_exchange(
+            enc(pos, FULL, 0),
+            enc(pos, FULL | BUSY, me.tid),
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        ) {
+            if st != enc(pos, FULL | DEAD, 0) {
+                return None;
+            }
+            flags = DEAD;
+            // Acquire on success: SYNC POINT slot-full.
+            slot.state
+                .compare_exchange(
+                    st,
+                    enc(pos, FULL | BUSY | DEAD, me.tid),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .ok()?;
         }
-        let flags = st & DEAD;
-        // Acquire on success: SYNC POINT slot-full.
-        slot.state
-            .compare_exchange(
-                st,
-                enc(pos, FULL | BUSY | flags, me.tid),
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            )
-            .ok()?;
         // Relaxed: as in try_claim_put.
         slot.tag.store(tag(pos, me), Ordering::Relaxed);
         Some(Claim { pos, flags })
