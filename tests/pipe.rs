@@ -1,18 +1,12 @@
 //! Pipe tests, single process (threads). Cross-process: `pipe_processes.rs`.
 
+mod common;
+use common::watchdog;
+
 use std::thread;
 use std::time::{Duration, Instant};
 
 use shmproc::{Error, Pipe, Pod};
-
-fn watchdog<R: Send + 'static>(secs: u64, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = std::sync::mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(secs))
-        .expect("watchdog: test blocked too long")
-}
 
 #[test]
 fn smoke_duplex() {

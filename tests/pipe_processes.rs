@@ -1,22 +1,12 @@
 //! Pipes between real processes: round trips, and `Closed` after the other
 //! end's process exits or is SIGKILLed (buffered messages first).
 
+mod common;
+use common::{Reaper, WATCHDOG};
+
 use std::time::{Duration, Instant};
 
 use shmproc::{Connection, Error, Pipe, Process, Receiver, Sender};
-
-const WATCHDOG: Duration = Duration::from_secs(60);
-
-struct Reaper(Vec<Process>);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        for p in &self.0 {
-            let _ = p.kill();
-            let _ = p.join_timeout(WATCHDOG);
-        }
-    }
-}
 
 fn echo(c: Connection<String>) {
     while let Ok(s) = c.recv() {
@@ -29,7 +19,7 @@ fn duplex_round_trips_with_a_child() {
     shmproc::init();
     let (a, b) = Pipe::duplex::<String>().unwrap();
     let p = Process::spawn(echo, b).unwrap();
-    let _r = Reaper(vec![p.clone()]);
+    let _r = Reaper::of(&[&p]);
     for i in 0..1000 {
         a.send(&format!("m{i}")).unwrap();
         assert_eq!(a.recv_timeout(WATCHDOG).unwrap(), format!("m{i}!"));
@@ -50,7 +40,7 @@ fn closed_after_sender_exits() {
     shmproc::init();
     let (rx, tx) = Pipe::simplex::<u32>().unwrap();
     let p = Process::spawn(send_three_and_exit, tx).unwrap();
-    let _r = Reaper(vec![p.clone()]);
+    let _r = Reaper::of(&[&p]);
     // Our copy of the sender was moved into the launch: only the child holds it.
     for i in 0..3 {
         assert_eq!(rx.recv_timeout(WATCHDOG).unwrap(), i);
@@ -70,7 +60,7 @@ fn closed_after_sender_is_killed() {
     shmproc::init();
     let (rx, tx) = Pipe::simplex::<u32>().unwrap();
     let p = Process::spawn(send_two_then_hang, tx).unwrap();
-    let _r = Reaper(vec![p.clone()]);
+    let _r = Reaper::of(&[&p]);
     assert_eq!(rx.recv_timeout(WATCHDOG).unwrap(), 1);
     // Kill while the receiver is blocked, and with one message still buffered.
     let deadline = Instant::now() + WATCHDOG;
@@ -102,7 +92,7 @@ fn blocked_sender_sees_closed_after_receiver_is_killed() {
         .simplex::<u32, shmproc::Serde>()
         .unwrap();
     let p = Process::spawn(recv_forever, rx).unwrap();
-    let _r = Reaper(vec![p.clone()]);
+    let _r = Reaper::of(&[&p]);
     let killer = {
         let p = p.clone();
         std::thread::spawn(move || {
@@ -144,7 +134,7 @@ fn named_pipe_listen_and_connect_from_another_process() {
     ));
     l.send(&"early".to_string()).unwrap();
     let p = Process::spawn(connect_and_echo, name.clone()).unwrap();
-    let _r = Reaper(vec![p.clone()]);
+    let _r = Reaper::of(&[&p]);
     assert_eq!(l.recv_timeout(WATCHDOG).unwrap(), "early?");
     l.send(&"x".to_string()).unwrap();
     assert_eq!(l.recv_timeout(WATCHDOG).unwrap(), "x?");

@@ -6,6 +6,9 @@
 //! Every wait is bounded (`WATCHDOG`), and `Reaper` kills and reaps children
 //! on every exit path, so a failing test leaves no process behind.
 
+mod common;
+use common::Reaper;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -15,28 +18,6 @@ use shmproc::{Error, Process, StartMethod};
 
 /// Upper bound of every wait: a bug fails the test instead of hanging it.
 const WATCHDOG: Duration = Duration::from_secs(30);
-
-/// Kills and reaps the processes it holds when dropped (also on panic).
-struct Reaper(Vec<Process>);
-
-impl Reaper {
-    fn new() -> Self {
-        Reaper(Vec::new())
-    }
-    fn watch(&mut self, p: Process) -> Process {
-        self.0.push(p.clone());
-        p
-    }
-}
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        for p in &self.0 {
-            let _ = p.kill();
-            let _ = p.join_timeout(WATCHDOG);
-        }
-    }
-}
 
 fn join(p: &Process) -> i32 {
     p.join_timeout(WATCHDOG)

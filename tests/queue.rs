@@ -1,6 +1,9 @@
 //! Queue tests in crossbeam's vocabulary, single process: threads and two
 //! mappings of one named segment. Cross-process cases: `queue_processes.rs`.
 
+mod common;
+use common::watchdog;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -8,16 +11,6 @@ use std::time::{Duration, Instant};
 
 use shmproc::segment::unique_name;
 use shmproc::{Error, JoinableQueue, Pod, Queue};
-
-/// Fails the test (instead of hanging) if `f` takes longer than `secs`.
-fn watchdog<R: Send + 'static>(secs: u64, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = std::sync::mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(Duration::from_secs(secs))
-        .expect("watchdog: test blocked too long")
-}
 
 #[test]
 fn smoke() {

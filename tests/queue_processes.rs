@@ -4,30 +4,13 @@
 //! Every test that spawns calls `shmproc::init()` first; `Reaper` kills and
 //! reaps children on every exit path; every wait is bounded.
 
+mod common;
+use common::{Reaper, WATCHDOG};
+
 use std::time::{Duration, Instant};
 
 use shmproc::segment::{header::fnv1a, unique_name, Kind, Segment, TypeFingerprint};
 use shmproc::{Error, Pod, Process, Queue};
-
-const WATCHDOG: Duration = Duration::from_secs(60);
-
-struct Reaper(Vec<Process>);
-
-impl Reaper {
-    fn watch(&mut self, p: Process) -> Process {
-        self.0.push(p.clone());
-        p
-    }
-}
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        for p in &self.0 {
-            let _ = p.kill();
-            let _ = p.join_timeout(WATCHDOG);
-        }
-    }
-}
 
 fn join_ok(p: &Process) {
     assert_eq!(
@@ -79,7 +62,7 @@ fn expected_sum(producers: u64, n: u64) -> u64 {
 #[test]
 fn spsc_checksummed() {
     shmproc::init();
-    let mut r = Reaper(vec![]);
+    let mut r = Reaper::new();
     const N: u64 = 200_000;
     let q: Q = Queue::new(64).unwrap();
     let p = r.watch(Process::spawn(produce, (q.clone(), 0u64, N)).unwrap());
@@ -97,7 +80,7 @@ fn spsc_checksummed() {
 #[test]
 fn mpmc_4x4_checksummed() {
     shmproc::init();
-    let mut r = Reaper(vec![]);
+    let mut r = Reaper::new();
     const N: u64 = 50_000;
     let q: Q = Queue::new(32).unwrap();
     let results: Q = Queue::new(8).unwrap();
@@ -136,7 +119,7 @@ fn put_forever((q, p): (Q, u64)) {
 #[test]
 fn producer_killed_mid_put_stress() {
     shmproc::init();
-    let mut r = Reaper(vec![]);
+    let mut r = Reaper::new();
     let q: Q = Queue::new(4).unwrap();
     let victim = r.watch(Process::spawn(put_forever, (q.clone(), 1u64)).unwrap());
     let steady = r.watch(Process::spawn(produce, (q.clone(), 0u64, 100_000)).unwrap());
@@ -227,7 +210,7 @@ fn unsafe_free_gettid() -> u32 {
 #[test]
 fn producer_killed_between_claim_and_publish() {
     shmproc::init();
-    let mut r = Reaper(vec![]);
+    let mut r = Reaper::new();
     let name = unique_name("q-dead-writer");
     let q: Q = Queue::builder().name(&name).maxsize(4).create().unwrap();
     let p = r.watch(Process::spawn(claim_put_and_die, name.clone()).unwrap());
@@ -252,7 +235,7 @@ fn producer_killed_between_claim_and_publish() {
 #[test]
 fn consumer_killed_mid_get_loses_only_its_message() {
     shmproc::init();
-    let mut r = Reaper(vec![]);
+    let mut r = Reaper::new();
     let name = unique_name("q-dead-reader");
     let q: Q = Queue::builder().name(&name).maxsize(1).create().unwrap();
     q.put(&[1, 1]).unwrap();
@@ -272,7 +255,7 @@ fn stream_big(q: Queue<Vec<u8>>) {
 #[test]
 fn producer_killed_mid_large_message() {
     shmproc::init();
-    let mut r = Reaper(vec![]);
+    let mut r = Reaper::new();
     let q: Queue<Vec<u8>> = Queue::builder()
         .maxsize(4)
         .bulk_size(64 * 1024)
@@ -319,7 +302,7 @@ fn signal(p: &Process, sig: nix::sys::signal::Signal) {
 fn consumer_killed_mid_large_message() {
     use nix::sys::signal::Signal;
     shmproc::init();
-    let mut r = Reaper(vec![]);
+    let mut r = Reaper::new();
     let q: Queue<Vec<u8>> = Queue::builder()
         .maxsize(4)
         .bulk_size(64 * 1024)
@@ -354,7 +337,7 @@ fn put_one((q, v): (Q, u64)) {
 #[test]
 fn smoke_process() {
     shmproc::init();
-    let mut r = Reaper(vec![]);
+    let mut r = Reaper::new();
     let q: Q = Queue::new(1).unwrap();
     let p = r.watch(Process::spawn(put_one, (q.clone(), 42)).unwrap());
     assert_eq!(q.get_timeout(WATCHDOG).unwrap(), [42, 42]);
@@ -371,7 +354,7 @@ fn fill((q, n): (Q, u64)) {
 #[test]
 fn capacity_and_len_empty_full_process() {
     shmproc::init();
-    let mut r = Reaper(vec![]);
+    let mut r = Reaper::new();
     let q: Q = Queue::new(5).unwrap();
     assert_eq!(q.capacity(), 5);
     assert!(q.is_empty());
@@ -395,7 +378,7 @@ fn get_until_closed(q: Q) -> Result<(), String> {
 #[test]
 fn disconnect_close_wakes_a_getter_in_another_process() {
     shmproc::init();
-    let mut r = Reaper(vec![]);
+    let mut r = Reaper::new();
     let q: Q = Queue::new(2).unwrap();
     let p = r.watch(Process::spawn(get_until_closed, q.clone()).unwrap());
     std::thread::sleep(Duration::from_millis(200));
@@ -413,7 +396,7 @@ fn put_get_loop((q, n): (Q, u64)) {
 #[test]
 fn linearizable_process() {
     shmproc::init();
-    let mut r = Reaper(vec![]);
+    let mut r = Reaper::new();
     // Four processes each put then get: never more than 4 in a queue of 4,
     // so no put ever blocks forever and the queue ends empty.
     let q: Q = Queue::new(4).unwrap();
@@ -434,7 +417,7 @@ fn put_64_mib(q: Queue<u8, Pod>) {
 #[test]
 fn a_64_mib_message_between_processes_is_intact() {
     shmproc::init();
-    let mut r = Reaper(vec![]);
+    let mut r = Reaper::new();
     let q: Queue<u8, Pod> = Queue::new(2).unwrap();
     let p = r.watch(Process::spawn(put_64_mib, q.clone()).unwrap());
     let got = q.get_bytes_timeout(WATCHDOG).unwrap();
@@ -454,7 +437,7 @@ fn drop_handles(q: Queue<Vec<String>>) {
 #[test]
 fn drops_process() {
     shmproc::init();
-    let mut r = Reaper(vec![]);
+    let mut r = Reaper::new();
     let name = unique_name("q-drops");
     let q: Queue<Vec<String>> = Queue::builder().name(&name).maxsize(2).create().unwrap();
     let p = r.watch(Process::spawn(drop_handles, q.clone()).unwrap());

@@ -4,14 +4,14 @@
 //! its entry there), every wait is bounded, and a `Reaper` kills and reaps
 //! children on every exit path.
 
-mod sync_common;
+mod common;
 
 use std::time::{Duration, Instant};
 
+use common::{join, sigkill, wait_for, Reaper, WATCHDOG};
 use shmproc::{
     Barrier, Condition, Error, Event, Lock, Process, RLock, RawArray, RawValue, Semaphore,
 };
-use sync_common::{join, sigkill, wait_for, Reaper, WATCHDOG};
 
 const INCREMENTS: u64 = 100_000;
 

@@ -3,12 +3,12 @@
 //! Every test calls `shmproc::init()` first, every wait is bounded, and a
 //! `Reaper` kills and reaps children on every exit path.
 
-mod sync_common;
+mod common;
 
 use std::time::Duration;
 
+use common::{join, sigkill, wait_for, Reaper};
 use shmproc::{Array, Process, RawArray, RawValue, Value};
-use sync_common::{join, sigkill, wait_for, Reaper};
 
 const INCREMENTS: u64 = 100_000;
 

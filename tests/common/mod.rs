@@ -1,5 +1,5 @@
-//! Helpers shared by the cross-process sync and value tests: a reaper that
-//! kills and reaps children on every exit path, and bounded joins.
+//! Helpers shared by the integration tests: a reaper that kills and reaps
+//! children on every exit path, bounded joins and waits, and a watchdog.
 
 #![allow(dead_code)] // each test file uses a subset
 
@@ -16,6 +16,11 @@ pub struct Reaper(Vec<Process>);
 impl Reaper {
     pub fn new() -> Self {
         Reaper(Vec::new())
+    }
+
+    /// A reaper for processes already started.
+    pub fn of(ps: &[&Process]) -> Self {
+        Reaper(ps.iter().map(|p| (*p).clone()).collect())
     }
 
     pub fn watch(&mut self, p: Process) -> Process {
@@ -55,4 +60,15 @@ pub fn sigkill(pid: u32) {
         nix::sys::signal::Signal::SIGKILL,
     )
     .expect("kill -9");
+}
+
+/// Runs `f` on a thread and fails the test (instead of hanging) if it takes
+/// longer than `secs`.
+pub fn watchdog<R: Send + 'static>(secs: u64, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(secs))
+        .expect("watchdog: test blocked too long")
 }
