@@ -254,6 +254,34 @@ fn batch_put_get() {
 }
 
 #[test]
+fn batch_mixes_inline_and_bulk_in_order() {
+    watchdog(60, || {
+        let q: Queue<Vec<u8>> = Queue::builder()
+            .maxsize(8)
+            .bulk_size(64 * 1024)
+            .create()
+            .unwrap();
+        let q2 = q.clone();
+        let items: Vec<Vec<u8>> = (0..200u32)
+            .map(|i| vec![i as u8; if i % 17 == 0 { 5000 } else { (i % 50) as usize }])
+            .collect();
+        let sent = items.clone();
+        let t = thread::spawn(move || {
+            for c in sent.chunks(23) {
+                q2.put_many(c).unwrap();
+            }
+        });
+        let mut got = Vec::new();
+        while got.len() < items.len() {
+            let n = q.get_many(&mut got, 40).unwrap();
+            assert!(n >= 1);
+        }
+        t.join().unwrap();
+        assert_eq!(got, items);
+    });
+}
+
+#[test]
 fn large_messages_through_small_ring() {
     watchdog(120, || {
         let q: Queue<Vec<u8>> = Queue::builder()

@@ -10,8 +10,7 @@ use super::block::Until;
 use super::chan::Chan;
 use super::codec::{Codec, Serde};
 use super::layout::{Geometry, MAX_MESSAGE};
-use super::ring::Side;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::segment::{Kind, Placement, Segment, TypeFingerprint};
 
 /// Bulk stream size when a builder does not say: room for large messages to
@@ -404,8 +403,8 @@ impl<T, C: Codec<T>> Queue<T, C> {
         self.put_bytes_until(bytes, Until::after(timeout))
     }
 
-    /// Puts every item of `items` in order, waking consumers once per batch
-    /// rather than once per item.
+    /// Puts every item of `items` in order, in runs of consecutive slots:
+    /// one hint update, fence and wake-up per run of up to 256 items.
     ///
     /// # Errors
     /// As [`put`](Self::put); items before the failing one were put.
@@ -416,46 +415,11 @@ impl<T, C: Codec<T>> Queue<T, C> {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn put_many(&self, items: &[T]) -> Result<()> {
-        let mut pending = 0u32;
-        let gone = never_gone;
-        for item in items {
-            let r = C::encode(item, |bytes| {
-                if self.joinable || bytes.len() as u64 > self.chan.geo.data_size {
-                    return self.put_bytes_until(bytes, Until::Forever).map(|_| false);
-                }
-                match self.chan.put_inline(bytes, 0, Until::Now, &gone, false) {
-                    Ok(_) => Ok(true),
-                    Err(Error::Full) => {
-                        self.chan.ring().notify(
-                            Side::Get,
-                            pending.max(1),
-                            &crate::sync::wait::Futex,
-                        );
-                        pending = 0;
-                        self.chan
-                            .put_inline(bytes, 0, Until::Forever, &gone, true)
-                            .map(|_| false)
-                    }
-                    Err(e) => Err(e),
-                }
-            });
-            match r {
-                Ok(true) => pending += 1,
-                Ok(false) => {}
-                Err(e) => {
-                    self.chan
-                        .ring()
-                        .notify(Side::Get, pending.max(1), &crate::sync::wait::Futex);
-                    return Err(e);
-                }
-            }
+        if self.joinable {
+            return items.iter().try_for_each(|item| self.put(item));
         }
-        if pending > 0 {
-            self.chan
-                .ring()
-                .notify(Side::Get, pending, &crate::sync::wait::Futex);
-        }
-        Ok(())
+        self.chan
+            .put_batch(items.len(), |i, sink| C::encode(&items[i], |b| sink(b)))
     }
 
     #[inline]
@@ -575,20 +539,13 @@ impl<T, C: Codec<T>> Queue<T, C> {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn get_many(&self, out: &mut Vec<T>, max: usize) -> Result<usize> {
-        if max == 0 {
-            return Ok(0);
-        }
-        out.push(self.get()?);
-        let mut n = 1;
-        while n < max {
-            match self.get_until(Until::Now) {
-                Ok(item) => out.push(item),
-                Err(Error::Empty) | Err(Error::Closed) => break,
-                Err(e) => return Err(e),
-            }
-            n += 1;
-        }
-        Ok(n)
+        out.reserve(max.min(1024));
+        self.chan.get_batch(
+            max,
+            Until::Forever,
+            &mut |len, fill| C::decode_from(len, fill),
+            |r| r.map(|item| out.push(item)),
+        )
     }
 
     /// Number of items queued now (approximate while others put or get,

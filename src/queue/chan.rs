@@ -243,9 +243,21 @@ impl Chan {
         }
     }
 
+    /// Copies `bytes` (at most `data_size`) into the data of a slot we
+    /// claimed for writing.
+    #[inline]
+    pub(crate) fn fill(&self, c: Claim, bytes: &[u8]) {
+        let n = bytes.len().min(self.geo.data_size as usize);
+        // SAFETY:
+        // - data(pos) points at data_size >= n bytes inside the mapping;
+        // - we own the slot (WRITING by us) until we publish it, so no reader
+        //   touches these bytes; source and destination do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.data(c.pos), n) };
+    }
+
     /// Pointer to the data bytes of the slot at `pos`.
     #[inline]
-    fn data(&self, pos: u64) -> *mut u8 {
+    pub(crate) fn data(&self, pos: u64) -> *mut u8 {
         let idx = (pos % self.geo.cap) as usize;
         // In bounds: idx < cap and each slot has SLOT_HEADER + data_size bytes.
         self.slots

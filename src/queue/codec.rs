@@ -69,6 +69,11 @@ pub struct Serde;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Pod;
 
+/// First size of the per-thread encoding buffer.
+const ENCODE_START: usize = 512;
+/// Largest per-thread encoding buffer kept between messages.
+const ENCODE_MAX: usize = 1 << 20;
+
 thread_local! {
     static ENCODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static DECODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
@@ -78,28 +83,34 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for Serde {
     const NAME: &'static str = "postcard";
 
     fn encode<R>(item: &T, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
+        let err = |e| Error::codec(format!("encoding a {}", std::any::type_name::<T>()), e);
         ENCODE_BUF.with(|cell| {
             // A re-entrant call (encoding inside f) gets its own buffer.
-            let mut owned;
-            let mut guard = cell.try_borrow_mut();
-            let buf: &mut Vec<u8> = match guard.as_deref_mut() {
-                Ok(b) => b,
-                Err(_) => {
-                    owned = Vec::new();
-                    &mut owned
-                }
+            let Ok(mut buf) = cell.try_borrow_mut() else {
+                return f(&postcard::to_stdvec(item).map_err(err)?);
             };
-            buf.clear();
-            let buf_taken = std::mem::take(buf);
-            let encoded = postcard::to_extend(item, buf_taken).map_err(|e| {
-                Error::codec(format!("encoding a {}", std::any::type_name::<T>()), e)
-            })?;
-            let r = f(&encoded);
-            *buf = encoded;
-            if buf.capacity() > 1 << 20 {
-                *buf = Vec::new();
+            if buf.is_empty() {
+                buf.resize(ENCODE_START, 0);
             }
-            r
+            // `to_slice` writes into a ready buffer without growth checks per
+            // field (`to_extend` was ~10% of a 100-byte message's cost).
+            match postcard::to_slice(item, &mut buf[..]) {
+                Ok(bytes) => {
+                    let n = bytes.len();
+                    f(&buf[..n])
+                }
+                Err(postcard::Error::SerializeBufferFull) => {
+                    let v = postcard::to_stdvec(item).map_err(err)?;
+                    // Next time, start with room for a message this big.
+                    if v.len() <= ENCODE_MAX {
+                        let len = (v.len() * 2).min(ENCODE_MAX);
+                        buf.resize(len, 0);
+                    }
+                    drop(buf);
+                    f(&v)
+                }
+                Err(e) => Err(err(e)),
+            }
         })
     }
 
@@ -155,7 +166,7 @@ impl<T: bytemuck::Pod + Send + Sync> Codec<T> for Pod {
         Ok(bytemuck::pod_read_unaligned(bytes))
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode_from(len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<T> {
         if len != std::mem::size_of::<T>() {
             return Err(Error::Corrupt {

@@ -6,6 +6,8 @@
 //! futex), `bulk.rs` (messages larger than a slot), and
 //! `docs/protocols/queue.md` for the state tables and crash cases.
 
+#[cfg(not(loom))]
+mod batch;
 pub(crate) mod block;
 #[cfg(not(loom))]
 mod bulk;

@@ -375,6 +375,112 @@ impl<'a, S: Slots> Ring<'a, S> {
             })
     }
 
+    /// Run claims (batches): claims position `pos` for writing if its slot
+    /// is FREE(pos) now, without touching the tail hint (the run's claimer
+    /// moves it once with [`end_run`](Self::end_run)). One CAS, as a single
+    /// claim, but the run's slots share the producer's cache lines.
+    #[inline]
+    pub fn try_claim_put_at(&self, pos: u64, me: Who) -> bool {
+        let slot = self.slot(pos);
+        // No load first: a CAS on a line another core wrote fetches it for
+        // writing in one coherence transaction; a load would fetch it shared
+        // and the CAS would then need a second one to own it.
+        // Acquire on success: SYNC POINT slot-free.
+        let ok = slot
+            .state
+            .compare_exchange(
+                enc(pos, 0, 0),
+                enc(pos, BUSY, me.tid),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_ok();
+        if ok {
+            // Relaxed: as in try_claim_put.
+            slot.tag.store(tag(pos, me), Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// Claims position `pos` for reading if its slot holds an inline message
+    /// or a tombstone, FULL(pos), now (not a bulk descriptor); returns the
+    /// claim. The head hint is left to [`end_run`](Self::end_run).
+    #[inline]
+    pub fn try_claim_get_at(&self, pos: u64, me: Who) -> Option<Claim> {
+        let slot = self.slot(pos);
+        // No load first (see try_claim_put_at); a tombstone takes a second
+        // CAS. Acquire on success: SYNC POINT slot-full.
+        let mut flags = 0;
+        if let Err(st) = slot.state.compare_exchange(
+            enc(pos, FULL, 0),
+            enc(pos, FULL | BUSY, me.tid),
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        ) {
+            if st != enc(pos, FULL | DEAD, 0) {
+                return None;
+            }
+            flags = DEAD;
+            // Acquire on success: SYNC POINT slot-full.
+            slot.state
+                .compare_exchange(
+                    st,
+                    enc(pos, FULL | BUSY | DEAD, me.tid),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .ok()?;
+        }
+        // Relaxed: as in try_claim_put.
+        slot.tag.store(tag(pos, me), Ordering::Relaxed);
+        Some(Claim { pos, flags })
+    }
+
+    /// Publishes a write claimed in a run with a plain Release store (no
+    /// locked instruction): nobody else changes a WRITING(p, w) slot while w
+    /// lives (reclaim needs w dead), so the CAS of [`publish`](Self::publish)
+    /// only guards against a scribbling peer, whose slot is then overwritten
+    /// (garbage but safe). The run ends with [`end_run`](Self::end_run),
+    /// whose fence completes the Dekker pair with sleeping getters.
+    #[inline]
+    pub fn publish_in_run(&self, c: Claim, len: u32) {
+        let slot = self.slot(c.pos);
+        // Relaxed: published by the Release store below.
+        slot.len.store(len, Ordering::Relaxed);
+        // SYNC POINT slot-full: Release publishes data and len (run form).
+        slot.state.store(enc(c.pos, FULL, 0), Ordering::Release);
+    }
+
+    /// Frees a slot read in a run with a plain Release store (see
+    /// [`publish_in_run`](Self::publish_in_run) for why no CAS is needed).
+    #[inline]
+    pub fn release_in_run(&self, c: Claim) {
+        // SYNC POINT slot-free: Release orders our reads of the data before
+        // the next writer's writes (run form; the fence is in end_run).
+        self.slot(c.pos).state.store(
+            enc(c.pos.wrapping_add(self.slots.cap()), 0, 0),
+            Ordering::Release,
+        );
+    }
+
+    /// Ends a run of `n` published writes (`side` Get: wakes getters) or
+    /// released reads (`side` Put: wakes putters) ending before `next`:
+    /// moves the hint to `next` and notifies sleepers once. The SeqCst fence
+    /// orders the run's Release stores before the sleeper-count load (Dekker,
+    /// SYNC POINT sleep, with the fence in `wait_slice`).
+    #[inline]
+    pub fn end_run(&self, side: Side, next: u64, n: u32, park: &impl Park) {
+        let hint = match side {
+            Side::Get => &self.ctrl.tail.0,
+            Side::Put => &self.ctrl.head.0,
+        };
+        // Relaxed: the hints carry no data (as in advance).
+        hint.store(next, Ordering::Relaxed);
+        // SeqCst: the store half of the Dekker pair (see above).
+        fence(Ordering::SeqCst);
+        self.notify(side, n, park);
+    }
+
     /// The claimer of position `pos` moves the hint past it. A plain store
     /// (no locked instruction on the fast path): it may move the hint back
     /// if others went on meanwhile, but never past an unclaimed position,
