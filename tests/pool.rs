@@ -538,8 +538,22 @@ fn init_once(marker: String) -> Result<(), String> {
 fn initializer_failing_in_a_replacement_breaks_the_pool() {
     shmproc::init();
     let _w = Watchdog::new("replacement initializer");
-    let marker = std::env::temp_dir().join(format!("shmproc-pool-init-{}", std::process::id()));
-    let _ = std::fs::remove_file(&marker);
+    // Unique per run (pid + counter + clock), removed on every exit path: a
+    // marker left by a failed run must not fail a later run that reuses the pid.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let marker = std::env::temp_dir().join(format!(
+        "shmproc-{}-{nanos}",
+        shmproc::segment::unique_name("pool-init")
+    ));
+    struct RemoveOnDrop(std::path::PathBuf);
+    impl Drop for RemoveOnDrop {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _cleanup = RemoveOnDrop(marker.clone());
     let m = marker.to_string_lossy().into_owned();
     let pool = Pool::builder()
         .processes(1)
@@ -553,7 +567,6 @@ fn initializer_failing_in_a_replacement_breaks_the_pool() {
     ));
     // The replacement's initializer fails: every later task says why.
     let r = pool.apply_async(square, 3).unwrap().get();
-    let _ = std::fs::remove_file(&marker);
     match r {
         Err(Error::TaskPanicked { message }) => {
             assert!(message.contains("already there"), "{message}")
