@@ -6,6 +6,7 @@
 //! messages and then `Closed`. See `docs/protocols/pipe.md`.
 
 mod ends;
+mod oneway;
 
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
@@ -138,21 +139,55 @@ impl Pipe {
 
 impl PipeBuilder {
     /// Messages each direction buffers before `send` blocks (default 64).
+    ///
+    /// # Examples
+    /// ```
+    /// let (a, b) = shmproc::Pipe::builder().capacity(8).duplex::<u32, shmproc::Serde>()?;
+    /// for i in 0..8 { a.send(&i)?; } // fits without a reader
+    /// assert_eq!(b.recv()?, 0);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn capacity(mut self, n: usize) -> Self {
         self.capacity = n as u64;
         self
     }
     /// Inline bytes per message slot (larger messages stream).
+    ///
+    /// # Examples
+    /// ```
+    /// let (rx, tx) = shmproc::Pipe::builder().slot_size(64).simplex::<Vec<u8>, shmproc::Serde>()?;
+    /// tx.send_bytes(&[1u8; 1000])?; // larger than a slot: streamed
+    /// assert_eq!(rx.recv_bytes()?.len(), 1000);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn slot_size(mut self, bytes: usize) -> Self {
         self.slot_size = Some((bytes as u64).div_ceil(8) * 8);
         self
     }
     /// Bytes of the stream area for large messages (0: none).
+    ///
+    /// # Examples
+    /// ```
+    /// let (rx, tx) = shmproc::Pipe::builder().slot_size(64).bulk_size(0).simplex::<Vec<u8>, shmproc::Serde>()?;
+    /// // Without a stream area a message must fit in one slot.
+    /// assert!(matches!(tx.send_bytes(&[0u8; 1000]), Err(shmproc::Error::MessageTooLarge { .. })));
+    /// # drop(rx);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn bulk_size(mut self, bytes: usize) -> Self {
         self.bulk_size = (bytes as u64).div_ceil(8) * 8;
         self
     }
     /// Hard limit on one message (`MessageTooLarge` above it).
+    ///
+    /// # Examples
+    /// ```
+    /// let (rx, tx) = shmproc::Pipe::builder().max_message(4096).simplex::<Vec<u8>, shmproc::Serde>()?;
+    /// assert!(matches!(tx.send_bytes(&[0u8; 5000]), Err(shmproc::Error::MessageTooLarge { size: 5000, max: 4096 })));
+    /// tx.send_bytes(&[0u8; 4000])?;
+    /// assert_eq!(rx.recv_bytes()?.len(), 4000);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn max_message(mut self, bytes: usize) -> Self {
         self.max_message = bytes as u64;
         self
@@ -160,12 +195,31 @@ impl PipeBuilder {
 
     /// Names the pipe's segments (`<name>.ab` and `<name>.ba`) so unrelated
     /// processes can reach them; see [`listen`](Self::listen).
+    ///
+    /// # Examples
+    /// ```
+    /// let name = shmproc::segment::unique_name("doc-pipe-name");
+    /// let end = shmproc::Pipe::builder().name(&name).listen::<u8, shmproc::Serde>()?;
+    /// assert!(std::path::Path::new(&format!("/dev/shm/shmproc.{name}.ab")).exists());
+    /// # drop(end);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn name(mut self, name: &str) -> Self {
         self.name = Some(name.to_owned());
         self
     }
 
     /// Keeps named segments after the creator's last handle drops.
+    ///
+    /// # Examples
+    /// ```
+    /// let name = shmproc::segment::unique_name("doc-pipe-persist");
+    /// drop(shmproc::Pipe::builder().name(&name).persist(true).listen::<u8, shmproc::Serde>()?);
+    /// // Still there for a later `connect`; remove both directions by hand.
+    /// shmproc::unlink(&format!("{name}.ab"))?;
+    /// shmproc::unlink(&format!("{name}.ba"))?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn persist(mut self, persist: bool) -> Self {
         self.persist = persist;
         self
@@ -224,6 +278,15 @@ impl PipeBuilder {
     ///
     /// # Errors
     /// As [`Pipe::duplex`].
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::{Pipe, Pod};
+    /// let (a, b) = Pipe::builder().duplex::<u64, Pod>()?; // zero-copy Pod codec
+    /// a.send(&7)?;
+    /// assert_eq!(b.recv()?, 7);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn duplex<T, C: Codec<T>>(self) -> Result<(Connection<T, C>, Connection<T, C>)> {
         let ab = self.ring::<T, C>("ab")?;
         let ba = self.ring::<T, C>("ba")?;
@@ -244,6 +307,15 @@ impl PipeBuilder {
     ///
     /// # Errors
     /// As [`Pipe::simplex`].
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::{Pipe, Pod};
+    /// let (rx, tx) = Pipe::builder().simplex::<u32, Pod>()?;
+    /// tx.send(&3)?;
+    /// assert_eq!(rx.recv()?, 3);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn simplex<T, C: Codec<T>>(self) -> Result<(Receiver<T, C>, Sender<T, C>)> {
         let ring = self.ring::<T, C>("ab")?;
         let tx = Connection {
@@ -344,6 +416,17 @@ impl<T, C: Codec<T>> Connection<T, C> {
     ///
     /// # Errors
     /// As [`Pipe::connect`].
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc::{Connection, Pipe, Pod};
+    /// let name = shmproc::segment::unique_name("doc-pipe-connect");
+    /// let server = Pipe::builder().name(&name).listen::<u32, Pod>()?;
+    /// let client = Connection::<u32, Pod>::connect(&name)?;
+    /// client.send(&9)?;
+    /// assert_eq!(server.recv()?, 9);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn connect(name: &str) -> Result<Self> {
         let fp = crate::queue::api::fingerprint::<T, C>();
         let open = |suffix: &str| -> Result<Chan> {
@@ -552,67 +635,6 @@ impl<T, C: Codec<T>> Connection<T, C> {
 
 /// How long `poll` spins before sleeping.
 const POLL_SPIN: Duration = Duration::from_micros(20);
-
-// ---- one-way ends ----
-
-impl<T, C: Codec<T>> Receiver<T, C> {
-    /// As [`Connection::recv`].
-    ///
-    /// # Errors
-    /// As [`Connection::recv`].
-    pub fn recv(&self) -> Result<T> {
-        self.0.recv()
-    }
-    /// As [`Connection::recv_timeout`].
-    ///
-    /// # Errors
-    /// As [`Connection::recv_timeout`].
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<T> {
-        self.0.recv_timeout(timeout)
-    }
-    /// As [`Connection::try_recv`].
-    ///
-    /// # Errors
-    /// As [`Connection::try_recv`].
-    pub fn try_recv(&self) -> Result<T> {
-        self.0.try_recv()
-    }
-    /// As [`Connection::recv_bytes`].
-    ///
-    /// # Errors
-    /// As [`Connection::recv_bytes`].
-    pub fn recv_bytes(&self) -> Result<Vec<u8>> {
-        self.0.recv_bytes()
-    }
-    /// As [`Connection::recv_bytes_into`].
-    ///
-    /// # Errors
-    /// As [`Connection::recv_bytes_into`].
-    pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize> {
-        self.0.recv_bytes_into(buf)
-    }
-    /// As [`Connection::poll`].
-    pub fn poll(&self, timeout: Duration) -> bool {
-        self.0.poll(timeout)
-    }
-}
-
-impl<T, C: Codec<T>> Sender<T, C> {
-    /// As [`Connection::send`].
-    ///
-    /// # Errors
-    /// As [`Connection::send`].
-    pub fn send(&self, item: &T) -> Result<()> {
-        self.0.send(item)
-    }
-    /// As [`Connection::send_bytes`].
-    ///
-    /// # Errors
-    /// As [`Connection::send_bytes`].
-    pub fn send_bytes(&self, bytes: &[u8]) -> Result<()> {
-        self.0.send_bytes(bytes)
-    }
-}
 
 // ---- handle transfer ----
 
