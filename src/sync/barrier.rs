@@ -40,9 +40,6 @@ impl std::fmt::Debug for Barrier {
 
 impl ShmHandle for Barrier {
     const KIND: Kind = Kind::Barrier;
-    fn fingerprint() -> TypeFingerprint {
-        TypeFingerprint::none()
-    }
     fn segment(&self) -> &Segment {
         self.raw.segment()
     }

@@ -51,9 +51,6 @@ impl std::fmt::Debug for Condition {
 
 impl ShmHandle for Condition {
     const KIND: Kind = Kind::Condition;
-    fn fingerprint() -> TypeFingerprint {
-        TypeFingerprint::none()
-    }
     fn segment(&self) -> &Segment {
         self.lock.segment()
     }

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use crate::error::Result;
-use crate::segment::{counters, Kind, Segment, TypeFingerprint};
-use crate::sync::handle::{self, impl_handle_serde, Builder, CountingFutex, Mapped, ShmHandle};
+use crate::segment::{counters, Kind, TypeFingerprint};
+use crate::sync::handle::{self, impl_mapped_handle, Builder, CountingFutex, Mapped, ShmHandle};
 use crate::sync::lock::create_segment;
 use crate::sync::signal::RawEvent;
 use crate::sync::wait::Futex;
@@ -36,21 +36,7 @@ impl std::fmt::Debug for Event {
     }
 }
 
-impl ShmHandle for Event {
-    const KIND: Kind = Kind::Event;
-    fn fingerprint() -> TypeFingerprint {
-        TypeFingerprint::none()
-    }
-    fn segment(&self) -> &Segment {
-        self.raw.segment()
-    }
-    fn from_segment(seg: Segment) -> Result<Self> {
-        Ok(Event {
-            raw: Mapped::new(seg, 0)?,
-        })
-    }
-}
-impl_handle_serde!(Event);
+impl_mapped_handle!(Event, Kind::Event, raw);
 
 impl Event {
     /// Creates an anonymous, clear event.

@@ -66,8 +66,10 @@ unsafe impl<T: ShmSafe> Sync for Mapped<T> {}
 pub(crate) trait ShmHandle: Sized {
     /// The segment kind.
     const KIND: Kind;
-    /// The element type recorded in the header.
-    fn fingerprint() -> TypeFingerprint;
+    /// The element type recorded in the header (none for plain sync objects).
+    fn fingerprint() -> TypeFingerprint {
+        TypeFingerprint::none()
+    }
     /// The segment behind this handle.
     fn segment(&self) -> &Segment;
     /// Builds the handle from a validated segment, checking its params.
@@ -109,6 +111,26 @@ macro_rules! impl_handle_serde {
     };
 }
 pub(crate) use impl_handle_serde;
+
+/// `ShmHandle` and serde for a sync object that is one mapped state at payload
+/// offset 0 in field `$field` (Lock, RLock, Event).
+macro_rules! impl_mapped_handle {
+    ($ty:ident, $kind:expr, $field:ident) => {
+        impl $crate::sync::handle::ShmHandle for $ty {
+            const KIND: $crate::segment::Kind = $kind;
+            fn segment(&self) -> &$crate::segment::Segment {
+                self.$field.segment()
+            }
+            fn from_segment(seg: $crate::segment::Segment) -> $crate::Result<Self> {
+                Ok($ty {
+                    $field: Mapped::new(seg, 0)?,
+                })
+            }
+        }
+        $crate::sync::handle::impl_handle_serde!($ty);
+    };
+}
+pub(crate) use impl_mapped_handle;
 
 /// Builds a named (or anonymous) shared object: `X::builder().name("n").create()`.
 ///

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::segment::counters;
 use crate::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
 use crate::sync::handle::{
-    self, impl_handle_serde, Builder, CountingFutex, Mapped, ProcLiveness, ShmHandle,
+    self, impl_mapped_handle, Builder, CountingFutex, Mapped, ProcLiveness, ShmHandle,
 };
 use crate::sync::robust::{AcquireError, Acquired, RobustState};
 use crate::sync::wait::Futex;
@@ -136,21 +136,7 @@ impl std::fmt::Debug for Lock {
     }
 }
 
-impl ShmHandle for Lock {
-    const KIND: Kind = Kind::Lock;
-    fn fingerprint() -> TypeFingerprint {
-        TypeFingerprint::none()
-    }
-    fn segment(&self) -> &Segment {
-        self.state.segment()
-    }
-    fn from_segment(seg: Segment) -> Result<Self> {
-        Ok(Lock {
-            state: Mapped::new(seg, 0)?,
-        })
-    }
-}
-impl_handle_serde!(Lock);
+impl_mapped_handle!(Lock, Kind::Lock, state);
 
 impl Lock {
     /// Creates an anonymous, unlocked lock.

@@ -5,9 +5,9 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::segment::{Kind, Segment, ShmSafe, TypeFingerprint};
+use crate::segment::{Kind, ShmSafe, TypeFingerprint};
 use crate::sync::atomic::{AtomicU32, Ordering};
-use crate::sync::handle::{self, impl_handle_serde, Builder, Mapped, ShmHandle};
+use crate::sync::handle::{self, impl_mapped_handle, Builder, Mapped, ShmHandle};
 use crate::sync::lock::{create_segment, forked_guard, lock_state, release_state, try_lock_state};
 use crate::sync::robust::RobustState;
 use crate::sys::proc::TaskId;
@@ -55,21 +55,7 @@ impl std::fmt::Debug for RLock {
     }
 }
 
-impl ShmHandle for RLock {
-    const KIND: Kind = Kind::RLock;
-    fn fingerprint() -> TypeFingerprint {
-        TypeFingerprint::none()
-    }
-    fn segment(&self) -> &Segment {
-        self.state.segment()
-    }
-    fn from_segment(seg: Segment) -> Result<Self> {
-        Ok(RLock {
-            state: Mapped::new(seg, 0)?,
-        })
-    }
-}
-impl_handle_serde!(RLock);
+impl_mapped_handle!(RLock, Kind::RLock, state);
 
 impl RLock {
     /// Creates an anonymous, unlocked reentrant lock.

@@ -157,9 +157,6 @@ macro_rules! semaphore_type {
 
         impl ShmHandle for $ty {
             const KIND: Kind = $kind;
-            fn fingerprint() -> TypeFingerprint {
-                TypeFingerprint::none()
-            }
             fn segment(&self) -> &Segment {
                 self.core.raw.segment()
             }
