@@ -27,6 +27,14 @@ pub use codec::{Codec, Pod, Serde};
 pub use joinable::JoinableQueue;
 
 /// A queue of `bytemuck::Pod` items, copied without encoding.
+///
+/// # Examples
+/// ```
+/// let q = shmproc::PodQueue::<[f32; 4]>::new(8)?;
+/// q.put(&[1.0, 2.0, 3.0, 4.0])?;
+/// assert_eq!(q.get()?, [1.0, 2.0, 3.0, 4.0]);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 #[cfg(not(loom))]
 pub type PodQueue<T> = Queue<T, Pod>;
 
