@@ -87,6 +87,27 @@ fn entry_alive(pid: u32, start: u64) -> bool {
     proc::is_alive(proc::TaskId { tid: pid, start })
 }
 
+/// Takes an entry that is empty or names a dead holder for `pid` with start
+/// word `start` (a start time, or a transit deadline) and a count of 1;
+/// `None` when every entry names a live holder.
+fn claim_free_entry(t: &EndTable, pid: u32, start: u64) -> Option<usize> {
+    // Relaxed: entries are advisory liveness records (see register).
+    for (i, e) in t.entries.iter().enumerate() {
+        let cur = e.pid.load(Ordering::Relaxed);
+        let free = cur == 0 || !entry_alive(cur, e.start.load(Ordering::Relaxed));
+        if free
+            && e.pid
+                .compare_exchange(cur, pid, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            e.start.store(start, Ordering::Relaxed);
+            e.count.store(1, Ordering::Relaxed);
+            return Some(i);
+        }
+    }
+    None
+}
+
 /// Registers this process as holding `role` of `chan`.
 pub(crate) fn register(chan: Chan, role: Role) -> Result<End> {
     let _g = EDIT.lock();
@@ -104,20 +125,7 @@ pub(crate) fn register(chan: Chan, role: Role) -> Result<End> {
         }
     }
     if found.is_none() {
-        for (i, e) in t.entries.iter().enumerate() {
-            let cur = e.pid.load(Ordering::Relaxed);
-            let free = cur == 0 || !entry_alive(cur, e.start.load(Ordering::Relaxed));
-            if free
-                && e.pid
-                    .compare_exchange(cur, pid, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-            {
-                e.start.store(start, Ordering::Relaxed);
-                e.count.store(1, Ordering::Relaxed);
-                found = Some(i);
-                break;
-            }
-        }
+        found = claim_free_entry(t, pid, start);
     }
     if found.is_none() {
         // Table full: the end can no longer be proven gone.
@@ -149,20 +157,9 @@ pub(crate) fn send_in_transit(chan: &Chan, role: Role) {
             return;
         }
     }
-    for e in &t.entries {
-        let cur = e.pid.load(Ordering::Relaxed);
-        let free = cur == 0 || !entry_alive(cur, e.start.load(Ordering::Relaxed));
-        if free
-            && e.pid
-                .compare_exchange(cur, pid, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            e.start.store(deadline, Ordering::Relaxed);
-            e.count.store(1, Ordering::Relaxed);
-            return;
-        }
+    if claim_free_entry(t, pid, deadline).is_none() {
+        t.overflow.store(1, Ordering::Relaxed);
     }
-    t.overflow.store(1, Ordering::Relaxed);
 }
 
 /// Claims one handle in transit from our parent (after registering ourselves).
