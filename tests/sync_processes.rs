@@ -107,14 +107,21 @@ fn lock_four_processes_count_exactly() {
     assert!(!lock.is_locked());
 }
 
+/// Starts a child (watched by `r`) that holds `lock` until it is killed;
+/// returns once the child holds it.
+fn spawn_holder(r: &mut Reaper, lock: &Lock) -> Process {
+    let ready = RawValue::new(0u32).unwrap();
+    let p = r.watch(Process::spawn(hold_until_killed, (lock.clone(), ready.clone())).unwrap());
+    wait_for(&ready, 1);
+    p
+}
+
 #[test]
 fn sigkilled_lock_holder_is_recovered_by_a_sleeping_waiter() {
     shmproc::init();
     let mut r = Reaper::new();
     let lock = Lock::new().unwrap();
-    let ready = RawValue::new(0u32).unwrap();
-    let p = r.watch(Process::spawn(hold_until_killed, (lock.clone(), ready.clone())).unwrap());
-    wait_for(&ready, 1);
+    let p = spawn_holder(&mut r, &lock);
     let e = lock.acquire_timeout(Duration::from_millis(50)).unwrap_err();
     assert!(matches!(e, Error::Timeout), "{e}");
     // A waiter is asleep on the lock when the holder dies.
@@ -145,9 +152,7 @@ fn sigkilled_lock_holder_is_recovered_by_try_acquire() {
     let mut r = Reaper::new();
     let name = shmproc::segment::unique_name("sync-kill-named");
     let lock = Lock::builder().name(&name).create().unwrap();
-    let ready = RawValue::new(0u32).unwrap();
-    let p = r.watch(Process::spawn(hold_until_killed, (lock.clone(), ready.clone())).unwrap());
-    wait_for(&ready, 1);
+    let p = spawn_holder(&mut r, &lock);
     assert!(matches!(lock.try_acquire(), Err(Error::Timeout)));
     sigkill(p.pid());
     assert_eq!(join(&p), -9);
@@ -271,9 +276,7 @@ fn timeouts_return_timeout() {
     shmproc::init();
     let mut r = Reaper::new();
     let lock = Lock::new().unwrap();
-    let ready = RawValue::new(0u32).unwrap();
-    let p = r.watch(Process::spawn(hold_until_killed, (lock.clone(), ready.clone())).unwrap());
-    wait_for(&ready, 1);
+    let p = spawn_holder(&mut r, &lock);
     let d = Duration::from_millis(30);
     let start = Instant::now();
     assert!(matches!(lock.acquire_timeout(d), Err(Error::Timeout)));
