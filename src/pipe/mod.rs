@@ -15,7 +15,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
-use crate::queue::block::{Until, SLICE};
+use crate::queue::block::{Until, NAP_MIN, SLICE};
 use crate::queue::chan::Chan;
 use crate::queue::codec::{Codec, Serde};
 use crate::queue::layout::{Geometry, MAX_MESSAGE};
@@ -628,7 +628,8 @@ impl<T, C: Codec<T>> Connection<T, C> {
             }
             let slice = now + SLICE;
             let end_at = deadline.map_or(slice, |d| d.min(slice));
-            ring.wait_slice(Side::Get, &Futex, Some(end_at), || ring.peek_ready());
+            let nap = now.duration_since(start).clamp(NAP_MIN, SLICE);
+            ring.wait_slice(Side::Get, &Futex, Some(end_at), now + nap, || ring.peek());
         }
     }
 }

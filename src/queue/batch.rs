@@ -11,7 +11,7 @@
 
 use super::block::{is_closed, Until};
 use super::chan::{me, Chan};
-use super::ring::{Attempt, Bad, Claim, Side, Who, DEAD};
+use super::ring::{Attempt, Claim, Side, Who};
 use crate::error::{Error, Result};
 use crate::sync::wait::Futex;
 
@@ -73,7 +73,7 @@ impl Chan {
                 }
                 let c = self.claim_in_run(&mut run, who)?;
                 self.fill(c, bytes);
-                self.ring().publish_in_run(c, bytes.len() as u32);
+                self.ring().publish(c, bytes.len() as u32, 0, &Futex);
                 run.next = c.pos.wrapping_add(1);
                 run.n += 1;
                 if run.n >= RUN {
@@ -95,6 +95,7 @@ impl Chan {
         if run.n > 0 && self.ring().try_claim_put_at(run.next, who) {
             return Ok(Claim {
                 pos: run.next,
+                // No WAKE: the run's end wakes getters (end_run).
                 flags: 0,
             });
         }
@@ -158,7 +159,7 @@ impl Chan {
             };
             run.next = c.pos.wrapping_add(1);
             run.n += 1;
-            if let Some(r) = self.take_in_run(c, dec)? {
+            if let Some(r) = self.take_inline_with(c, dec)? {
                 sink(r)?;
                 got += 1;
             }
@@ -167,52 +168,5 @@ impl Chan {
             }
         }
         Ok(got)
-    }
-
-    /// Decodes a slot claimed in a run and frees it (with a plain Release
-    /// store, as soon as its bytes are copied out; also if `dec` panics or
-    /// never asks for them). `None` for a tombstone.
-    #[inline(always)]
-    fn take_in_run<R, D>(&self, c: Claim, dec: &mut D) -> Result<Option<R>>
-    where
-        D: FnMut(usize, &mut dyn FnMut(&mut [u8])) -> R,
-    {
-        /// Frees the slot once, whatever happens.
-        struct Free<'a>(&'a Chan, Claim, bool);
-        impl Drop for Free<'_> {
-            fn drop(&mut self) {
-                if !self.2 {
-                    self.0.ring().release_in_run(self.1);
-                }
-            }
-        }
-        let mut free = Free(self, c, false);
-        let len = u64::from(self.ring().len(c));
-        if c.flags & DEAD != 0 {
-            return Ok(None);
-        }
-        if len > self.geo.data_size {
-            return Err(self.corrupt(Bad {
-                what: "message length in a slot (above the slot size)",
-                found: len,
-            }));
-        }
-        let src = self.data(c.pos) as *const u8;
-        Ok(Some(dec(len as usize, &mut |dst: &mut [u8]| {
-            let n = dst.len().min(len as usize);
-            if free.2 {
-                // Asked twice: the slot is no longer ours.
-                dst.fill(0);
-                return;
-            }
-            // SAFETY:
-            // - src has data_size >= len >= n readable bytes in the mapping;
-            // - dst is a distinct, writable buffer of at least n bytes;
-            // - we own the slot (READING by us): `free` releases it only
-            //   after this copy.
-            unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), n) };
-            free.2 = true;
-            self.ring().release_in_run(c);
-        })))
     }
 }

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::ring::{Attempt, Bad, Liveness, Ring, Side, Slots, Who, LIVENESS_AFTER};
+use super::ring::{Attempt, Bad, Liveness, Recheck, Ring, Side, Slots, Who, LIVENESS_AFTER};
 use crate::sync::atomic::Ordering;
 use crate::sync::wait::Park;
 
@@ -66,6 +66,8 @@ const SPIN: Duration = Duration::from_micros(60);
 const YIELD_EVERY: u32 = 8;
 /// Longest single sleep: sleepers re-check dead claimers and gone peers.
 pub const SLICE: Duration = Duration::from_millis(50);
+/// Shortest nap while the other side's claim of our slot is in flight.
+pub const NAP_MIN: Duration = Duration::from_micros(20);
 
 /// The environment a blocking claim needs besides the ring.
 pub struct Env<'e, P: Park, L: Liveness> {
@@ -140,6 +142,9 @@ fn claim_slow<S: Slots, P: Park, L: Liveness>(
 ) -> Result<Attempt, Stop> {
     let started = Instant::now();
     let mut stalled_since = started;
+    // When the stall last changed: a nap (see `Recheck::InFlight`) lasts
+    // about as long as the stall has, so a stopped claimer costs few wake-ups.
+    let mut changed_at = started;
     let (mut last_pos, mut last_st) = (pos, st);
     let mut spins: u32 = 0;
     // Asking whether the peer is gone may read /proc (microseconds): only
@@ -164,8 +169,10 @@ fn claim_slow<S: Slots, P: Park, L: Liveness>(
             }
         }
         if (pos, st) != (last_pos, last_st) {
-            (last_pos, last_st, stalled_since) = (pos, st, now);
-        } else if now.duration_since(stalled_since) >= LIVENESS_AFTER {
+            (last_pos, last_st, stalled_since, changed_at) = (pos, st, now, now);
+        } else if now.duration_since(stalled_since) >= LIVENESS_AFTER && !cfg!(loom) {
+            // (Not under loom: real time would make the model's executions
+            // differ; the loom models call `reclaim` themselves.)
             ring.check_stall(side, pos, st)?;
             ring.reclaim(pos, st, env.live)?;
             stalled_since = now;
@@ -175,8 +182,13 @@ fn claim_slow<S: Slots, P: Park, L: Liveness>(
                 return Err(Stop::Closed);
             }
             let end = slice_end(until, now);
-            ring.wait_slice(side, env.park, end, || {
-                is_closed(ring) || matches!(try_peek(ring, side, pos), Some(s) if s != st)
+            let nap = now.duration_since(changed_at).clamp(NAP_MIN, SLICE);
+            ring.wait_slice(side, env.park, end, now + nap, || {
+                if is_closed(ring) {
+                    Recheck::Ready
+                } else {
+                    ring.recheck(side, pos, st)
+                }
             });
         } else if side == Side::Put && !room_for_a_batch(ring) {
             // Spinning on a full ring: leave the consumers' slots alone until
@@ -198,17 +210,6 @@ fn room_for_a_batch<S: Slots>(ring: &Ring<'_, S>) -> bool {
     let cap = ring.slots.cap();
     let batch = (cap / 8).clamp(1, 256);
     ring.len_hint() + batch <= cap
-}
-
-/// The state word at `pos`, to tell whether a stall changed.
-fn try_peek<S: Slots>(ring: &Ring<'_, S>, _side: Side, pos: u64) -> Option<u64> {
-    // SeqCst: the re-check half of the Dekker pair in wait_slice.
-    Some(
-        ring.slots
-            .slot(pos % ring.slots.cap())
-            .state
-            .load(Ordering::SeqCst),
-    )
 }
 
 /// Where one sleep ends: at the deadline or after a [`SLICE`]. Under loom an

@@ -171,7 +171,7 @@ impl Chan {
         let mut desc = [0u8; 16];
         desc[..8].copy_from_slice(&start.to_le_bytes());
         desc[8..].copy_from_slice(&len.to_le_bytes());
-        let pos = match self.put_inline(&desc, BULK, until, gone, true) {
+        let pos = match self.put_inline(&desc, BULK, until, gone) {
             Ok(pos) => pos,
             Err(err) => {
                 // Relaxed: as above.

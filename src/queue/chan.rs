@@ -20,12 +20,24 @@ pub(crate) struct ShmSlots {
     base: NonNull<u8>,
     stride: usize,
     cap: u64,
+    /// `cap - 1` when cap is a power of two (index by mask), else 0.
+    mask: u64,
 }
 
 impl Slots for ShmSlots {
     #[inline]
     fn cap(&self) -> u64 {
         self.cap
+    }
+    #[inline]
+    fn index(&self, pos: u64) -> u64 {
+        // A mask instead of a division (20-40 cycles) for power-of-two rings;
+        // cap 1 indexes 0 either way.
+        if self.mask != 0 || self.cap == 1 {
+            pos & self.mask
+        } else {
+            pos % self.cap
+        }
     }
     #[inline]
     fn slot(&self, idx: u64) -> &Slot {
@@ -171,6 +183,11 @@ impl Chan {
             base: NonNull::new(base.wrapping_add(CONTROL_LEN)).expect("mapping is non-null"),
             stride: geo.stride() as usize,
             cap: geo.cap,
+            mask: if geo.cap.is_power_of_two() {
+                geo.cap - 1
+            } else {
+                0
+            },
         };
         let ctrl = NonNull::new(base as *mut Control).expect("mapping is non-null");
         let bulk = NonNull::new(base.wrapping_add(geo.bulk_offset() as usize))
@@ -258,7 +275,7 @@ impl Chan {
     /// Pointer to the data bytes of the slot at `pos`.
     #[inline]
     pub(crate) fn data(&self, pos: u64) -> *mut u8 {
-        let idx = (pos % self.geo.cap) as usize;
+        let idx = self.slots.index(pos) as usize;
         // In bounds: idx < cap and each slot has SLOT_HEADER + data_size bytes.
         self.slots
             .base
@@ -293,8 +310,34 @@ impl Chan {
     }
 
     /// Claims a slot, blocking as `until` says, `gone` telling a pipe's end.
+    ///
+    /// The first attempt is inlined into the caller, so the claim stays in
+    /// registers (a claim returned through memory from an outlined call cost
+    /// a store-forwarding stall per message); the rest is [`claim_slow`].
     #[inline]
     pub(crate) fn claim(
+        &self,
+        side: Side,
+        bulk_ok: bool,
+        until: Until,
+        gone: &dyn Fn() -> bool,
+    ) -> Result<Attempt> {
+        let ring = self.ring();
+        let first = match side {
+            Side::Put if block::is_closed(&ring) => None,
+            Side::Put => ring.try_claim_put(me()).ok(),
+            Side::Get => ring.try_claim_get(me(), bulk_ok).ok(),
+        };
+        match first {
+            Some(got @ Attempt::Got(_)) => Ok(got),
+            _ => self.claim_slow(side, bulk_ok, until, gone),
+        }
+    }
+
+    /// [`claim`](Self::claim) after a first attempt found no slot (or the
+    /// ring closed, or corrupt: the attempt is repeated and reported here).
+    #[inline(never)]
+    fn claim_slow(
         &self,
         side: Side,
         bulk_ok: bool,
@@ -313,8 +356,7 @@ impl Chan {
     }
 
     /// Puts one inline message (`bytes.len() <= data_size`) with `flags`
-    /// (0 or BULK); returns its position. Does not notify getters when
-    /// `notify` is false.
+    /// (0 or BULK); returns its position.
     #[inline]
     pub(crate) fn put_inline(
         &self,
@@ -322,7 +364,6 @@ impl Chan {
         flags: u64,
         until: Until,
         gone: &dyn Fn() -> bool,
-        notify: bool,
     ) -> Result<u64> {
         debug_assert!(bytes.len() as u64 <= self.geo.data_size);
         let Attempt::Got(c) = self.claim(Side::Put, false, until, gone)? else {
@@ -333,13 +374,7 @@ impl Chan {
         // - we own the slot (WRITING by us) until publish, so no reader touches
         //   these bytes; source and destination do not overlap.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.data(c.pos), bytes.len()) };
-        let me = me();
-        self.ring()
-            .publish(c, me, bytes.len() as u32, flags)
-            .map_err(|b| self.corrupt(b))?;
-        if notify {
-            self.ring().notify(Side::Get, 1, &Futex);
-        }
+        self.ring().publish(c, bytes.len() as u32, flags, &Futex);
         Ok(c.pos)
     }
 
@@ -348,7 +383,6 @@ impl Chan {
     #[inline]
     pub(crate) fn take_inline(&self, c: Claim, out: &mut Vec<u8>) -> Result<bool> {
         let ring = self.ring();
-        let me = me();
         let len = u64::from(ring.len(c));
         let ok = c.flags & DEAD == 0;
         let res = if !ok {
@@ -372,42 +406,56 @@ impl Chan {
             }
             Ok(true)
         };
-        ring.release(c, me).map_err(|b| self.corrupt(b))?;
-        ring.notify(Side::Put, 1, &Futex);
+        ring.release(c, &Futex);
         res
     }
 
-    /// Decodes a claimed inline slot in place with `dec(len, fill)` (`fill`
-    /// copies the message into a buffer of `len` bytes) and frees it.
-    /// `None` for a tombstone.
-    #[inline]
-    fn take_inline_with<R, D>(&self, c: Claim, dec: &mut D) -> Result<Option<R>>
+    /// Decodes a claimed inline slot with `dec(len, fill)` (`fill` copies
+    /// the message into a buffer of `len` bytes) and frees it as soon as its
+    /// bytes are copied out (also if `dec` panics or never asks for them),
+    /// so the slot is not held while `dec` allocates. `None` for a tombstone.
+    #[inline(always)]
+    pub(crate) fn take_inline_with<R, D>(&self, c: Claim, dec: &mut D) -> Result<Option<R>>
     where
         D: FnMut(usize, &mut dyn FnMut(&mut [u8])) -> R,
     {
-        let ring = self.ring();
-        let len = u64::from(ring.len(c));
-        let res = if c.flags & DEAD != 0 {
-            Ok(None)
-        } else if len > self.geo.data_size {
-            Err(self.corrupt(Bad {
+        /// Frees the slot once, whatever happens.
+        struct Free<'a>(&'a Chan, Claim, bool);
+        impl Drop for Free<'_> {
+            fn drop(&mut self) {
+                if !self.2 {
+                    self.0.ring().release(self.1, &Futex);
+                }
+            }
+        }
+        let mut free = Free(self, c, false);
+        let len = u64::from(self.ring().len(c));
+        if c.flags & DEAD != 0 {
+            return Ok(None);
+        }
+        if len > self.geo.data_size {
+            return Err(self.corrupt(Bad {
                 what: "message length in a slot (above the slot size)",
                 found: len,
-            }))
-        } else {
-            let src = self.data(c.pos) as *const u8;
-            Ok(Some(dec(len as usize, &mut |dst: &mut [u8]| {
-                let n = dst.len().min(len as usize);
-                // SAFETY:
-                // - src has data_size >= len >= n readable bytes in the mapping;
-                // - dst is a distinct, writable buffer of at least n bytes;
-                // - we own the slot (READING by us): its writer has finished.
-                unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), n) };
-            })))
-        };
-        ring.release(c, me()).map_err(|b| self.corrupt(b))?;
-        ring.notify(Side::Put, 1, &Futex);
-        res
+            }));
+        }
+        let src = self.data(c.pos) as *const u8;
+        Ok(Some(dec(len as usize, &mut |dst: &mut [u8]| {
+            let n = dst.len().min(len as usize);
+            if free.2 {
+                // Asked twice: the slot is no longer ours.
+                dst.fill(0);
+                return;
+            }
+            // SAFETY:
+            // - src has data_size >= len >= n readable bytes in the mapping;
+            // - dst is a distinct, writable buffer of at least n bytes;
+            // - we own the slot (READING by us): `free` releases it only
+            //   after this copy.
+            unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), n) };
+            free.2 = true;
+            self.ring().release(c, &Futex);
+        })))
     }
 
     /// Gets one message and decodes it with `dec` (see `take_inline_with`),
@@ -459,7 +507,7 @@ impl Chan {
     /// Puts a message of any size (inline or bulk).
     pub(crate) fn put(&self, bytes: &[u8], until: Until, gone: &dyn Fn() -> bool) -> Result<()> {
         if bytes.len() as u64 <= self.geo.data_size {
-            return self.put_inline(bytes, 0, until, gone, true).map(|_| ());
+            return self.put_inline(bytes, 0, until, gone).map(|_| ());
         }
         self.put_large(bytes, until, gone)
     }

@@ -101,8 +101,7 @@ impl Model {
         let idx = (c.pos % self.slots.cap()) as usize;
         // SAFETY: we own the slot (WRITING); loom checks nobody else touches it.
         self.slots.data[idx].with_mut(|p| unsafe { *p = v });
-        ring.publish(c, me, 8, 0).unwrap();
-        ring.notify(Side::Get, 1, &self.park);
+        ring.publish(c, 8, 0, &self.park);
     }
 
     fn get(&self, me: Who, live: &impl Liveness) -> Option<u64> {
@@ -122,8 +121,7 @@ impl Model {
             // SAFETY: we own the slot (READING); the writer published it.
             Some(self.slots.data[idx].with(|p| unsafe { *p }))
         };
-        ring.release(c, me).unwrap();
-        ring.notify(Side::Put, 1, &self.park);
+        ring.release(c, &self.park);
         v
     }
 }
@@ -200,7 +198,7 @@ fn loom_dead_writer_becomes_tombstone() {
                 }
                 Attempt::Got(c) => {
                     assert!(c.flags & DEAD != 0, "position 0 is the tombstone");
-                    ring.release(c, who(9)).unwrap();
+                    ring.release(c, &m.park);
                     break;
                 }
                 Attempt::Bulk => unreachable!(),
@@ -236,8 +234,7 @@ fn loom_dead_reader_slot_is_freed() {
                     let idx = (cl.pos % m.slots.cap()) as usize;
                     // SAFETY: we own the slot (WRITING).
                     m.slots.data[idx].with_mut(|p| unsafe { *p = 6 });
-                    ring.publish(cl, who(1), 8, 0).unwrap();
-                    ring.notify(Side::Get, 1, &m.park);
+                    ring.publish(cl, 8, 0, &m.park);
                     break;
                 }
                 Attempt::Bulk => unreachable!(),
@@ -283,7 +280,7 @@ impl Model {
             let idx = (c.pos % self.slots.cap()) as usize;
             // SAFETY: we own the slot (WRITING); loom checks nobody else touches it.
             self.slots.data[idx].with_mut(|p| unsafe { *p = v });
-            ring.publish_in_run(c, 8);
+            ring.publish(c, 8, 0, &self.park);
             (next, n) = (c.pos + 1, n + 1);
         }
         if n > 0 {
@@ -309,7 +306,7 @@ impl Model {
             let idx = (c.pos % self.slots.cap()) as usize;
             // SAFETY: we own the slot (READING); the writer published it.
             out.push(self.slots.data[idx].with(|p| unsafe { *p }));
-            ring.release_in_run(c);
+            ring.release(c, &self.park);
             if out.len() > more {
                 break;
             }

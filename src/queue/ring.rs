@@ -123,6 +123,11 @@ pub struct SyncWords {
     pub closed: AtomicU32,
     /// JoinableQueue: tasks put and not yet marked done (futex for `join`).
     pub unfinished: AtomicU32,
+    /// Loom only: bumped at every hand-over, so a nap (`Recheck::InFlight`)
+    /// can end when the claim it waits for completes; real naps end by
+    /// time, which loom does not model.
+    #[cfg(loom)]
+    pub naps: AtomicU32,
 }
 
 /// The ring's shared control block.
@@ -143,6 +148,12 @@ pub trait Slots {
     fn cap(&self) -> u64;
     /// Slot `idx`, `idx < cap`.
     fn slot(&self, idx: u64) -> &Slot;
+    /// The slot index of position `pos`: `pos % cap` (implementations
+    /// replace the division by a mask when cap is a power of two).
+    #[inline]
+    fn index(&self, pos: u64) -> u64 {
+        pos % self.cap()
+    }
 }
 
 /// Liveness of a claimer, asked only on slow paths (it may read `/proc`).
@@ -166,8 +177,23 @@ pub struct Who {
 pub struct Claim {
     /// The position.
     pub pos: u64,
-    /// Flags of the message (BULK, DEAD) for a read claim.
+    /// Flags of the message (BULK, DEAD) for a read claim, plus [`WAKE`].
+    /// (One word, not a separate bool: a claim copied through memory with a
+    /// bool and its padding cost a store-forwarding stall per message.)
     pub flags: u64,
+}
+
+/// In [`Claim::flags`] only (never in a state word, where this bit belongs
+/// to the tid): the other side had sleepers right after the claim, so
+/// [`Ring::publish`] or [`Ring::release`] wakes one.
+pub const WAKE: u64 = 1 << 59;
+
+impl Claim {
+    /// Whether ending this claim must wake a sleeper of the other side.
+    #[inline]
+    pub fn wakes(&self) -> bool {
+        self.flags & WAKE != 0
+    }
 }
 
 /// Outcome of a non-blocking claim attempt.
@@ -205,6 +231,30 @@ pub enum Side {
     Get,
 }
 
+/// What a sleeper's re-check after registering found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recheck {
+    /// Something changed (or is ready): do not sleep, retry.
+    Ready,
+    /// Nothing changed: sleep until woken (a later claim sees us).
+    Sleep,
+    /// The other side claimed the slot we wait for and has not finished: its
+    /// `sleepers` load may have come before our registration, so no wake-up
+    /// is promised. Nap briefly instead of sleeping.
+    InFlight,
+}
+
+/// Whether the stalled state `st` at `pos` on `side` is a claim in flight by
+/// the side that would wake us: a write of `pos` (getters wait for it) or a
+/// read of the message one lap back (putters wait for it).
+#[inline]
+fn in_flight(side: Side, st: u64, pos: u64, cap: u64) -> bool {
+    match side {
+        Side::Get => dist(st, pos) == 0 && is_writing(st),
+        Side::Put => i64::from(dist(st, pos)) == -(cap as i64) && is_reading(st),
+    }
+}
+
 /// A view of one ring: control block plus slots.
 pub struct Ring<'a, S: Slots> {
     /// The control block.
@@ -216,7 +266,7 @@ pub struct Ring<'a, S: Slots> {
 impl<'a, S: Slots> Ring<'a, S> {
     #[inline]
     fn slot(&self, pos: u64) -> &'a Slot {
-        self.slots.slot(pos % self.slots.cap())
+        self.slots.slot(self.slots.index(pos))
     }
 
     /// Tries to claim the slot at the tail for writing.
@@ -232,13 +282,14 @@ impl<'a, S: Slots> Ring<'a, S> {
             match dist(st, tail) {
                 0 if is_free(st) => {
                     let mine = enc(tail, BUSY, me.tid);
-                    // Acquire on success: same SYNC POINT slot-free as above.
-                    match slot.state.compare_exchange(
-                        st,
-                        mine,
-                        Ordering::Acquire,
-                        Ordering::Relaxed,
-                    ) {
+                    // SeqCst on success: Acquire for the same SYNC POINT
+                    // slot-free as above, and the store half of SYNC POINT
+                    // sleep (Dekker with a getter's registration; the load
+                    // half is `sleepers` below).
+                    match slot
+                        .state
+                        .compare_exchange(st, mine, Ordering::SeqCst, Ordering::Relaxed)
+                    {
                         Ok(_) => {
                             // Relaxed: read only by liveness checks, which
                             // accept a missing tag.
@@ -246,7 +297,7 @@ impl<'a, S: Slots> Ring<'a, S> {
                             self.advance(&self.ctrl.tail.0, tail);
                             return Ok(Attempt::Got(Claim {
                                 pos: tail,
-                                flags: 0,
+                                flags: self.wake_flag(Side::Get),
                             }));
                         }
                         Err(_) => continue,
@@ -272,27 +323,46 @@ impl<'a, S: Slots> Ring<'a, S> {
         })
     }
 
-    /// Publishes a claimed write as FULL (with `flags`: BULK or 0).
+    /// Publishes a claimed write as FULL (with `flags`: BULK or 0) with a
+    /// plain Release store, then wakes a getter if the claim saw one asleep.
+    ///
+    /// No CAS: nobody else changes a WRITING(p, w) slot while w lives
+    /// (reclaim needs w dead), so a CAS would only guard against a
+    /// scribbling peer, whose change is then overwritten (garbage but safe).
     #[inline]
-    pub fn publish(&self, c: Claim, me: Who, len: u32, flags: u64) -> Result<(), Bad> {
+    pub fn publish(&self, c: Claim, len: u32, flags: u64, park: &impl Park) {
         let slot = self.slot(c.pos);
-        // Relaxed: published by the SeqCst CAS below.
+        // Relaxed: published by the Release store below.
         slot.len.store(len, Ordering::Relaxed);
-        // SYNC POINT slot-full: Release publishes data and len to the consumer's
-        // Acquire. SeqCst also orders this store before the `getters` load in
-        // `notify` (Dekker with the getter's registration and re-check).
-        slot.state
-            .compare_exchange(
-                enc(c.pos, BUSY, me.tid),
-                enc(c.pos, FULL | flags, 0),
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            )
-            .map(|_| ())
-            .map_err(|found| Bad {
-                what: "state of a slot being written (taken from its writer)",
-                found,
-            })
+        // SYNC POINT slot-full: Release publishes data and len to the
+        // consumer's Acquire claim.
+        self.hand_over(&slot.state, c.pos, enc(c.pos, FULL | flags, 0), park);
+        if c.wakes() {
+            Self::notify_slow(&self.ctrl.sync.0.items, 1, park);
+        }
+    }
+
+    /// Ends a claim of position `pos` by storing `next` (Release) in its
+    /// slot's state word: a plain store, as nobody else changes a claimed
+    /// slot while its claimer lives. Under loom a swap that checks this, and
+    /// a bump of `naps` that ends the naps of parties waiting for it.
+    #[inline]
+    fn hand_over(&self, state: &AtomicU64, pos: u64, next: u64, park: &impl Park) {
+        #[cfg(not(loom))]
+        {
+            let _ = (pos, park);
+            state.store(next, Ordering::Release);
+        }
+        #[cfg(loom)]
+        {
+            let prev = state.swap(next, Ordering::SeqCst);
+            assert!(
+                prev & BUSY != 0 && dist(prev, pos) == 0,
+                "a claimed slot changed under its claimer: {prev:#x}"
+            );
+            self.ctrl.sync.0.naps.fetch_add(1, Ordering::SeqCst);
+            park.wake_all(&self.ctrl.sync.0.naps);
+        }
     }
 
     /// Tries to claim the slot at the head for reading. Bulk descriptors are
@@ -312,18 +382,23 @@ impl<'a, S: Slots> Ring<'a, S> {
                         return Ok(Attempt::Bulk);
                     }
                     let flags = st & (BULK | DEAD);
-                    // Acquire on success: same SYNC POINT slot-full.
+                    // SeqCst on success: Acquire for the same SYNC POINT
+                    // slot-full, and the store half of SYNC POINT sleep
+                    // (Dekker with a putter's registration).
                     match slot.state.compare_exchange(
                         st,
                         enc(head, FULL | BUSY | flags, me.tid),
-                        Ordering::Acquire,
+                        Ordering::SeqCst,
                         Ordering::Relaxed,
                     ) {
                         Ok(_) => {
                             // Relaxed: as in try_claim_put.
                             slot.tag.store(tag(head, me), Ordering::Relaxed);
                             self.advance(&self.ctrl.head.0, head);
-                            return Ok(Attempt::Got(Claim { pos: head, flags }));
+                            return Ok(Attempt::Got(Claim {
+                                pos: head,
+                                flags: flags | self.wake_flag(Side::Put),
+                            }));
                         }
                         Err(_) => continue,
                     }
@@ -354,25 +429,22 @@ impl<'a, S: Slots> Ring<'a, S> {
         self.slot(c.pos).len.load(Ordering::Relaxed)
     }
 
-    /// Frees a slot after reading it, for the producer one lap later.
+    /// Frees a slot after reading it, for the producer one lap later, with
+    /// a plain Release store (no CAS, as in [`publish`](Self::publish)),
+    /// then wakes a putter if the claim saw one asleep.
     #[inline]
-    pub fn release(&self, c: Claim, me: Who) -> Result<(), Bad> {
-        let slot = self.slot(c.pos);
+    pub fn release(&self, c: Claim, park: &impl Park) {
         // SYNC POINT slot-free: Release orders our reads of the data before
-        // the next writer's writes. SeqCst also orders it before the
-        // `putters` load in `notify` (Dekker with a sleeping putter).
-        slot.state
-            .compare_exchange(
-                enc(c.pos, FULL | BUSY | c.flags, me.tid),
-                enc(c.pos.wrapping_add(self.slots.cap()), 0, 0),
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            )
-            .map(|_| ())
-            .map_err(|found| Bad {
-                what: "state of a slot being read (taken from its reader)",
-                found,
-            })
+        // the next writer's writes.
+        self.hand_over(
+            &self.slot(c.pos).state,
+            c.pos,
+            enc(c.pos.wrapping_add(self.slots.cap()), 0, 0),
+            park,
+        );
+        if c.wakes() {
+            Self::notify_slow(&self.ctrl.sync.0.space, 1, park);
+        }
     }
 
     /// Run claims (batches): claims position `pos` for writing if its slot
@@ -433,41 +505,16 @@ impl<'a, S: Slots> Ring<'a, S> {
         }
         // Relaxed: as in try_claim_put.
         slot.tag.store(tag(pos, me), Ordering::Relaxed);
+        // No WAKE: the run's end notifies (end_run).
         Some(Claim { pos, flags })
-    }
-
-    /// Publishes a write claimed in a run with a plain Release store (no
-    /// locked instruction): nobody else changes a WRITING(p, w) slot while w
-    /// lives (reclaim needs w dead), so the CAS of [`publish`](Self::publish)
-    /// only guards against a scribbling peer, whose slot is then overwritten
-    /// (garbage but safe). The run ends with [`end_run`](Self::end_run),
-    /// whose fence completes the Dekker pair with sleeping getters.
-    #[inline]
-    pub fn publish_in_run(&self, c: Claim, len: u32) {
-        let slot = self.slot(c.pos);
-        // Relaxed: published by the Release store below.
-        slot.len.store(len, Ordering::Relaxed);
-        // SYNC POINT slot-full: Release publishes data and len (run form).
-        slot.state.store(enc(c.pos, FULL, 0), Ordering::Release);
-    }
-
-    /// Frees a slot read in a run with a plain Release store (see
-    /// [`publish_in_run`](Self::publish_in_run) for why no CAS is needed).
-    #[inline]
-    pub fn release_in_run(&self, c: Claim) {
-        // SYNC POINT slot-free: Release orders our reads of the data before
-        // the next writer's writes (run form; the fence is in end_run).
-        self.slot(c.pos).state.store(
-            enc(c.pos.wrapping_add(self.slots.cap()), 0, 0),
-            Ordering::Release,
-        );
     }
 
     /// Ends a run of `n` published writes (`side` Get: wakes getters) or
     /// released reads (`side` Put: wakes putters) ending before `next`:
-    /// moves the hint to `next` and notifies sleepers once. The SeqCst fence
-    /// orders the run's Release stores before the sleeper-count load (Dekker,
-    /// SYNC POINT sleep, with the fence in `wait_slice`).
+    /// moves the hint to `next` and notifies sleepers once. The run's direct
+    /// claims do not load the sleeper count; the SeqCst fence orders the
+    /// run's claims and Release stores before the load here (Dekker, SYNC
+    /// POINT sleep, with the fence in `wait_slice`).
     #[inline]
     pub fn end_run(&self, side: Side, next: u64, n: u32, park: &impl Park) {
         let hint = match side {
@@ -522,23 +569,45 @@ impl<'a, S: Slots> Ring<'a, S> {
         );
     }
 
-    /// Wakes up to `n` sleepers of `side` if any sleep (call after
-    /// publishing `n` items, or freeing `n` slots).
+    /// Whether `side` has sleepers (or a party about to sleep). Called right
+    /// after a SeqCst claim or fence: the load half of SYNC POINT sleep.
     #[inline]
-    pub fn notify(&self, side: Side, n: u32, park: &impl Park) {
+    fn sleepers(&self, side: Side) -> bool {
         let s = &self.ctrl.sync.0;
-        let (count, word) = match side {
-            Side::Get => (&s.getters, &s.items),
-            Side::Put => (&s.putters, &s.space),
+        let count = match side {
+            Side::Get => &s.getters,
+            Side::Put => &s.putters,
         };
         // Loom models SeqCst accesses as AcqRel but supports SeqCst fences; in
         // the C++ model the SeqCst RMW before and the SeqCst load below are
         // already totally ordered, so real builds skip the extra fence.
         #[cfg(loom)]
         fence(Ordering::SeqCst);
-        // SeqCst: this load must not move before the SeqCst publish/release
+        // SeqCst: this load must not move before the SeqCst claim or fence
         // (Dekker: see `wait_slice`).
-        if count.load(Ordering::SeqCst) != 0 {
+        count.load(Ordering::SeqCst) != 0
+    }
+
+    /// [`WAKE`] if `side` has sleepers, else 0 (see `sleepers`).
+    #[inline]
+    fn wake_flag(&self, side: Side) -> u64 {
+        if self.sleepers(side) {
+            WAKE
+        } else {
+            0
+        }
+    }
+
+    /// Wakes up to `n` sleepers of `side` if any sleep (call after a SeqCst
+    /// fence that follows publishing `n` items or freeing `n` slots).
+    #[inline]
+    pub fn notify(&self, side: Side, n: u32, park: &impl Park) {
+        if self.sleepers(side) {
+            let s = &self.ctrl.sync.0;
+            let word = match side {
+                Side::Get => &s.items,
+                Side::Put => &s.space,
+            };
             Self::notify_slow(word, n, park);
         }
     }
@@ -560,16 +629,20 @@ impl<'a, S: Slots> Ring<'a, S> {
         park.wake_all(&s.space);
     }
 
-    /// Sleeps once on `side`'s futex until woken or `until`, unless `ready()`
-    /// (re-checked after registering as a sleeper) says there is no need.
-    /// Callers loop; a slice ends after at most `until`.
+    /// Sleeps once on `side`'s futex until woken or `until`, unless
+    /// `check()` (re-checked after registering as a sleeper) says there is no
+    /// need ([`Recheck::Ready`]) or that a claim the other side made may have
+    /// missed our registration ([`Recheck::InFlight`]: then sleep at most
+    /// until `nap_until`, as nobody promised a wake-up). Callers loop; a slice
+    /// ends after at most `until`.
     #[cold]
     pub fn wait_slice(
         &self,
         side: Side,
         park: &impl Park,
         until: Option<Instant>,
-        ready: impl Fn() -> bool,
+        nap_until: Instant,
+        check: impl Fn() -> Recheck,
     ) -> Wake {
         let s = &self.ctrl.sync.0;
         let (count, word) = match side {
@@ -579,18 +652,46 @@ impl<'a, S: Slots> Ring<'a, S> {
         // SeqCst: read before registering, so a bump after our registration
         // makes the futex wait return at once.
         let seen = word.load(Ordering::SeqCst);
-        // SeqCst + fence: Dekker with `notify` — either the notifier sees our
-        // registration, or our re-check below sees its publish.
+        // SeqCst: as `seen`, for the hand-over that ends a nap.
+        #[cfg(loom)]
+        let seen_naps = s.naps.load(Ordering::SeqCst);
+        // SeqCst + fence: Dekker with a claim's `sleepers` load (or a run's
+        // `notify`) — either the claimer sees our registration, or our
+        // re-check below sees its claim.
         count.fetch_add(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        let r = if ready() {
-            Wake::Woken
-        } else {
-            park.wait(word, seen, until)
+        let r = match check() {
+            Recheck::Ready => Wake::Woken,
+            Recheck::Sleep => park.wait(word, seen, until),
+            #[cfg(not(loom))]
+            Recheck::InFlight => {
+                // Nobody promised a wake-up: sleep until a short deadline.
+                let end = until.map_or(nap_until, |u| u.min(nap_until));
+                park.wait(word, seen, Some(end))
+            }
+            #[cfg(loom)]
+            Recheck::InFlight => {
+                let _ = nap_until;
+                park.wait(&s.naps, seen_naps, until)
+            }
         };
         // Relaxed: only a counter; a stale value costs one needless wake.
         count.fetch_sub(1, Ordering::Relaxed);
         r
+    }
+
+    /// What a sleeper's re-check of the stalled slot at `pos` (last seen as
+    /// `seen`) on `side` says; `closed` counts as a change.
+    pub fn recheck(&self, side: Side, pos: u64, seen: u64) -> Recheck {
+        // SeqCst: the re-check half of the Dekker pair in wait_slice.
+        let st = self.slot(pos).state.load(Ordering::SeqCst);
+        if st != seen {
+            Recheck::Ready
+        } else if in_flight(side, st, pos, self.slots.cap()) {
+            Recheck::InFlight
+        } else {
+            Recheck::Sleep
+        }
     }
 
     /// Whether the message published at `pos` with `flags` is still there,
@@ -602,11 +703,24 @@ impl<'a, S: Slots> Ring<'a, S> {
 
     /// Whether the slot at the head holds a message ready to claim now.
     pub fn peek_ready(&self) -> bool {
+        self.peek() == Recheck::Ready
+    }
+
+    /// The head slot as a getter's sleep re-check sees it: a message ready,
+    /// one being written, or nothing.
+    pub fn peek(&self) -> Recheck {
         // Relaxed: a hint, as in try_claim_get.
         let head = self.ctrl.head.0.load(Ordering::Relaxed);
-        // Acquire: SYNC POINT slot-full (a caller may act on the answer).
-        let st = self.slot(head).state.load(Ordering::Acquire);
-        dist(st, head) == 0 && is_ready(st)
+        // SeqCst: Acquire for SYNC POINT slot-full (a caller may act on the
+        // answer), and the re-check half of the Dekker pair in wait_slice.
+        let st = self.slot(head).state.load(Ordering::SeqCst);
+        if dist(st, head) == 0 && is_ready(st) {
+            Recheck::Ready
+        } else if in_flight(Side::Get, st, head, self.slots.cap()) {
+            Recheck::InFlight
+        } else {
+            Recheck::Sleep
+        }
     }
 
     /// Number of positions between head and tail, clamped to `0..=cap`.

@@ -1,5 +1,6 @@
 //! Unit tests of the slot ring on the heap (std atomics, no blocking).
 use super::*;
+use crate::sync::wait::Futex;
 
 struct VecSlots(Vec<Slot>);
 impl Slots for VecSlots {
@@ -28,7 +29,7 @@ fn put(r: &Ring<'_, VecSlots>) -> u64 {
     let Ok(Attempt::Got(c)) = r.try_claim_put(ME) else {
         panic!("put stalled")
     };
-    r.publish(c, ME, 8, 0).unwrap();
+    r.publish(c, 8, 0, &Futex);
     c.pos
 }
 
@@ -36,7 +37,7 @@ fn get(r: &Ring<'_, VecSlots>) -> u64 {
     let Ok(Attempt::Got(c)) = r.try_claim_get(ME, false) else {
         panic!("get stalled")
     };
-    r.release(c, ME).unwrap();
+    r.release(c, &Futex);
     c.pos
 }
 
