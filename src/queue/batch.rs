@@ -95,7 +95,7 @@ impl Chan {
         if run.n > 0 && self.ring().try_claim_put_at(run.next, who) {
             return Ok(Claim {
                 pos: run.next,
-                // No WAKE: the run's end wakes getters (end_run).
+                // No NOTIFY: the run's end wakes getters (end_run).
                 flags: 0,
             });
         }

@@ -71,6 +71,10 @@ pub struct Pod;
 
 /// First size of the per-thread encoding buffer.
 const ENCODE_START: usize = 512;
+/// Items whose encoding fits in this many bytes encode on the stack.
+const ENCODE_STACK: usize = 256;
+/// Messages up to this size decode from a stack buffer.
+const DECODE_STACK: usize = 256;
 /// Largest per-thread encoding buffer kept between messages.
 const ENCODE_MAX: usize = 1 << 20;
 
@@ -82,8 +86,20 @@ thread_local! {
 impl<T: Serialize + DeserializeOwned> Codec<T> for Serde {
     const NAME: &'static str = "postcard";
 
+    #[inline]
     fn encode<R>(item: &T, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
         let err = |e| Error::codec(format!("encoding a {}", std::any::type_name::<T>()), e);
+        // Small items (most of them) encode on the stack first: no
+        // thread-local lookup or RefCell; larger ones retry below.
+        let mut stack = [0u8; ENCODE_STACK];
+        match postcard::to_slice(item, &mut stack[..]) {
+            Ok(bytes) => {
+                let n = bytes.len();
+                return f(&stack[..n]);
+            }
+            Err(postcard::Error::SerializeBufferFull) => {}
+            Err(e) => return Err(err(e)),
+        }
         ENCODE_BUF.with(|cell| {
             // A re-entrant call (encoding inside f) gets its own buffer.
             let Ok(mut buf) = cell.try_borrow_mut() else {
@@ -114,12 +130,21 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for Serde {
         })
     }
 
+    #[inline]
     fn decode(bytes: &[u8]) -> Result<T> {
         postcard::from_bytes(bytes)
             .map_err(|e| Error::codec(format!("decoding a {}", std::any::type_name::<T>()), e))
     }
 
+    #[inline]
     fn decode_from(len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<T> {
+        if len <= DECODE_STACK {
+            // Small messages (most of them) decode from the stack: no
+            // thread-local lookup, no RefCell, no resize.
+            let mut buf = [0u8; DECODE_STACK];
+            fill(&mut buf[..len]);
+            return Self::decode(&buf[..len]);
+        }
         DECODE_BUF.with(|cell| match cell.try_borrow_mut() {
             Ok(mut buf) => {
                 buf.clear();

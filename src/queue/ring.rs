@@ -177,22 +177,23 @@ pub struct Who {
 pub struct Claim {
     /// The position.
     pub pos: u64,
-    /// Flags of the message (BULK, DEAD) for a read claim, plus [`WAKE`].
+    /// Flags of the message (BULK, DEAD) for a read claim, plus [`NOTIFY`].
     /// (One word, not a separate bool: a claim copied through memory with a
     /// bool and its padding cost a store-forwarding stall per message.)
     pub flags: u64,
 }
 
 /// In [`Claim::flags`] only (never in a state word, where this bit belongs
-/// to the tid): the other side had sleepers right after the claim, so
-/// [`Ring::publish`] or [`Ring::release`] wakes one.
-pub const WAKE: u64 = 1 << 59;
+/// to the tid): an ordinary (SeqCst) claim, so [`Ring::publish`] or
+/// [`Ring::release`] loads the other side's sleeper count after the
+/// hand-over and wakes one sleeper. Run claims leave this to `end_run`.
+pub const NOTIFY: u64 = 1 << 59;
 
 impl Claim {
-    /// Whether ending this claim must wake a sleeper of the other side.
+    /// Whether ending this claim must look for sleepers of the other side.
     #[inline]
-    pub fn wakes(&self) -> bool {
-        self.flags & WAKE != 0
+    pub fn notifies(&self) -> bool {
+        self.flags & NOTIFY != 0
     }
 }
 
@@ -285,7 +286,7 @@ impl<'a, S: Slots> Ring<'a, S> {
                     // SeqCst on success: Acquire for the same SYNC POINT
                     // slot-free as above, and the store half of SYNC POINT
                     // sleep (Dekker with a getter's registration; the load
-                    // half is `sleepers` below).
+                    // half is the `sleepers` load after our publish).
                     match slot
                         .state
                         .compare_exchange(st, mine, Ordering::SeqCst, Ordering::Relaxed)
@@ -297,7 +298,7 @@ impl<'a, S: Slots> Ring<'a, S> {
                             self.advance(&self.ctrl.tail.0, tail);
                             return Ok(Attempt::Got(Claim {
                                 pos: tail,
-                                flags: self.wake_flag(Side::Get),
+                                flags: NOTIFY,
                             }));
                         }
                         Err(_) => continue,
@@ -324,7 +325,8 @@ impl<'a, S: Slots> Ring<'a, S> {
     }
 
     /// Publishes a claimed write as FULL (with `flags`: BULK or 0) with a
-    /// plain Release store, then wakes a getter if the claim saw one asleep.
+    /// plain Release store, then (ordinary claims) wakes a getter if one
+    /// sleeps.
     ///
     /// No CAS: nobody else changes a WRITING(p, w) slot while w lives
     /// (reclaim needs w dead), so a CAS would only guard against a
@@ -337,8 +339,8 @@ impl<'a, S: Slots> Ring<'a, S> {
         // SYNC POINT slot-full: Release publishes data and len to the
         // consumer's Acquire claim.
         self.hand_over(&slot.state, c.pos, enc(c.pos, FULL | flags, 0), park);
-        if c.wakes() {
-            Self::notify_slow(&self.ctrl.sync.0.items, 1, park);
+        if c.notifies() {
+            self.notify(Side::Get, 1, park);
         }
     }
 
@@ -397,7 +399,7 @@ impl<'a, S: Slots> Ring<'a, S> {
                             self.advance(&self.ctrl.head.0, head);
                             return Ok(Attempt::Got(Claim {
                                 pos: head,
-                                flags: flags | self.wake_flag(Side::Put),
+                                flags: flags | NOTIFY,
                             }));
                         }
                         Err(_) => continue,
@@ -431,7 +433,7 @@ impl<'a, S: Slots> Ring<'a, S> {
 
     /// Frees a slot after reading it, for the producer one lap later, with
     /// a plain Release store (no CAS, as in [`publish`](Self::publish)),
-    /// then wakes a putter if the claim saw one asleep.
+    /// then (ordinary claims) wakes a putter if one sleeps.
     #[inline]
     pub fn release(&self, c: Claim, park: &impl Park) {
         // SYNC POINT slot-free: Release orders our reads of the data before
@@ -442,8 +444,8 @@ impl<'a, S: Slots> Ring<'a, S> {
             enc(c.pos.wrapping_add(self.slots.cap()), 0, 0),
             park,
         );
-        if c.wakes() {
-            Self::notify_slow(&self.ctrl.sync.0.space, 1, park);
+        if c.notifies() {
+            self.notify(Side::Put, 1, park);
         }
     }
 
@@ -505,7 +507,7 @@ impl<'a, S: Slots> Ring<'a, S> {
         }
         // Relaxed: as in try_claim_put.
         slot.tag.store(tag(pos, me), Ordering::Relaxed);
-        // No WAKE: the run's end notifies (end_run).
+        // No NOTIFY: the run's end notifies (end_run).
         Some(Claim { pos, flags })
     }
 
@@ -569,8 +571,10 @@ impl<'a, S: Slots> Ring<'a, S> {
         );
     }
 
-    /// Whether `side` has sleepers (or a party about to sleep). Called right
-    /// after a SeqCst claim or fence: the load half of SYNC POINT sleep.
+    /// Whether `side` has sleepers (or a party about to sleep). Called after
+    /// a SeqCst claim (ordinary claims: after its hand-over, which loads
+    /// registrations made meanwhile too) or a SeqCst fence (runs): the load
+    /// half of SYNC POINT sleep.
     #[inline]
     fn sleepers(&self, side: Side) -> bool {
         let s = &self.ctrl.sync.0;
@@ -588,18 +592,9 @@ impl<'a, S: Slots> Ring<'a, S> {
         count.load(Ordering::SeqCst) != 0
     }
 
-    /// [`WAKE`] if `side` has sleepers, else 0 (see `sleepers`).
-    #[inline]
-    fn wake_flag(&self, side: Side) -> u64 {
-        if self.sleepers(side) {
-            WAKE
-        } else {
-            0
-        }
-    }
-
-    /// Wakes up to `n` sleepers of `side` if any sleep (call after a SeqCst
-    /// fence that follows publishing `n` items or freeing `n` slots).
+    /// Wakes up to `n` sleepers of `side` if any sleep (call after an
+    /// ordinary claim's hand-over, or after a SeqCst fence that follows
+    /// publishing `n` items or freeing `n` slots).
     #[inline]
     pub fn notify(&self, side: Side, n: u32, park: &impl Park) {
         if self.sleepers(side) {
