@@ -112,7 +112,8 @@ fn oom(mib: usize) -> usize {
     };
     // SAFETY: setrlimit reads the struct we pass; it only lowers our own limit.
     unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) };
-    let v = vec![1u8; mib << 20];
+    // black_box: release builds may drop an unused allocation altogether.
+    let v = std::hint::black_box(vec![1u8; mib << 20]);
     v.len()
 }
 

@@ -60,15 +60,41 @@ impl Encoder {
     /// Encodes the next task's argument: 8 raw bytes if it is a scalar and
     /// the piece is in that format, postcard otherwise (a scalar piece that
     /// meets a non-scalar is cut, so each piece has one format).
+    #[inline]
     pub(crate) fn push<A: Serialize>(&mut self, a: &A) -> std::result::Result<(), Fail> {
-        let index = self.next;
         let fx = fixed::encode(a);
+        // Fast path: a scalar into a scalar piece with room (most tasks of a
+        // scalar map): append 8 bytes, no other bookkeeping.
+        if let (Some(bytes), Some(p)) = (fx, self.cur.as_mut()) {
+            if p.fixed && (p.count as usize) + 1 < self.chunk && p.data.len() + 8 < PIECE_BYTES {
+                p.data.extend_from_slice(&bytes);
+                p.count += 1;
+                self.next += 1;
+                return Ok(());
+            }
+        }
+        self.push_slow(a, fx)
+    }
+
+    /// [`push`](Self::push) for everything but the fast path.
+    fn push_slow<A: Serialize>(
+        &mut self,
+        a: &A,
+        fx: Option<[u8; fixed::WIDTH]>,
+    ) -> std::result::Result<(), Fail> {
+        let index = self.next;
         if self.cur.as_ref().is_some_and(|p| p.fixed && fx.is_none()) {
             self.cut();
         }
+        let chunk = self.chunk;
         let p = self.cur.get_or_insert_with(|| {
             let mut p = new_piece(&self.job, self.runner, index);
             p.fixed = fx.is_some();
+            if p.fixed {
+                // A scalar piece's size is known: no regrowth while filling.
+                p.data
+                    .reserve_exact(chunk.saturating_mul(fixed::WIDTH).min(PIECE_BYTES));
+            }
             p
         });
         let offset = match fx {
