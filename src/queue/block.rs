@@ -225,7 +225,7 @@ fn slice_end(until: Until, now: Instant) -> Option<Instant> {
 /// One step of the spin phase; false once it is over (then sleep).
 #[cfg(not(loom))]
 #[inline]
-fn spin_phase(spins: &mut u32, started: Instant, now: Instant) -> bool {
+pub(crate) fn spin_phase(spins: &mut u32, started: Instant, now: Instant) -> bool {
     *spins += 1;
     if now.duration_since(started) >= SPIN {
         return false;
@@ -245,6 +245,6 @@ fn spin_phase(spins: &mut u32, started: Instant, now: Instant) -> bool {
 /// Under loom there is no time to spin in: sleep at once.
 #[cfg(loom)]
 #[inline]
-fn spin_phase(_spins: &mut u32, _started: Instant, _now: Instant) -> bool {
+pub(crate) fn spin_phase(_spins: &mut u32, _started: Instant, _now: Instant) -> bool {
     false
 }

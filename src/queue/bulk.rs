@@ -10,7 +10,7 @@
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
-use super::block::{Until, SLICE};
+use super::block::{spin_phase, Until, SLICE};
 use super::chan::{me, task_dead, Chan};
 use super::ring::{Attempt, Bad, Side, BULK, LIVENESS_AFTER};
 use crate::error::{Error, Result};
@@ -21,7 +21,7 @@ const COMMIT: u64 = 0x5348_4d50_424c_4b21;
 /// How long a get that found a descriptor waits for its bytes at least.
 const STREAM_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 /// Largest piece published at once, so the reader copies while we write.
-const CHUNK: u64 = 64 * 1024;
+const CHUNK: u64 = 16 * 1024;
 
 fn lock_value() -> u64 {
     let m = me();
@@ -31,6 +31,15 @@ fn lock_value() -> u64 {
 /// Sleeps on `word` (registered in `waiters`) until woken, `until`, or
 /// `ready()` holds after registering (Dekker with [`wake_if`]).
 fn sleep_on(word: &AtomicU32, waiters: &AtomicU32, until: Instant, ready: impl Fn() -> bool) {
+    // Spin first, as blocking claims do: a peer that is copying the next
+    // chunk answers within microseconds, a futex round trip costs tens.
+    let started = Instant::now();
+    let mut spins = 0;
+    while spin_phase(&mut spins, started, Instant::now()) {
+        if ready() {
+            return;
+        }
+    }
     // SeqCst: read before registering (see Ring::wait_slice).
     let seen = word.load(Ordering::SeqCst);
     // SeqCst + fence: Dekker with wake_if's load of `waiters`.
