@@ -27,13 +27,62 @@ fn smoke_simplex_and_bytes() {
     assert_eq!(rx.recv_bytes_into(&mut buf).unwrap(), 5);
     assert_eq!(&buf[..5], b"frame");
     tx.send_bytes(b"0123456789").unwrap();
+    tx.send_bytes(&[]).unwrap();
     let mut small = [0u8; 4];
     assert!(matches!(
         rx.recv_bytes_into(&mut small),
         Err(Error::MessageTooLarge { size: 10, max: 4 })
     ));
-    tx.send_bytes(&[]).unwrap();
+    // Nothing is lost: the message stays first, for any kind of receive.
+    assert!(rx.poll(Duration::ZERO));
+    assert!(matches!(
+        rx.recv_bytes_into(&mut small),
+        Err(Error::MessageTooLarge { size: 10, max: 4 })
+    ));
+    assert_eq!(rx.recv_bytes_into(&mut buf).unwrap(), 10);
+    assert_eq!(&buf[..10], b"0123456789");
     assert_eq!(rx.recv_bytes().unwrap(), b"");
+}
+
+#[test]
+fn too_small_buffer_keeps_the_message_for_the_next_receive() {
+    watchdog(30, too_small_buffer_case);
+}
+
+fn too_small_buffer_case() {
+    let (a, b) = Pipe::duplex::<String>().unwrap();
+    // An item: a too-small buffer, then a typed receive gets it whole.
+    a.send(&"a string of some length".into()).unwrap();
+    let mut tiny = [0u8; 3];
+    assert!(matches!(
+        b.recv_bytes_into(&mut tiny),
+        Err(Error::MessageTooLarge { max: 3, .. })
+    ));
+    assert_eq!(b.recv().unwrap(), "a string of some length");
+    // A message larger than a slot (the bulk stream), then one behind it:
+    // order is kept.
+    let big: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
+    // From another thread: a message larger than the stream area waits for
+    // its reader.
+    let sender = {
+        let (a, big) = (a.clone(), big.clone());
+        thread::spawn(move || {
+            a.send_bytes(&big).unwrap();
+            a.send(&"next".into()).unwrap();
+        })
+    };
+    let mut buf = vec![0u8; 1000];
+    assert!(matches!(
+        b.recv_bytes_into(&mut buf),
+        Err(Error::MessageTooLarge {
+            size: 300_000,
+            max: 1000
+        })
+    ));
+    assert_eq!(b.recv_bytes().unwrap(), big);
+    assert_eq!(b.recv().unwrap(), "next");
+    sender.join().unwrap();
+    assert!(matches!(b.try_recv(), Err(Error::Empty)));
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! that dies leaves its entry, which reads as gone because its pid is dead
 //! (or reused with another start time). See `docs/protocols/pipe.md`.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -46,6 +46,12 @@ pub(crate) struct EndInner {
     pub(crate) role: Role,
     pid: u32,
     slot: Option<usize>,
+    /// A received message that did not fit the caller's buffer
+    /// (`recv_bytes_into`), kept for this end's next receive.
+    held: Mutex<Option<Vec<u8>>>,
+    /// Whether `held` has a message: one load on every receive instead of
+    /// a lock.
+    has_held: AtomicBool,
 }
 
 /// A shareable registered end (clones share one registration).
@@ -137,6 +143,8 @@ pub(crate) fn register(chan: Chan, role: Role) -> Result<End> {
         role,
         pid,
         slot: found,
+        held: Mutex::new(None),
+        has_held: AtomicBool::new(false),
     }))
 }
 
@@ -224,6 +232,33 @@ impl Drop for EndInner {
 }
 
 impl EndInner {
+    /// Takes back the message a too-small `recv_bytes_into` left, if any.
+    #[inline]
+    pub(crate) fn take_held(&self) -> Option<Vec<u8>> {
+        // Relaxed: `held` itself is guarded by its mutex; this flag only
+        // spares the lock when nothing is held.
+        if !self.has_held.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut h = self.held.lock();
+        self.has_held.store(false, Ordering::Relaxed);
+        h.take()
+    }
+
+    /// Keeps `msg` for the next receive on this end (it goes first).
+    pub(crate) fn hold(&self, msg: Vec<u8>) {
+        let mut h = self.held.lock();
+        *h = Some(msg);
+        // Relaxed: as in take_held (the mutex orders the message itself).
+        self.has_held.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a held message waits.
+    pub(crate) fn holds(&self) -> bool {
+        // Relaxed: as in take_held.
+        self.has_held.load(Ordering::Relaxed)
+    }
+
     /// Whether any process (live or not) is registered at the other end: a
     /// cheap check without `/proc` reads, for every send.
     #[inline]

@@ -461,6 +461,9 @@ impl<T, C: Codec<T>> Connection<T, C> {
 
     fn recv_item(&self, until: Until) -> Result<T> {
         let end = self.rx()?;
+        if let Some(v) = end.take_held() {
+            return C::decode(&v);
+        }
         end.chan
             .get_with(until, &|| end.peer_gone(), &mut |len, fill| {
                 C::decode_from(len, fill)
@@ -469,6 +472,10 @@ impl<T, C: Codec<T>> Connection<T, C> {
 
     fn recv_raw(&self, out: &mut Vec<u8>, until: Until) -> Result<()> {
         let end = self.rx()?;
+        if let Some(v) = end.take_held() {
+            *out = v;
+            return Ok(());
+        }
         end.chan.get(out, until, &|| end.peer_gone())
     }
 
@@ -569,8 +576,10 @@ impl<T, C: Codec<T>> Connection<T, C> {
     /// Receives the next message into `buf`; returns its length.
     ///
     /// # Errors
-    /// `MessageTooLarge` when the message is longer than `buf` (the message
-    /// is consumed and dropped); otherwise as [`recv`](Self::recv).
+    /// `MessageTooLarge` when the message is longer than `buf`: nothing is
+    /// lost, the message stays first for the next receive on this end (Python
+    /// raises `BufferTooShort` and hands the message over in the exception);
+    /// otherwise as [`recv`](Self::recv).
     /// # Examples
     /// ```
     /// # let (a, b) = shmproc::Pipe::duplex::<String>()?;
@@ -580,16 +589,35 @@ impl<T, C: Codec<T>> Connection<T, C> {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize> {
-        let mut v = Vec::new();
-        self.recv_raw(&mut v, Until::Forever)?;
-        if v.len() > buf.len() {
-            return Err(Error::MessageTooLarge {
-                size: v.len(),
+        let end = self.rx()?;
+        let got = match end.take_held() {
+            Some(v) if v.len() <= buf.len() => {
+                buf[..v.len()].copy_from_slice(&v);
+                Ok(v.len())
+            }
+            Some(v) => Err(v),
+            // Straight from the slot into `buf` when it fits: no allocation.
+            None => end
+                .chan
+                .get_with(Until::Forever, &|| end.peer_gone(), &mut |len, fill| {
+                    if len <= buf.len() {
+                        fill(&mut buf[..len]);
+                        Ok(len)
+                    } else {
+                        let mut v = vec![0u8; len];
+                        fill(&mut v);
+                        Err(v)
+                    }
+                })?,
+        };
+        got.map_err(|v| {
+            let size = v.len();
+            end.hold(v);
+            Error::MessageTooLarge {
+                size,
                 max: buf.len(),
-            });
-        }
-        buf[..v.len()].copy_from_slice(&v);
-        Ok(v.len())
+            }
+        })
     }
 
     /// Waits up to `timeout` for a message; true when one is ready, or when
@@ -607,6 +635,9 @@ impl<T, C: Codec<T>> Connection<T, C> {
         let Some(end) = self.rx.as_ref() else {
             return true;
         };
+        if end.holds() {
+            return true;
+        }
         let ring = end.chan.ring();
         let start = Instant::now();
         let deadline = start.checked_add(timeout);
