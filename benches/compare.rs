@@ -305,7 +305,7 @@ fn echo_bytes((conn, n): (shmproc::Connection<Vec<u8>>, u64)) {
 }
 
 fn pingpong_shmproc(n: u64) -> f64 {
-    let (a, b) = Pipe::duplex::<Vec<u8>>().expect("pipe");
+    let (a, b) = Pipe::duplex::<Vec<u8>>();
     let warm = 1000;
     let p = Process::spawn(echo_bytes, (b, n + warm)).expect("spawn");
     let msg = [7u8; 8];

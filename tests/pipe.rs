@@ -10,7 +10,7 @@ use shmproc::{Error, Pipe, Pod};
 
 #[test]
 fn smoke_duplex() {
-    let (a, b) = Pipe::duplex::<String>().unwrap();
+    let (a, b) = Pipe::duplex::<String>();
     a.send(&"ping".into()).unwrap();
     assert_eq!(b.recv().unwrap(), "ping");
     b.send(&"pong".into()).unwrap();
@@ -19,7 +19,7 @@ fn smoke_duplex() {
 
 #[test]
 fn smoke_simplex_and_bytes() {
-    let (rx, tx) = Pipe::simplex::<u32>().unwrap();
+    let (rx, tx) = Pipe::simplex::<u32>();
     tx.send(&5).unwrap();
     assert_eq!(rx.recv().unwrap(), 5);
     tx.send_bytes(b"frame").unwrap();
@@ -50,7 +50,7 @@ fn too_small_buffer_keeps_the_message_for_the_next_receive() {
 }
 
 fn too_small_buffer_case() {
-    let (a, b) = Pipe::duplex::<String>().unwrap();
+    let (a, b) = Pipe::duplex::<String>();
     // An item: a too-small buffer, then a typed receive gets it whole.
     a.send(&"a string of some length".into()).unwrap();
     let mut tiny = [0u8; 3];
@@ -88,7 +88,7 @@ fn too_small_buffer_case() {
 #[test]
 fn poll_and_timeout() {
     watchdog(30, || {
-        let (a, b) = Pipe::duplex::<u8>().unwrap();
+        let (a, b) = Pipe::duplex::<u8>();
         assert!(!b.poll(Duration::from_millis(10)));
         assert!(matches!(
             b.recv_timeout(Duration::from_millis(10)),
@@ -114,7 +114,7 @@ fn poll_and_timeout() {
 #[test]
 fn disconnect_drop_gives_buffered_then_closed() {
     watchdog(30, || {
-        let (a, b) = Pipe::duplex::<u32>().unwrap();
+        let (a, b) = Pipe::duplex::<u32>();
         a.send(&1).unwrap();
         a.send(&2).unwrap();
         let a2 = a.clone();
@@ -133,7 +133,7 @@ fn disconnect_drop_gives_buffered_then_closed() {
 #[test]
 fn disconnect_wakes_a_blocked_receiver_and_sender() {
     watchdog(30, || {
-        let (a, b) = Pipe::duplex::<u32>().unwrap();
+        let (a, b) = Pipe::duplex::<u32>();
         let t = thread::spawn(move || b.recv());
         thread::sleep(Duration::from_millis(100));
         drop(a);
@@ -185,7 +185,7 @@ fn large_message_through_pipe() {
 
 #[test]
 fn wrong_end_is_an_error() {
-    let (rx, tx) = Pipe::simplex::<u8>().unwrap();
+    let (rx, tx) = Pipe::simplex::<u8>();
     let json_like = postcard::to_allocvec(&rx);
     // Anonymous handles do not serialize outside a launch.
     assert!(json_like.is_err());

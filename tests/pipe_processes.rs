@@ -17,7 +17,7 @@ fn echo(c: Connection<String>) {
 #[test]
 fn duplex_round_trips_with_a_child() {
     shmproc::init();
-    let (a, b) = Pipe::duplex::<String>().unwrap();
+    let (a, b) = Pipe::duplex::<String>();
     let p = Process::spawn(echo, b).unwrap();
     let _r = Reaper::of(&[&p]);
     for i in 0..1000 {
@@ -38,7 +38,7 @@ fn send_three_and_exit(tx: Sender<u32>) {
 #[test]
 fn closed_after_sender_exits() {
     shmproc::init();
-    let (rx, tx) = Pipe::simplex::<u32>().unwrap();
+    let (rx, tx) = Pipe::simplex::<u32>();
     let p = Process::spawn(send_three_and_exit, tx).unwrap();
     let _r = Reaper::of(&[&p]);
     // Our copy of the sender was moved into the launch: only the child holds it.
@@ -58,7 +58,7 @@ fn send_two_then_hang(tx: Sender<u32>) {
 #[test]
 fn closed_after_sender_is_killed() {
     shmproc::init();
-    let (rx, tx) = Pipe::simplex::<u32>().unwrap();
+    let (rx, tx) = Pipe::simplex::<u32>();
     let p = Process::spawn(send_two_then_hang, tx).unwrap();
     let _r = Reaper::of(&[&p]);
     assert_eq!(rx.recv_timeout(WATCHDOG).unwrap(), 1);

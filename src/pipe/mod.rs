@@ -28,7 +28,7 @@ use ends::{register, End, Role};
 /// # Examples
 /// ```
 /// use shmproc::Pipe;
-/// let (a, b) = Pipe::duplex::<String>()?;
+/// let (a, b) = Pipe::duplex::<String>();
 /// a.send(&"ping".to_string())?;
 /// assert_eq!(b.recv()?, "ping");
 /// b.send(&"pong".to_string())?;
@@ -59,40 +59,47 @@ pub struct PipeBuilder {
 impl Pipe {
     /// Two connected ends that both send and receive.
     ///
-    /// # Errors
-    /// `Os` errors from creating the two segments.
+    /// # Panics
+    /// If the two segments cannot be created (no shared memory left, no
+    /// descriptors): as Python's `Pipe()` raises `OSError`. To handle that
+    /// error, use [`Pipe::builder`]`().duplex()`, which returns it.
     /// # Examples
     /// ```
-    /// let (a, b) = shmproc::Pipe::duplex::<String>()?;
+    /// let (a, b) = shmproc::Pipe::duplex::<String>();
     /// a.send(&"ping".into())?;
     /// assert_eq!(b.recv()?, "ping");
     /// b.send(&"pong".into())?;
     /// assert_eq!(a.recv()?, "pong");
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    pub fn duplex<T>() -> Result<(Connection<T>, Connection<T>)>
+    pub fn duplex<T>() -> (Connection<T>, Connection<T>)
     where
         Serde: Codec<T>,
     {
-        Pipe::builder().duplex()
+        Pipe::builder()
+            .duplex()
+            .unwrap_or_else(|e| panic!("creating a duplex pipe: {e}"))
     }
 
     /// A one-way pipe: `(receiver, sender)`, Python's `Pipe(duplex=False)`.
     ///
-    /// # Errors
-    /// `Os` errors from creating the segment.
+    /// # Panics
+    /// If the segment cannot be created; [`Pipe::builder`]`().simplex()`
+    /// returns that error instead.
     /// # Examples
     /// ```
-    /// let (rx, tx) = shmproc::Pipe::simplex::<u32>()?;
+    /// let (rx, tx) = shmproc::Pipe::simplex::<u32>();
     /// tx.send(&7)?;
     /// assert_eq!(rx.recv()?, 7);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    pub fn simplex<T>() -> Result<(Receiver<T>, Sender<T>)>
+    pub fn simplex<T>() -> (Receiver<T>, Sender<T>)
     where
         Serde: Codec<T>,
     {
-        Pipe::builder().simplex()
+        Pipe::builder()
+            .simplex()
+            .unwrap_or_else(|e| panic!("creating a simplex pipe: {e}"))
     }
 
     /// A builder for other ring sizes or a [`Pod`](crate::Pod) codec.
@@ -277,7 +284,8 @@ impl PipeBuilder {
     /// A duplex pipe with codec `C`.
     ///
     /// # Errors
-    /// As [`Pipe::duplex`].
+    /// `Os` errors from creating the two segments (where [`Pipe::duplex`]
+    /// panics), or the builder's settings rejected.
     ///
     /// # Examples
     /// ```
@@ -306,7 +314,8 @@ impl PipeBuilder {
     /// A one-way pipe with codec `C`: `(receiver, sender)`.
     ///
     /// # Errors
-    /// As [`Pipe::simplex`].
+    /// `Os` errors from creating the segment (where [`Pipe::simplex`]
+    /// panics), or the builder's settings rejected.
     ///
     /// # Examples
     /// ```
@@ -340,7 +349,7 @@ impl PipeBuilder {
 /// returns `Closed`.
 /// # Examples
 /// ```
-/// # let (a, b) = shmproc::Pipe::duplex::<String>()?;
+/// # let (a, b) = shmproc::Pipe::duplex::<String>();
 /// a.send(&"x".into())?;
 /// assert!(b.poll(std::time::Duration::from_millis(5)));
 /// assert_eq!(b.recv()?, "x");
@@ -355,7 +364,7 @@ pub struct Connection<T, C = Serde> {
 /// The receiving end of a one-way pipe (same receive methods as [`Connection`]).
 /// # Examples
 /// ```
-/// let (rx, tx) = shmproc::Pipe::simplex::<u8>()?;
+/// let (rx, tx) = shmproc::Pipe::simplex::<u8>();
 /// drop(tx); // the other end is gone
 /// assert!(matches!(rx.recv(), Err(shmproc::Error::Closed)));
 /// # Ok::<(), shmproc::Error>(())
@@ -364,7 +373,7 @@ pub struct Receiver<T, C = Serde>(Connection<T, C>);
 /// The sending end of a one-way pipe (same send methods as [`Connection`]).
 /// # Examples
 /// ```
-/// let (rx, tx) = shmproc::Pipe::simplex::<u8>()?;
+/// let (rx, tx) = shmproc::Pipe::simplex::<u8>();
 /// tx.send(&1)?;
 /// assert_eq!(rx.recv()?, 1);
 /// # Ok::<(), shmproc::Error>(())
@@ -486,7 +495,7 @@ impl<T, C: Codec<T>> Connection<T, C> {
     /// configured limit; a codec error.
     /// # Examples
     /// ```
-    /// # let (a, b) = shmproc::Pipe::duplex::<String>()?;
+    /// # let (a, b) = shmproc::Pipe::duplex::<String>();
     /// a.send(&"hi".into())?;
     /// assert_eq!(b.recv()?, "hi");
     /// # Ok::<(), shmproc::Error>(())
@@ -501,7 +510,7 @@ impl<T, C: Codec<T>> Connection<T, C> {
     /// As [`send`](Self::send).
     /// # Examples
     /// ```
-    /// # let (a, b) = shmproc::Pipe::duplex::<String>()?;
+    /// # let (a, b) = shmproc::Pipe::duplex::<String>();
     /// a.send_bytes(&[1, 2, 3])?;
     /// assert_eq!(b.recv_bytes()?, [1, 2, 3]);
     /// # Ok::<(), shmproc::Error>(())
@@ -517,7 +526,7 @@ impl<T, C: Codec<T>> Connection<T, C> {
     /// error for an undecodable message.
     /// # Examples
     /// ```
-    /// # let (a, b) = shmproc::Pipe::duplex::<String>()?;
+    /// # let (a, b) = shmproc::Pipe::duplex::<String>();
     /// drop(a);
     /// assert!(matches!(b.recv(), Err(shmproc::Error::Closed))); // never blocks forever
     /// # Ok::<(), shmproc::Error>(())
@@ -532,7 +541,7 @@ impl<T, C: Codec<T>> Connection<T, C> {
     /// `Timeout` when nothing came in time; otherwise as [`recv`](Self::recv).
     /// # Examples
     /// ```
-    /// # let (a, b) = shmproc::Pipe::duplex::<String>()?;
+    /// # let (a, b) = shmproc::Pipe::duplex::<String>();
     /// assert!(matches!(b.recv_timeout(std::time::Duration::from_millis(5)), Err(shmproc::Error::Timeout)));
     /// # drop(a);
     /// # Ok::<(), shmproc::Error>(())
@@ -547,7 +556,7 @@ impl<T, C: Codec<T>> Connection<T, C> {
     /// `Empty` when nothing is buffered; otherwise as [`recv`](Self::recv).
     /// # Examples
     /// ```
-    /// # let (a, b) = shmproc::Pipe::duplex::<String>()?;
+    /// # let (a, b) = shmproc::Pipe::duplex::<String>();
     /// assert!(matches!(b.try_recv(), Err(shmproc::Error::Empty)));
     /// # drop(a);
     /// # Ok::<(), shmproc::Error>(())
@@ -562,7 +571,7 @@ impl<T, C: Codec<T>> Connection<T, C> {
     /// As [`recv`](Self::recv).
     /// # Examples
     /// ```
-    /// # let (a, b) = shmproc::Pipe::duplex::<String>()?;
+    /// # let (a, b) = shmproc::Pipe::duplex::<String>();
     /// a.send_bytes(b"raw")?;
     /// assert_eq!(b.recv_bytes()?, b"raw");
     /// # Ok::<(), shmproc::Error>(())
@@ -582,7 +591,7 @@ impl<T, C: Codec<T>> Connection<T, C> {
     /// otherwise as [`recv`](Self::recv).
     /// # Examples
     /// ```
-    /// # let (a, b) = shmproc::Pipe::duplex::<String>()?;
+    /// # let (a, b) = shmproc::Pipe::duplex::<String>();
     /// a.send_bytes(b"abc")?;
     /// let mut buf = [0u8; 8];
     /// assert_eq!(b.recv_bytes_into(&mut buf)?, 3);
@@ -625,7 +634,7 @@ impl<T, C: Codec<T>> Connection<T, C> {
     /// cannot receive), as Python's `poll`.
     /// # Examples
     /// ```
-    /// # let (a, b) = shmproc::Pipe::duplex::<String>()?;
+    /// # let (a, b) = shmproc::Pipe::duplex::<String>();
     /// assert!(!b.poll(std::time::Duration::from_millis(5)));
     /// a.send(&"x".into())?;
     /// assert!(b.poll(std::time::Duration::from_millis(5)));

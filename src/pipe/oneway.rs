@@ -14,7 +14,7 @@ impl<T, C: Codec<T>> Receiver<T, C> {
     ///
     /// # Examples
     /// ```
-    /// let (rx, tx) = shmproc::Pipe::simplex::<String>()?;
+    /// let (rx, tx) = shmproc::Pipe::simplex::<String>();
     /// tx.send(&"hi".to_string())?;
     /// assert_eq!(rx.recv()?, "hi");
     /// # Ok::<(), shmproc::Error>(())
@@ -31,7 +31,7 @@ impl<T, C: Codec<T>> Receiver<T, C> {
     /// # Examples
     /// ```
     /// use std::time::Duration;
-    /// let (rx, _tx) = shmproc::Pipe::simplex::<u8>()?;
+    /// let (rx, _tx) = shmproc::Pipe::simplex::<u8>();
     /// assert!(matches!(rx.recv_timeout(Duration::from_millis(10)), Err(shmproc::Error::Timeout)));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
@@ -46,7 +46,7 @@ impl<T, C: Codec<T>> Receiver<T, C> {
     ///
     /// # Examples
     /// ```
-    /// let (rx, tx) = shmproc::Pipe::simplex::<u8>()?;
+    /// let (rx, tx) = shmproc::Pipe::simplex::<u8>();
     /// assert!(matches!(rx.try_recv(), Err(shmproc::Error::Empty)));
     /// tx.send(&1)?;
     /// assert_eq!(rx.try_recv()?, 1);
@@ -63,7 +63,7 @@ impl<T, C: Codec<T>> Receiver<T, C> {
     ///
     /// # Examples
     /// ```
-    /// let (rx, tx) = shmproc::Pipe::simplex::<Vec<u8>>()?;
+    /// let (rx, tx) = shmproc::Pipe::simplex::<Vec<u8>>();
     /// tx.send_bytes(b"frame")?;
     /// assert_eq!(rx.recv_bytes()?, b"frame");
     /// # Ok::<(), shmproc::Error>(())
@@ -79,7 +79,7 @@ impl<T, C: Codec<T>> Receiver<T, C> {
     ///
     /// # Examples
     /// ```
-    /// let (rx, tx) = shmproc::Pipe::simplex::<Vec<u8>>()?;
+    /// let (rx, tx) = shmproc::Pipe::simplex::<Vec<u8>>();
     /// tx.send_bytes(b"abc")?;
     /// let mut buf = [0u8; 16];
     /// let n = rx.recv_bytes_into(&mut buf)?;
@@ -95,7 +95,7 @@ impl<T, C: Codec<T>> Receiver<T, C> {
     /// # Examples
     /// ```
     /// use std::time::Duration;
-    /// let (rx, tx) = shmproc::Pipe::simplex::<u8>()?;
+    /// let (rx, tx) = shmproc::Pipe::simplex::<u8>();
     /// assert!(!rx.poll(Duration::ZERO));
     /// tx.send(&1)?;
     /// assert!(rx.poll(Duration::from_secs(1)));
@@ -114,7 +114,7 @@ impl<T, C: Codec<T>> Sender<T, C> {
     ///
     /// # Examples
     /// ```
-    /// let (rx, tx) = shmproc::Pipe::simplex::<(u8, String)>()?;
+    /// let (rx, tx) = shmproc::Pipe::simplex::<(u8, String)>();
     /// tx.send(&(1, "one".into()))?;
     /// assert_eq!(rx.recv()?, (1, "one".to_string()));
     /// # Ok::<(), shmproc::Error>(())
@@ -130,7 +130,7 @@ impl<T, C: Codec<T>> Sender<T, C> {
     ///
     /// # Examples
     /// ```
-    /// let (rx, tx) = shmproc::Pipe::simplex::<Vec<u8>>()?;
+    /// let (rx, tx) = shmproc::Pipe::simplex::<Vec<u8>>();
     /// tx.send_bytes(&[0u8; 100_000])?; // any size: large frames stream
     /// assert_eq!(rx.recv_bytes()?.len(), 100_000);
     /// # Ok::<(), shmproc::Error>(())
