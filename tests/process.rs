@@ -188,6 +188,51 @@ fn exit_code_zero_and_closure() {
     assert_eq!(join(&p), 0, "a non-capturing closure is an entry");
 }
 
+/// Fails unless stdin is at end of file at once (/dev/null), as opposed to
+/// holding the bytes the parent left in its own stdin.
+fn stdin_is_empty(_: ()) -> Result<(), String> {
+    use std::io::Read;
+    let mut buf = [0u8; 64];
+    match std::io::stdin().read(&mut buf) {
+        Ok(0) => Ok(()),
+        other => Err(format!("stdin is not /dev/null: read {other:?}")),
+    }
+}
+
+#[test]
+fn children_get_dev_null_as_stdin() {
+    use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+    shmproc::init();
+    let mut r = Reaper::new();
+    // Our stdin becomes a pipe holding bytes (the write end stays open): a
+    // child that inherited it would read them instead of end-of-file.
+    let mut fds = [0; 2];
+    // SAFETY: pipe writes two new descriptors into the array we own.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: both descriptors are new and owned by nobody else.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: write reads 6 bytes from a live buffer.
+    let written = unsafe { libc::write(wr.as_raw_fd(), b"parent".as_ptr().cast(), 6) };
+    assert_eq!(written, 6);
+    // SAFETY: dup returns a new descriptor (or -1), which we then own.
+    let saved = unsafe { libc::dup(0) };
+    assert!(saved >= 0);
+    // SAFETY: as above; `saved` is ours.
+    let saved = unsafe { OwnedFd::from_raw_fd(saved) };
+    shmproc::sys::process::dup_onto(rd.as_fd(), 0).unwrap();
+    let spawned = r.watch(Process::spawn(stdin_is_empty, ()).unwrap());
+    let forked = r.watch(
+        Process::builder()
+            .start_method(StartMethod::Fork)
+            .spawn(stdin_is_empty, ())
+            .unwrap(),
+    );
+    let codes = (join(&spawned), join(&forked));
+    shmproc::sys::process::dup_onto(saved.as_fd(), 0).unwrap();
+    assert_eq!(codes, (0, 0), "children read /dev/null, not our stdin");
+    drop(wr);
+}
+
 #[test]
 fn panicking_entry_exits_nonzero() {
     shmproc::init();

@@ -2,6 +2,7 @@
 //! in the copy, which never returns into the parent's code.
 
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::entry::{EntryReturn, EXIT_LAUNCH, EXIT_PANIC};
@@ -50,6 +51,10 @@ where
     R: EntryReturn,
 {
     sys::proc::forget_current_task();
+    // As Python's children (and ours started by re-exec): stdin is /dev/null.
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        let _ = sys::process::dup_onto(null.as_fd(), 0);
+    }
     if daemon && sys::process::die_with_parent(parent.pid()).is_err() {
         sys::process::exit_now(EXIT_LAUNCH);
     }

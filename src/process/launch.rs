@@ -79,7 +79,10 @@ where
         cmd.arg0(arg0);
     }
     cmd.args(child_args)
-        .env(ENV, boot::env_value(&record_fd, nonce));
+        .env(ENV, boot::env_value(&record_fd, nonce))
+        // As Python's children: stdin is /dev/null, so a child never
+        // competes with its parent for the terminal or a pipe.
+        .stdin(Stdio::null());
     if hide_banner {
         cmd.stdout(Stdio::null());
     }
