@@ -430,11 +430,7 @@ fn pool_map_rayon(n: u64) -> f64 {
 
 fn pool_imap_shmproc(pool: &Pool, n: u64) -> f64 {
     let t0 = Instant::now();
-    let s: u64 = pool
-        .imap(tiny, 0..n)
-        .expect("imap")
-        .map(|r| r.expect("task"))
-        .sum();
+    let s: u64 = pool.imap(tiny, 0..n).map(|r| r.expect("task")).sum();
     let dt = t0.elapsed();
     assert_eq!(s, n * (n - 1));
     n as f64 / dt.as_secs_f64()
@@ -443,13 +439,7 @@ fn pool_imap_shmproc(pool: &Pool, n: u64) -> f64 {
 fn pool_apply_shmproc(pool: &Pool, n: u64) -> f64 {
     let t0 = Instant::now();
     for i in 0..n {
-        assert_eq!(
-            pool.apply_async(tiny, i)
-                .expect("apply")
-                .get()
-                .expect("get"),
-            i * 2
-        );
+        assert_eq!(pool.apply_async(tiny, i).get().expect("get"), i * 2);
     }
     t0.elapsed().as_nanos() as f64 / n as f64
 }

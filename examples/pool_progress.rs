@@ -34,7 +34,7 @@ fn main() -> shmproc::Result<()> {
             .expect("a valid template"),
     );
     let mut primes = 0;
-    for r in pool.imap_unordered(work, 0..n)? {
+    for r in pool.imap_unordered(work, 0..n) {
         if r? {
             primes += 1;
         }

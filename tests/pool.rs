@@ -192,7 +192,7 @@ fn apply_and_apply_async() {
     let _w = Watchdog::new("apply");
     let pool = Pool::new(2).unwrap();
     assert_eq!(pool.apply(square, 12).unwrap(), 144);
-    let r = pool.apply_async(sleep_ms, 300).unwrap();
+    let r = pool.apply_async(sleep_ms, 300);
     assert!(!r.ready());
     assert!(matches!(
         r.get_timeout(Duration::from_millis(10)),
@@ -205,9 +205,7 @@ fn apply_and_apply_async() {
         r.get_timeout(Duration::from_secs(0)),
         Err(Error::InvalidArgument { .. })
     ));
-    let many: Vec<_> = (0..50u64)
-        .map(|i| pool.apply_async(square, i).unwrap())
-        .collect();
+    let many: Vec<_> = (0..50u64).map(|i| pool.apply_async(square, i)).collect();
     let got: Vec<u64> = many.into_iter().map(|r| r.get().unwrap()).collect();
     assert_eq!(got, (0..50u64).map(square).collect::<Vec<_>>());
 }
@@ -217,8 +215,8 @@ fn map_async_collects_later() {
     shmproc::init();
     let _w = Watchdog::new("map_async");
     let pool = Pool::new(2).unwrap();
-    let r = pool.map_async(square, 0..5000u64).unwrap();
-    let r2 = pool.map_async(add_one, vec![1u64, 2, 3]).unwrap();
+    let r = pool.map_async(square, 0..5000u64);
+    let r2 = pool.map_async(add_one, vec![1u64, 2, 3]);
     assert!(r.wait_timeout(WATCHDOG));
     assert_eq!(r.get().unwrap()[4999], 4999 * 4999);
     assert_eq!(r2.get().unwrap(), vec![2, 3, 4]);
@@ -235,19 +233,14 @@ fn imap_streams_an_endless_input_in_order() {
     let pool = Pool::new(2).unwrap();
     let first: Vec<u64> = pool
         .imap(square, 0u64..)
-        .unwrap()
         .take(2000)
         .map(Result::unwrap)
         .collect();
     assert_eq!(first, (0..2000u64).map(square).collect::<Vec<_>>());
     // The pool still serves after an abandoned imap.
-    let v: Vec<u64> = pool
-        .imap(square, 0..10u64)
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let v: Vec<u64> = pool.imap(square, 0..10u64).map(Result::unwrap).collect();
     assert_eq!(v, (0..10u64).map(square).collect::<Vec<_>>());
-    assert_eq!(pool.imap(square, Vec::<u64>::new()).unwrap().count(), 0);
+    assert_eq!(pool.imap(square, Vec::<u64>::new()).count(), 0);
 }
 
 #[test]
@@ -259,7 +252,6 @@ fn imap_unordered_yields_everything() {
     let input = [200u64, 1, 1, 1, 1, 1, 1, 1];
     let got: Vec<u64> = pool
         .imap_unordered(sleep_ms, input)
-        .unwrap()
         .map(Result::unwrap)
         .collect();
     let mut sorted = got.clone();
@@ -268,7 +260,6 @@ fn imap_unordered_yields_everything() {
     assert_eq!(got[0], 1, "a fast task comes before the slow one: {got:?}");
     let mut all: Vec<u64> = pool
         .imap_unordered(square, 0..5000u64)
-        .unwrap()
         .map(Result::unwrap)
         .collect();
     all.sort_unstable();
@@ -286,7 +277,6 @@ fn slow_tasks_are_not_stacked_behind_a_busy_worker() {
     let input = [500u64, 1, 1, 1, 1, 1, 1, 1, 1];
     let got: Vec<u64> = pool
         .imap_unordered(sleep_ms, input)
-        .unwrap()
         .map(Result::unwrap)
         .collect();
     let before = got.iter().position(|&x| x == 500).unwrap();
@@ -304,7 +294,7 @@ fn panicking_task_fails_only_itself() {
     let _w = Watchdog::new("panicking task");
     let pool = Pool::new(2).unwrap();
     let pids = pool.pids();
-    let got: Vec<_> = pool.imap(panic_on_7, 0..20u64).unwrap().collect();
+    let got: Vec<_> = pool.imap(panic_on_7, 0..20u64).collect();
     for (i, r) in got.iter().enumerate() {
         match r {
             Err(Error::TaskPanicked { message }) => {
@@ -334,7 +324,7 @@ fn sigkilled_worker_fails_its_task_and_is_replaced() {
     shmproc::init();
     let _w = Watchdog::new("sigkill");
     let pool = Pool::new(2).unwrap();
-    let got: Vec<_> = pool.imap(sigkill_on_15, 0..40u64).unwrap().collect();
+    let got: Vec<_> = pool.imap(sigkill_on_15, 0..40u64).collect();
     for (i, r) in got.iter().enumerate() {
         match r {
             Err(Error::WorkerDied { signal, .. }) => {
@@ -356,7 +346,7 @@ fn death_inside_a_chunk_fails_one_task_and_reruns_the_rest() {
     shmproc::init();
     let _w = Watchdog::new("chunk death");
     let pool = Pool::builder().processes(2).chunksize(10).build().unwrap();
-    let got: Vec<_> = pool.imap(sigkill_on_15, 0..40u64).unwrap().collect();
+    let got: Vec<_> = pool.imap(sigkill_on_15, 0..40u64).collect();
     let failed: Vec<usize> = got
         .iter()
         .enumerate()
@@ -385,7 +375,7 @@ fn death_inside_a_chunk_fails_one_task_and_reruns_the_rest() {
             }
         })
         .collect();
-    let got: Vec<_> = pool.imap(sigkill_on_kill, words.clone()).unwrap().collect();
+    let got: Vec<_> = pool.imap(sigkill_on_kill, words.clone()).collect();
     for (i, r) in got.iter().enumerate() {
         match r {
             Ok(s) => assert_eq!(*s, words[i].to_uppercase()),
@@ -394,7 +384,7 @@ fn death_inside_a_chunk_fails_one_task_and_reruns_the_rest() {
         }
     }
     assert!(got[23].is_err());
-    let died = pool.apply_async(sigkill_on_15, 15).unwrap();
+    let died = pool.apply_async(sigkill_on_15, 15);
     assert!(matches!(died.get(), Err(Error::WorkerDied { .. })));
     assert_eq!(pool.apply(square, 5).unwrap(), 25);
 }
@@ -454,9 +444,7 @@ fn externally_killed_busy_worker() {
     let _w = Watchdog::new("external kill");
     let pool = Pool::new(2).unwrap();
     let pids = pool.pids();
-    let slow: Vec<_> = (0..2)
-        .map(|_| pool.apply_async(sleep_ms, 20_000).unwrap())
-        .collect();
+    let slow: Vec<_> = (0..2).map(|_| pool.apply_async(sleep_ms, 20_000)).collect();
     std::thread::sleep(Duration::from_millis(200));
     for pid in &pids {
         // SAFETY: kill only sends a signal; the pids are our unreaped children.
@@ -567,7 +555,7 @@ fn initializer_failing_in_a_replacement_breaks_the_pool() {
         Err(Error::WorkerDied { .. })
     ));
     // The replacement's initializer fails: every later task says why.
-    let r = pool.apply_async(square, 3).unwrap().get();
+    let r = pool.apply_async(square, 3).get();
     match r {
         Err(Error::TaskPanicked { message }) => {
             assert!(message.contains("already there"), "{message}")
@@ -585,7 +573,7 @@ fn imap_started_before_close_finishes_after_join() {
     shmproc::init();
     let _w = Watchdog::new("imap after join");
     let pool = Pool::new(2).unwrap();
-    let mut it = pool.imap(square, 0..2000u64).unwrap();
+    let mut it = pool.imap(square, 0..2000u64);
     assert_eq!(it.next().unwrap().unwrap(), 0);
     pool.close();
     pool.join().unwrap();
@@ -626,8 +614,8 @@ fn terminate_stops_busy_workers_promptly() {
     let _w = Watchdog::new("terminate");
     let pool = Pool::new(2).unwrap();
     let pids = pool.pids();
-    let slow = pool.map_async(sleep_ms, vec![30_000u64; 4]).unwrap();
-    let one = pool.apply_async(sleep_ms, 30_000).unwrap();
+    let slow = pool.map_async(sleep_ms, vec![30_000u64; 4]);
+    let one = pool.apply_async(sleep_ms, 30_000);
     std::thread::sleep(Duration::from_millis(100));
     let t = Instant::now();
     pool.terminate();
@@ -651,7 +639,7 @@ fn drop_terminates_and_reaps() {
     let _w = Watchdog::new("drop");
     let pool = Pool::new(2).unwrap();
     let pids = pool.pids();
-    let pending = pool.apply_async(sleep_ms, 30_000).unwrap();
+    let pending = pool.apply_async(sleep_ms, 30_000);
     drop(pool);
     assert!(matches!(pending.get(), Err(Error::Closed)));
     for pid in pids {
@@ -666,9 +654,24 @@ fn close_then_join_finishes_the_work() {
     let pool = Pool::new(2).unwrap();
     let pids = pool.pids();
     assert!(matches!(pool.join(), Err(Error::InvalidArgument { .. })));
-    let r = pool.map_async(sleep_ms, vec![50u64; 6]).unwrap();
+    let r = pool.map_async(sleep_ms, vec![50u64; 6]);
     pool.close();
     assert!(matches!(pool.apply(square, 1), Err(Error::Closed)));
+    // Calls that cannot start are ready at once with the error; an imap
+    // over an endless input yields it once and ends (no input is pulled).
+    let late = pool.apply_async(square, 1);
+    assert!(late.ready());
+    assert!(matches!(late.get(), Err(Error::Closed)));
+    assert!(matches!(
+        pool.map_async(square, 0..10u64).get(),
+        Err(Error::Closed)
+    ));
+    let mut endless = pool.imap(square, 0..);
+    assert!(matches!(endless.next(), Some(Err(Error::Closed))));
+    assert!(endless.next().is_none());
+    let mut unordered = pool.imap_unordered(square, 0..);
+    assert!(matches!(unordered.next(), Some(Err(Error::Closed))));
+    assert!(unordered.next().is_none());
     pool.join().unwrap();
     assert_eq!(r.get().unwrap(), vec![50u64; 6]);
     for pid in pids {
@@ -683,7 +686,16 @@ fn oversized_argument_is_rejected() {
     let pool = Pool::new(1).unwrap();
     let big = vec![0u8; 4 << 20];
     assert!(matches!(
-        pool.apply(|v: Vec<u8>| v.len(), big),
+        pool.apply(|v: Vec<u8>| v.len(), big.clone()),
+        Err(Error::MessageTooLarge { .. })
+    ));
+    // The async forms report it through their result, ready at once.
+    let r = pool.apply_async(|v: Vec<u8>| v.len(), big.clone());
+    assert!(r.ready());
+    assert!(matches!(r.get(), Err(Error::MessageTooLarge { .. })));
+    assert!(matches!(
+        pool.map_async(|v: Vec<u8>| v.len(), vec![vec![0u8; 10], big])
+            .get(),
         Err(Error::MessageTooLarge { .. })
     ));
     let ok = vec![1u8; 100_000];

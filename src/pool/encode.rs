@@ -10,6 +10,7 @@ use super::core::Core;
 use super::dispatch::Piece;
 use super::job::{Fail, Job};
 use super::{fixed, layout};
+use crate::segment::transfer;
 
 /// Encoded arguments per piece at most (a piece may hold one larger item).
 const PIECE_BYTES: usize = 64 * 1024;
@@ -131,10 +132,13 @@ impl Encoder {
             return Ok(0);
         };
         let mark = p.data.len();
+        transfer::clear_handle_error();
         if let Err(e) = layout::encode_into(a, &mut p.data) {
             p.data.truncate(mark);
+            // A handle that cannot travel (an anonymous one) says why.
+            let why = transfer::take_handle_error().map_or_else(String::new, |h| format!(" ({h})"));
             return Err(Fail::Codec {
-                context: format!("the argument of task {index}"),
+                context: format!("the argument of task {index}{why}"),
                 source: e,
             });
         }

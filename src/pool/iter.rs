@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 /// # shmproc::init();
 /// use std::time::Duration;
 /// let pool = shmproc::Pool::new(2)?;
-/// let r = pool.apply_async(|x: u64| x + 1, 41)?;
+/// let r = pool.apply_async(|x: u64| x + 1, 41);
 /// r.wait();
 /// assert!(r.ready());
 /// assert_eq!(r.get_timeout(Duration::from_secs(5))?, 42);
@@ -85,7 +85,7 @@ impl<T> AsyncResult<T> {
     /// ```no_run
     /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
     /// let pool = shmproc::Pool::new(1)?;
-    /// let r = pool.apply_async(square, 3)?;
+    /// let r = pool.apply_async(square, 3);
     /// while !r.ready() { std::thread::yield_now(); }
     /// assert_eq!(r.get()?, 9);
     /// # Ok::<(), shmproc::Error>(())
@@ -103,7 +103,7 @@ impl<T> AsyncResult<T> {
     /// ```no_run
     /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
     /// let pool = shmproc::Pool::new(1)?;
-    /// let r = pool.apply_async(square, 3)?;
+    /// let r = pool.apply_async(square, 3);
     /// r.wait();
     /// assert!(r.ready());
     /// # Ok::<(), shmproc::Error>(())
@@ -118,7 +118,7 @@ impl<T> AsyncResult<T> {
     /// ```no_run
     /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
     /// let pool = shmproc::Pool::new(1)?;
-    /// let r = pool.apply_async(square, 3)?;
+    /// let r = pool.apply_async(square, 3);
     /// if r.wait_timeout(std::time::Duration::from_secs(5)) {
     ///     assert_eq!(r.get()?, 9);
     /// }
@@ -144,7 +144,7 @@ impl<T> AsyncResult<T> {
     /// ```no_run
     /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
     /// let pool = shmproc::Pool::new(1)?;
-    /// assert_eq!(pool.apply_async(square, 4)?.get()?, 16);
+    /// assert_eq!(pool.apply_async(square, 4).get()?, 16);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn get(self) -> Result<T> {
@@ -162,7 +162,7 @@ impl<T> AsyncResult<T> {
     /// ```no_run
     /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
     /// let pool = shmproc::Pool::new(1)?;
-    /// let r = pool.apply_async(square, 4)?;
+    /// let r = pool.apply_async(square, 4);
     /// assert_eq!(r.get_timeout(std::time::Duration::from_secs(5))?, 16);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
@@ -210,7 +210,7 @@ impl<T> AsyncResult<T> {
 /// ```no_run
 /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
 /// let pool = shmproc::Pool::new(2)?;
-/// for (i, r) in pool.imap(square, 0..5u64)?.enumerate() {
+/// for (i, r) in pool.imap(square, 0..5u64).enumerate() {
 ///     assert_eq!(r?, (i * i) as u64); // in input order, as they come
 /// }
 /// # Ok::<(), shmproc::Error>(())
@@ -268,6 +268,18 @@ where
             fifo: VecDeque::new(),
             yielded: 0,
             failed: false,
+        }
+    }
+
+    /// Makes the iterator yield `e` once, then end (the pool was not
+    /// running when it was made).
+    pub(crate) fn fail_at_once(&mut self, e: Error) {
+        self.input = None;
+        self.failed = true;
+        if self.ordered {
+            self.by_index.push_back(Some(Err(e)));
+        } else {
+            self.fifo.push_back(Err(e));
         }
     }
 

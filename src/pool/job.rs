@@ -99,6 +99,17 @@ pub(crate) struct Job {
 }
 
 impl Job {
+    /// Fails the job before (or instead of) any result: every waiter wakes
+    /// and `get` returns `f`'s error.
+    pub(crate) fn fail_now(&self, f: Fail) {
+        let mut ib = self.inbox.lock();
+        if ib.fail.is_none() {
+            ib.fail = Some(f);
+        }
+        drop(ib);
+        self.cv.notify_all();
+    }
+
     pub(crate) fn deliver(&self, a: Arrival) {
         // Relaxed: a hint; a late delivery to a cancelled job is harmless.
         if self.cancelled.load(Ordering::Relaxed) {

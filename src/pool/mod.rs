@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::process::{EntryReturn, Process};
 use dispatch::{Mode, Spawner};
 use encode::Encoder;
-use job::Job;
+use job::{Fail, Job};
 use worker::{worker_main, WorkerArgs};
 
 pub use iter::{AsyncResult, Imap};
@@ -347,7 +347,7 @@ impl Pool {
         R: Serialize + DeserializeOwned,
         I: IntoIterator<Item = A>,
     {
-        self.map_async(f, iter)?.get()
+        self.map_async(f, iter).get()
     }
 
     /// [`map`](Self::map) without waiting: the result comes from the
@@ -361,11 +361,11 @@ impl Pool {
     /// ```no_run
     /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
     /// let pool = shmproc::Pool::new(2)?;
-    /// let pending = pool.map_async(square, 0..10u64)?;
+    /// let pending = pool.map_async(square, 0..10u64);
     /// assert_eq!(pending.get()?[9], 81);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    pub fn map_async<F, A, R, I>(&self, f: F, iter: I) -> Result<AsyncResult<Vec<R>>>
+    pub fn map_async<F, A, R, I>(&self, f: F, iter: I) -> AsyncResult<Vec<R>>
     where
         F: Fn(A) -> R,
         A: Serialize + DeserializeOwned,
@@ -400,7 +400,7 @@ impl Pool {
     {
         assert_zst!(F);
         let _ = f;
-        self.submit_all::<Star<F>, T, R, I>(iter)?.get()
+        self.submit_all::<Star<F>, T, R, I>(iter).get()
     }
 
     /// Runs `f(args)` in a worker and waits for the result (Python's `apply`).
@@ -421,25 +421,24 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        self.apply_async(f, args)?.get()
+        self.apply_async(f, args).get()
     }
 
     /// Starts `f(args)` in a worker; the result comes from the returned
-    /// [`AsyncResult`] (Python's `apply_async`).
-    ///
-    /// # Errors
-    /// [`Error::Closed`] after `close`/`terminate`; an argument that does
-    /// not encode (`Codec`) or exceeds the message limit.
+    /// [`AsyncResult`] (Python's `apply_async`). A call that cannot start
+    /// (the pool closed or terminated: [`Error::Closed`]; an argument that
+    /// does not encode (`Codec`) or exceeds the message limit) gives an
+    /// `AsyncResult` that is ready at once with that error.
     ///
     /// # Examples
     /// ```no_run
     /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
     /// let pool = shmproc::Pool::new(2)?;
-    /// let r = pool.apply_async(square, 7)?;
+    /// let r = pool.apply_async(square, 7);
     /// assert_eq!(r.get()?, 49);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    pub fn apply_async<F, A, R>(&self, f: F, args: A) -> Result<AsyncResult<R>>
+    pub fn apply_async<F, A, R>(&self, f: F, args: A) -> AsyncResult<R>
     where
         F: Fn(A) -> R,
         A: Serialize + DeserializeOwned,
@@ -447,17 +446,18 @@ impl Pool {
     {
         assert_zst!(F);
         let _ = f;
-        self.check_running()?;
         let job = Arc::new(Job::default());
-        let mut enc = Encoder::new(&self.core, job.clone(), worker::runner_of::<Map<F>, A>(), 1);
-        enc.push(&args).map_err(|f| f.to_error())?;
-        self.core.submit(enc.finish());
-        Ok(AsyncResult::new(
-            self.core.clone(),
-            job,
-            1,
-            iter::single::<R>,
-        ))
+        let started = self.running().and_then(|()| {
+            let runner = worker::runner_of::<Map<F>, A>();
+            let mut enc = Encoder::new(&self.core, job.clone(), runner, 1);
+            enc.push(&args)?;
+            self.core.submit(enc.finish());
+            Ok(())
+        });
+        if let Err(f) = started {
+            job.fail_now(f);
+        }
+        AsyncResult::new(self.core.clone(), job, 1, iter::single::<R>)
     }
 
     /// A lazy iterator of `f(item)` results in input order (Python's
@@ -465,20 +465,19 @@ impl Pool {
     /// `max(4 * processes * chunksize, 256)` tasks are outstanding, so an
     /// endless iterator works. Default chunksize 1 (the builder's, if set).
     ///
-    /// # Errors
-    /// [`Error::Closed`] after `close`/`terminate`. Each item is a `Result`
-    /// with the task's own error.
+    /// Each item is a `Result` with the task's own error; after
+    /// `close`/`terminate` the iterator yields one [`Error::Closed`] and ends.
     ///
     /// # Examples
     /// ```no_run
     /// # shmproc::init();
     /// let pool = shmproc::Pool::new(2)?;
-    /// let mut evens = pool.imap(|x: u64| 2 * x, 0..)?; // endless input
+    /// let mut evens = pool.imap(|x: u64| 2 * x, 0..); // endless input
     /// assert_eq!(evens.next().unwrap()?, 0);
     /// assert_eq!(evens.next().unwrap()?, 2);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    pub fn imap<F, A, R, I>(&self, f: F, iter: I) -> Result<Imap<I::IntoIter, R>>
+    pub fn imap<F, A, R, I>(&self, f: F, iter: I) -> Imap<I::IntoIter, R>
     where
         F: Fn(A) -> R,
         A: Serialize + DeserializeOwned,
@@ -493,19 +492,16 @@ impl Pool {
     /// As [`imap`](Self::imap), but results come in completion order
     /// (Python's `imap_unordered`).
     ///
-    /// # Errors
-    /// As [`imap`](Self::imap).
-    ///
     /// # Examples
     /// ```no_run
     /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
     /// let pool = shmproc::Pool::new(2)?;
-    /// let mut all: Vec<u64> = pool.imap_unordered(square, 0..5u64)?.collect::<shmproc::Result<_>>()?;
+    /// let mut all: Vec<u64> = pool.imap_unordered(square, 0..5u64).collect::<shmproc::Result<_>>()?;
     /// all.sort();
     /// assert_eq!(all, [0, 1, 4, 9, 16]);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    pub fn imap_unordered<F, A, R, I>(&self, f: F, iter: I) -> Result<Imap<I::IntoIter, R>>
+    pub fn imap_unordered<F, A, R, I>(&self, f: F, iter: I) -> Imap<I::IntoIter, R>
     where
         F: Fn(A) -> R,
         A: Serialize + DeserializeOwned,
@@ -517,24 +513,27 @@ impl Pool {
         self.imap_with::<Map<F>, A, R, I>(iter, false)
     }
 
-    fn imap_with<G, A, R, I>(&self, iter: I, ordered: bool) -> Result<Imap<I::IntoIter, R>>
+    fn imap_with<G, A, R, I>(&self, iter: I, ordered: bool) -> Imap<I::IntoIter, R>
     where
         G: Invoke<A, Output = R>,
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
         I: IntoIterator<Item = A>,
     {
-        self.check_running()?;
         let chunk = self.chunksize.unwrap_or(1);
         let window = (4 * self.core.size * chunk).max(256) as u64;
-        Ok(Imap::new(
+        let mut it = Imap::new(
             self.core.clone(),
             iter.into_iter(),
             worker::runner_of::<G, A>(),
             chunk,
             window,
             ordered,
-        ))
+        );
+        if let Err(f) = self.running() {
+            it.fail_at_once(f.to_error());
+        }
+        it
     }
 
     /// Prevents new calls (Python's `close`); work already submitted goes
@@ -567,7 +566,7 @@ impl Pool {
     /// ```no_run
     /// # fn square(x: u64) -> u64 { x * x } shmproc::init();
     /// let pool = shmproc::Pool::new(2)?;
-    /// let r = pool.map_async(square, 0..100u64)?;
+    /// let r = pool.map_async(square, 0..100u64);
     /// pool.close();
     /// pool.join()?; // the workers finish what they took, then exit
     /// assert_eq!(r.get()?.len(), 100);
@@ -609,42 +608,71 @@ impl Pool {
         }
     }
 
-    fn check_running(&self) -> Result<()> {
+    /// `Ok` while the pool takes work; else why not (closed or terminated,
+    /// or broken by a failing initializer).
+    fn running(&self) -> std::result::Result<(), Fail> {
         let st = self.core.state.lock();
         if st.mode != Mode::Running {
-            return Err(Error::Closed);
+            return Err(Fail::Closed);
         }
         match &st.broken {
-            Some(f) => Err(f.to_error()),
+            Some(f) => Err(f.clone()),
             None => Ok(()),
         }
     }
 
     /// Encodes and submits all of `iter` as one job.
-    fn submit_all<G, A, R, I>(&self, iter: I) -> Result<AsyncResult<Vec<R>>>
+    /// Encodes and submits all of `iter` as one job; a job that cannot start
+    /// (pool not running, an argument that does not encode) is ready at once
+    /// with that error.
+    fn submit_all<G, A, R, I>(&self, iter: I) -> AsyncResult<Vec<R>>
     where
         G: Invoke<A, Output = R>,
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
         I: IntoIterator<Item = A>,
     {
-        self.check_running()?;
+        let job = Arc::new(Job::default());
+        let submitted = self
+            .running()
+            .and_then(|()| self.submit_items::<G, A, R, I>(&job, iter));
+        let n = submitted.unwrap_or_else(|f| {
+            // Relaxed: see `Job::deliver`; pieces already sent are dropped.
+            job.cancelled
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            job.fail_now(f);
+            // One task that never comes: `get` reports the failure (with 0,
+            // an empty job would count as complete).
+            1
+        });
+        AsyncResult::new(self.core.clone(), job, n, job::collect::<R>)
+    }
+
+    /// Submits every item of `iter` to `job`; returns how many.
+    fn submit_items<G, A, R, I>(&self, job: &Arc<Job>, iter: I) -> std::result::Result<u64, Fail>
+    where
+        G: Invoke<A, Output = R>,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
         let it = iter.into_iter();
         match it.size_hint() {
-            (lo, Some(hi)) if lo == hi => self.submit_exact::<G, A, R>(it, lo),
+            (lo, Some(hi)) if lo == hi => self.submit_exact::<G, A, R>(job, it, lo),
             _ => {
                 let items: Vec<A> = it.collect();
                 let n = items.len();
-                self.submit_exact::<G, A, R>(items.into_iter(), n)
+                self.submit_exact::<G, A, R>(job, items.into_iter(), n)
             }
         }
     }
 
     fn submit_exact<G, A, R>(
         &self,
+        job: &Arc<Job>,
         it: impl Iterator<Item = A>,
         n: usize,
-    ) -> Result<AsyncResult<Vec<R>>>
+    ) -> std::result::Result<u64, Fail>
     where
         G: Invoke<A, Output = R>,
         A: Serialize + DeserializeOwned,
@@ -653,27 +681,16 @@ impl Pool {
         let chunk = self
             .chunksize
             .unwrap_or_else(|| n.div_ceil(4 * self.core.size).max(1));
-        let job = Arc::new(Job::default());
         let mut enc = Encoder::new(&self.core, job.clone(), worker::runner_of::<G, A>(), chunk);
-        let mut count = 0u64;
         for a in it {
-            if let Err(f) = enc.push(&a) {
-                job.cancelled
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-                return Err(f.to_error());
-            }
-            count += 1;
+            enc.push(&a)?;
             if enc.ready.len() >= 4 {
                 self.core.submit(enc.ready.drain(..));
             }
         }
+        let count = enc.next_index();
         self.core.submit(enc.finish());
-        Ok(AsyncResult::new(
-            self.core.clone(),
-            job,
-            count,
-            job::collect::<R>,
-        ))
+        Ok(count)
     }
 }
 

@@ -6,6 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::segment::transfer;
 
 /// Turns items into message bytes and back. Implemented by [`Serde`] (the
 /// default: any `Serialize + DeserializeOwned`, encoded with postcard) and
@@ -88,7 +89,14 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for Serde {
 
     #[inline]
     fn encode<R>(item: &T, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
-        let err = |e| Error::codec(format!("encoding a {}", std::any::type_name::<T>()), e);
+        // A handle that cannot travel (an anonymous one) says why; postcard
+        // would replace that by a generic error.
+        transfer::clear_handle_error();
+        let err = |e| {
+            transfer::take_handle_error().unwrap_or_else(|| {
+                Error::codec(format!("encoding a {}", std::any::type_name::<T>()), e)
+            })
+        };
         // Small items (most of them) encode on the stack first: no
         // thread-local lookup or RefCell; larger ones retry below.
         let mut stack = [0u8; ENCODE_STACK];
@@ -132,8 +140,12 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for Serde {
 
     #[inline]
     fn decode(bytes: &[u8]) -> Result<T> {
-        postcard::from_bytes(bytes)
-            .map_err(|e| Error::codec(format!("decoding a {}", std::any::type_name::<T>()), e))
+        transfer::clear_handle_error();
+        postcard::from_bytes(bytes).map_err(|e| {
+            transfer::take_handle_error().unwrap_or_else(|| {
+                Error::codec(format!("decoding a {}", std::any::type_name::<T>()), e)
+            })
+        })
     }
 
     #[inline]
