@@ -316,6 +316,13 @@ impl<T, C: Codec<T>> Queue<T, C> {
 
     /// Puts an item, blocking while the queue is full.
     ///
+    /// A message larger than the stream area (512 KiB unless
+    /// [`bulk_size`](QueueBuilder::bulk_size) says otherwise) streams through
+    /// it: `put` returns once a consumer has taken all but the last area's
+    /// worth of bytes, so it waits for a consumer even on an empty queue
+    /// (Python's `put` hands the item to a feeder thread instead). Put such
+    /// messages from another thread than the one that gets them.
+    ///
     /// # Errors
     /// `Closed` after [`close`](Self::close); `MessageTooLarge` above the
     /// configured limit; a codec error; `Corrupt` if a peer broke the ring.
@@ -361,6 +368,7 @@ impl<T, C: Codec<T>> Queue<T, C> {
     }
 
     /// Puts a raw byte frame (read it back with [`get_bytes`](Self::get_bytes)).
+    /// Large frames stream as in [`put`](Self::put).
     ///
     /// # Errors
     /// As [`put`](Self::put).
