@@ -16,11 +16,10 @@ mod common;
 use std::ops::DerefMut;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use common::{join, wait_for, watchdog, Reaper, WATCHDOG};
+use common::{join, wait_for, watchdog, Reaper, Watchdog, WATCHDOG};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use shmproc::segment::unique_name;
@@ -43,34 +42,6 @@ fn job(id: u32) -> Job {
     Job {
         id,
         payload: "x".repeat(id as usize),
-    }
-}
-
-/// Ends the test binary (failing the run) if a test is not done within
-/// `WATCHDOG`: a blocking call that never returns fails instead of hanging.
-struct Watchdog(Arc<AtomicBool>);
-
-impl Watchdog {
-    fn new(what: &'static str) -> Watchdog {
-        let done = Arc::new(AtomicBool::new(false));
-        let d = done.clone();
-        std::thread::spawn(move || {
-            let start = Instant::now();
-            while !d.load(Ordering::SeqCst) {
-                if start.elapsed() > WATCHDOG {
-                    eprintln!("watchdog: {what} hung for {WATCHDOG:?}");
-                    std::process::exit(99);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        Watchdog(done)
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
     }
 }
 

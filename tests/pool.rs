@@ -5,41 +5,14 @@
 //! test binary if a test hangs (workers are daemons and die with it); pools
 //! are dropped (terminated, reaped) on every exit path, panics included.
 
+mod common;
+use common::{Watchdog, WATCHDOG};
+
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use shmproc::{Error, Pool};
-
-const WATCHDOG: Duration = Duration::from_secs(60);
-
-/// Exits the test binary (failing the run) if not dropped within `WATCHDOG`.
-struct Watchdog(Arc<AtomicBool>);
-
-impl Watchdog {
-    fn new(what: &'static str) -> Watchdog {
-        let done = Arc::new(AtomicBool::new(false));
-        let d = done.clone();
-        std::thread::spawn(move || {
-            let start = Instant::now();
-            while !d.load(Ordering::SeqCst) {
-                if start.elapsed() > WATCHDOG {
-                    eprintln!("watchdog: {what} hung for {WATCHDOG:?}");
-                    std::process::exit(99);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        Watchdog(done)
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
 
 /// Whether `pid` is gone (not even a zombie).
 fn gone(pid: u32) -> bool {

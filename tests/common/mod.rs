@@ -72,3 +72,36 @@ pub fn watchdog<R: Send + 'static>(secs: u64, f: impl FnOnce() -> R + Send + 'st
     rx.recv_timeout(Duration::from_secs(secs))
         .expect("watchdog: test blocked too long")
 }
+
+/// Ends the whole test process (exit 99) if the test holding it runs longer
+/// than [`WATCHDOG`]: a hang fails the run instead of stalling it. Dropping
+/// it (the test ended) disarms it.
+pub struct Watchdog(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Watchdog {
+    /// Arms a watchdog for the test named `what`.
+    pub fn new(what: &'static str) -> Watchdog {
+        use std::sync::atomic::Ordering;
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let d = done.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            // SeqCst: a plain flag between two threads; any order would do.
+            while !d.load(Ordering::SeqCst) {
+                if start.elapsed() > WATCHDOG {
+                    eprintln!("watchdog: {what} hung for {WATCHDOG:?}");
+                    std::process::exit(99);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        Watchdog(done)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        // SeqCst: as in `new`.
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
