@@ -164,18 +164,6 @@ fn barrier_releases_all_parties_with_distinct_indexes() {
 }
 
 #[test]
-fn handles_are_send_sync_serde() {
-    fn check<T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned>() {}
-    check::<Lock>();
-    check::<RLock>();
-    check::<Semaphore>();
-    check::<BoundedSemaphore>();
-    check::<Event>();
-    check::<Condition>();
-    check::<Barrier>();
-}
-
-#[test]
 fn corrupt_params_are_rejected_on_open() {
     use crate::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
     let name = unique_name("barrier-corrupt");
