@@ -283,45 +283,6 @@ impl Chan {
             .wrapping_add(idx * self.slots.stride + SLOT_HEADER)
     }
 
-    /// Starts fetching the second cache line of the slot at the hint of
-    /// `side` (for writing on puts) before the claim: the claim's locked
-    /// instruction would otherwise make the copy's miss on that line wait
-    /// for the claim's own miss on the first.
-    #[inline(always)]
-    fn prefetch_data(&self, side: Side) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0, _MM_HINT_T0};
-            if self.slots_stride() <= 64 {
-                return;
-            }
-            let ctrl = &self.control().ring;
-            let hint = match side {
-                Side::Put => &ctrl.tail.0,
-                Side::Get => &ctrl.head.0,
-            };
-            // Relaxed: only an address to prefetch.
-            let pos = hint.load(std::sync::atomic::Ordering::Relaxed);
-            let line = self.data(pos).wrapping_add(64 - SLOT_HEADER) as *const i8;
-            // SAFETY: SSE is part of the x86_64 baseline; a prefetch is a
-            // hint that never faults and changes no memory (the address is
-            // inside the mapping anyway: stride > 64).
-            unsafe {
-                match side {
-                    Side::Put => _mm_prefetch::<_MM_HINT_ET0>(line),
-                    Side::Get => _mm_prefetch::<_MM_HINT_T0>(line),
-                }
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = side;
-    }
-
-    #[inline(always)]
-    fn slots_stride(&self) -> usize {
-        self.slots.stride
-    }
-
     /// Pointer to the bulk stream bytes.
     #[inline]
     pub(crate) fn bulk_ptr(&self) -> *mut u8 {
@@ -362,7 +323,6 @@ impl Chan {
         gone: &dyn Fn() -> bool,
     ) -> Result<Attempt> {
         let ring = self.ring();
-        self.prefetch_data(side);
         let first = match side {
             Side::Put if block::is_closed(&ring) => None,
             Side::Put => ring.try_claim_put(me()).ok(),
