@@ -132,11 +132,10 @@ impl Encoder {
             return Ok(0);
         };
         let mark = p.data.len();
-        transfer::clear_handle_error();
         if let Err(e) = layout::encode_into(a, &mut p.data) {
             p.data.truncate(mark);
             // A handle that cannot travel (an anonymous one) says why.
-            let why = transfer::take_handle_error().map_or_else(String::new, |h| format!(" ({h})"));
+            let why = transfer::why_encode_fails(a).map_or_else(String::new, |h| format!(" ({h})"));
             return Err(Fail::Codec {
                 context: format!("the argument of task {index}{why}"),
                 source: e,

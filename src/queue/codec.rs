@@ -89,11 +89,10 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for Serde {
 
     #[inline]
     fn encode<R>(item: &T, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
-        // A handle that cannot travel (an anonymous one) says why; postcard
+        // A handle that cannot travel (an anonymous one) says why: postcard
         // would replace that by a generic error.
-        transfer::clear_handle_error();
         let err = |e| {
-            transfer::take_handle_error().unwrap_or_else(|| {
+            transfer::why_encode_fails(item).unwrap_or_else(|| {
                 Error::codec(format!("encoding a {}", std::any::type_name::<T>()), e)
             })
         };
@@ -140,9 +139,8 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for Serde {
 
     #[inline]
     fn decode(bytes: &[u8]) -> Result<T> {
-        transfer::clear_handle_error();
         postcard::from_bytes(bytes).map_err(|e| {
-            transfer::take_handle_error().unwrap_or_else(|| {
+            transfer::why_decode_fails::<T>(bytes).unwrap_or_else(|| {
                 Error::codec(format!("decoding a {}", std::any::type_name::<T>()), e)
             })
         })

@@ -153,6 +153,27 @@ pub fn clear_handle_error() {
     HANDLE_ERROR.with(|h| *h.borrow_mut() = None);
 }
 
+/// Why `value` fails to encode, if a handle inside it cannot travel: encodes
+/// it again with the reason cleared first. For codecs' error paths, so that
+/// the common path pays nothing for a failure that seldom happens.
+#[cold]
+pub(crate) fn why_encode_fails<T: serde::Serialize + ?Sized>(value: &T) -> Option<crate::Error> {
+    clear_handle_error();
+    postcard::to_stdvec(value).err()?;
+    take_handle_error()
+}
+
+/// Why `bytes` fail to decode as a `T`, if a handle inside cannot be
+/// opened here (see [`why_encode_fails`]).
+#[cold]
+pub(crate) fn why_decode_fails<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Option<crate::Error> {
+    clear_handle_error();
+    postcard::from_bytes::<T>(bytes).err()?;
+    take_handle_error()
+}
+
 /// Encodes `value` with postcard; a handle that cannot travel fails with its own
 /// error (e.g. "an anonymous queue travels only as an argument of Process::spawn")
 /// rather than postcard's generic one.
