@@ -247,6 +247,25 @@ fn consumer_killed_mid_get_loses_only_its_message() {
     assert!(matches!(q.try_get(), Err(Error::Empty)));
 }
 
+/// A queue of byte vectors with a small (64 KiB) stream area, so large
+/// messages stay mid-stream while the test acts.
+fn small_stream_queue() -> Queue<Vec<u8>> {
+    Queue::builder()
+        .maxsize(4)
+        .bulk_size(64 * 1024)
+        .create()
+        .unwrap()
+}
+
+/// Waits (bounded) until `who` has put a message's descriptor in `q`.
+fn wait_until_queued(q: &Queue<Vec<u8>>, who: &str) {
+    let deadline = Instant::now() + WATCHDOG;
+    while q.is_empty() {
+        assert!(Instant::now() < deadline, "watchdog: {who} never put");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// Streams a 64 MiB message nobody reads, so it dies mid-stream.
 fn stream_big(q: Queue<Vec<u8>>) {
     q.put(&vec![9u8; 64 << 20]).unwrap();
@@ -256,18 +275,10 @@ fn stream_big(q: Queue<Vec<u8>>) {
 fn producer_killed_mid_large_message() {
     shmproc::init();
     let mut r = Reaper::new();
-    let q: Queue<Vec<u8>> = Queue::builder()
-        .maxsize(4)
-        .bulk_size(64 * 1024)
-        .create()
-        .unwrap();
+    let q = small_stream_queue();
     let p = r.watch(Process::spawn(stream_big, q.clone()).unwrap());
     // Wait until the descriptor is in (the bulk stream then fills and blocks).
-    let deadline = Instant::now() + WATCHDOG;
-    while q.is_empty() {
-        assert!(Instant::now() < deadline, "watchdog: child never put");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until_queued(&q, "child");
     std::thread::sleep(Duration::from_millis(50));
     p.kill().unwrap();
     p.join_timeout(WATCHDOG).unwrap();
@@ -303,17 +314,9 @@ fn consumer_killed_mid_large_message() {
     use nix::sys::signal::Signal;
     shmproc::init();
     let mut r = Reaper::new();
-    let q: Queue<Vec<u8>> = Queue::builder()
-        .maxsize(4)
-        .bulk_size(64 * 1024)
-        .create()
-        .unwrap();
+    let q = small_stream_queue();
     let writer = r.watch(Process::spawn(put_big_then_small, q.clone()).unwrap());
-    let deadline = Instant::now() + WATCHDOG;
-    while q.is_empty() {
-        assert!(Instant::now() < deadline, "watchdog: writer never put");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_until_queued(&q, "writer");
     // Freeze the writer mid-message, let a reader start on it, kill the reader.
     signal(&writer, Signal::SIGSTOP);
     let reader = r.watch(Process::spawn(take_one, q.clone()).unwrap());
