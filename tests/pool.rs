@@ -136,6 +136,57 @@ fn map_keeps_order() {
     assert_eq!(s, ["A", "B"]);
 }
 
+/// An input whose exact size hint is wrong.
+struct Lying {
+    left: u64,
+    claims: usize,
+}
+
+impl Iterator for Lying {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        self.left = self.left.checked_sub(1)?;
+        Some(self.left)
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.claims, Some(self.claims))
+    }
+}
+
+fn panic_from_5000(x: u64) -> u64 {
+    assert!(x < 5000, "task {x} fails");
+    x
+}
+
+#[test]
+fn map_streams_in_windows_and_stops_at_the_first_failure() {
+    shmproc::init();
+    let _w = Watchdog::new("map_streams");
+    // Pieces of one task: many windows, results still in input order.
+    let pool = Pool::builder().processes(2).chunksize(1).build().unwrap();
+    let v = pool.map(square, 0..20_000u64).unwrap();
+    assert_eq!(v, (0..20_000u64).map(square).collect::<Vec<_>>());
+    // A size hint that is wrong either way: the input decides.
+    for (left, claims) in [(20, 10), (5, 30), (3000, 0)] {
+        let got = pool.map(square, Lying { left, claims }).unwrap();
+        assert_eq!(got, (0..left).rev().map(square).collect::<Vec<_>>());
+    }
+    // Every task from 5000 on fails: the error is the lowest one's, even
+    // when a later failure arrives first, and the pool serves on.
+    let pool = Pool::builder().processes(2).chunksize(100).build().unwrap();
+    for _ in 0..3 {
+        match pool.map(panic_from_5000, (0..10_000u64).rev()) {
+            Err(Error::TaskPanicked { message }) => assert_eq!(message, "task 9999 fails"),
+            other => panic!("expected TaskPanicked, found {other:?}"),
+        }
+        match pool.map(panic_from_5000, 0..10_000u64) {
+            Err(Error::TaskPanicked { message }) => assert_eq!(message, "task 5000 fails"),
+            other => panic!("expected TaskPanicked, found {other:?}"),
+        }
+        assert_eq!(pool.map(square, 0..1000u64).unwrap()[999], 999 * 999);
+    }
+}
+
 #[test]
 fn map_with_chunksize_and_default_size() {
     shmproc::init();

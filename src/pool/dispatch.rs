@@ -107,6 +107,14 @@ pub(super) struct InFlight {
 /// a loaded machine does not lose its pipeline.
 const SLOW_PIECE_MS: u64 = 20;
 
+/// A piece of many tasks that took at most this (about one tick of the
+/// coarse clock) lets its worker queue up to `QUICK_DEPTH` of them: a
+/// million tiny tasks come in pieces of ~20 µs, and with 2 queued the
+/// worker often ran dry waiting for the parent. At most ~30 ms of work then
+/// waits behind one worker.
+const QUICK_PIECE_MS: u64 = 4;
+const QUICK_DEPTH: usize = 8;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Phase {
     Starting,
@@ -130,8 +138,8 @@ pub(super) struct Worker {
     pub(super) assigned: u64,
     /// When this worker last finished a piece (coarse milliseconds).
     pub(super) last_done: u64,
-    /// Its last piece took longer than `SLOW_PIECE_MS`.
-    pub(super) slow: bool,
+    /// Service time of its last piece (coarse milliseconds).
+    pub(super) last_ms: u64,
     /// The pid of the worker that last served this slot and ended (for the
     /// "worker replaced" event).
     pub(super) ended_pid: Option<u32>,
@@ -187,7 +195,7 @@ impl State {
                 next_seq: 0,
                 assigned: 0,
                 last_done: 0,
-                slow: false,
+                last_ms: 0,
                 ended_pid: None,
             });
         }
@@ -325,12 +333,12 @@ impl State {
                         front.seq, front.answered, h.seq, h.first, h.count
                     ));
                 }
-                msg.drain(..RESULTS_HDR);
                 front.piece.job.deliver(Arrival::Results {
                     first: front.piece.first + u64::from(h.first),
                     count: h.count,
                     fixed: h.fixed,
                     bytes: std::mem::take(msg),
+                    at: RESULTS_HDR,
                 });
                 front.answered += h.count;
                 w.items -= h.count as usize;
@@ -338,9 +346,14 @@ impl State {
                     // Its service time: since it was sent, or since the
                     // piece before it finished if it waited behind that one.
                     let now = crate::sys::clock::coarse_millis();
-                    w.slow = now.saturating_sub(front.sent.max(w.last_done)) > SLOW_PIECE_MS;
+                    w.last_ms = now.saturating_sub(front.sent.max(w.last_done));
                     w.last_done = now;
-                    w.inflight.pop_front();
+                    if let Some(done) = w.inflight.pop_front() {
+                        // Its argument buffer receives the next message (a
+                        // piece's results are about its arguments' size).
+                        *msg = done.piece.data;
+                        msg.clear();
+                    }
                 }
                 Ok(())
             }
@@ -547,7 +560,7 @@ impl State {
             }
             w.next_seq = 0;
             w.assigned = 0;
-            w.slow = false;
+            w.last_ms = 0;
             let args = WorkerArgs {
                 seg: self.seg.clone(),
                 slot: w.slot,
@@ -596,8 +609,12 @@ impl State {
 
 impl Worker {
     /// Whether another piece may go to this worker now: double-buffering
-    /// for big pieces, a deeper pipeline for tiny ones.
+    /// for slow pieces, a deeper pipeline for tiny tasks and quick pieces.
     fn has_room(&self) -> bool {
-        self.inflight.len() < 2 || (!self.slow && self.inflight.len() < 128 && self.items < 128)
+        let depth = self.inflight.len();
+        depth < 2
+            || (self.last_ms <= SLOW_PIECE_MS
+                && depth < 128
+                && (self.items < 128 || (self.last_ms <= QUICK_PIECE_MS && depth < QUICK_DEPTH)))
     }
 }

@@ -77,6 +77,82 @@ impl Encoder {
         self.push_slow(a, fx)
     }
 
+    /// Encodes every argument of `it`, handing finished pieces to `submit`
+    /// four at a time (the rest stay in `ready` for [`finish`](Self::finish)).
+    pub(crate) fn push_all<A: Serialize>(
+        &mut self,
+        mut it: impl Iterator<Item = A>,
+        mut submit: impl FnMut(&mut Vec<Piece>),
+    ) -> std::result::Result<(), Fail> {
+        loop {
+            let ended = self.push_upto(&mut it, self.next + 4 * self.piece_items() as u64)?;
+            if self.ready.len() >= 4 {
+                submit(&mut self.ready);
+            }
+            if ended {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Encodes arguments from `it` until task `end` (exclusive) or the end
+    /// of `it`; returns whether `it` ended.
+    pub(crate) fn push_upto<A: Serialize>(
+        &mut self,
+        it: &mut impl Iterator<Item = A>,
+        end: u64,
+    ) -> std::result::Result<bool, Fail> {
+        while self.next < end {
+            let Some(a) = it.next() else {
+                return Ok(true);
+            };
+            self.push(&a)?;
+            let left = end.saturating_sub(self.next);
+            let mut bounded = it
+                .by_ref()
+                .take(usize::try_from(left).unwrap_or(usize::MAX));
+            if let Some(odd) = self.fill_scalars(&mut bounded) {
+                self.push(&odd)?;
+            }
+        }
+        Ok(false)
+    }
+
+    /// Tasks in a full piece of scalars: a whole piece's worth of work.
+    pub(crate) fn piece_items(&self) -> usize {
+        self.chunk.min(PIECE_BYTES / fixed::WIDTH)
+    }
+
+    /// Appends scalar arguments from `it` to the current scalar piece while
+    /// it has room, counting in locals (per-item bookkeeping in `self` made
+    /// each task a chain of store-to-load forwards); cuts the piece when
+    /// full. Returns an argument it took but that is not a scalar.
+    fn fill_scalars<A: Serialize>(&mut self, it: &mut impl Iterator<Item = A>) -> Option<A> {
+        let p = self.cur.as_mut().filter(|p| p.fixed)?;
+        let room = (self.chunk - (p.count as usize).min(self.chunk))
+            .min(PIECE_BYTES.saturating_sub(p.data.len()) / fixed::WIDTH);
+        let mut data = std::mem::take(&mut p.data);
+        data.reserve(room * fixed::WIDTH);
+        let mut taken = 0;
+        let mut odd = None;
+        while taken < room {
+            let Some(a) = it.next() else { break };
+            let Some(bytes) = fixed::encode(&a) else {
+                odd = Some(a);
+                break;
+            };
+            data.extend_from_slice(&bytes);
+            taken += 1;
+        }
+        p.data = data;
+        p.count += taken as u32;
+        self.next += taken as u64;
+        if p.count as usize >= self.chunk || p.data.len() >= PIECE_BYTES {
+            self.cut();
+        }
+        odd
+    }
+
     /// [`push`](Self::push) for everything but the fast path.
     fn push_slow<A: Serialize>(
         &mut self,

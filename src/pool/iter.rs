@@ -61,6 +61,9 @@ impl<T> AsyncResult<T> {
         n: u64,
         finish: fn(Inbox, u64) -> Result<T>,
     ) -> Self {
+        // Under the inbox lock: a delivery either sees it or came first (and
+        // a waiter's `done` check sees that delivery).
+        job.inbox.lock().wake_at = n;
         AsyncResult {
             core,
             job,
@@ -192,6 +195,7 @@ impl<T> AsyncResult<T> {
                 arrivals: std::mem::take(&mut ib.arrivals),
                 answered: ib.answered,
                 fail: ib.fail.clone(),
+                wake_at: ib.wake_at,
             }
         };
         (self.finish)(ib, self.n)

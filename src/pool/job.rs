@@ -52,12 +52,14 @@ impl Fail {
 #[derive(Debug)]
 pub(crate) enum Arrival {
     /// Encoded outcomes of tasks `first..first + count` (postcard
-    /// `Outcome`s, or 8-byte `Ok` scalars when `fixed`).
+    /// `Outcome`s, or 8-byte `Ok` scalars when `fixed`) in `bytes[at..]`
+    /// (the worker's message as received: not moved to drop its header).
     Results {
         fixed: bool,
         first: u64,
         count: u32,
         bytes: Vec<u8>,
+        at: usize,
     },
     /// Task `index` failed without an outcome.
     Failed { index: u64, fail: Fail },
@@ -87,6 +89,10 @@ pub(crate) struct Inbox {
     pub answered: u64,
     /// Set when the pool stops serving: unanswered tasks fail with it.
     pub fail: Option<Fail>,
+    /// Waiters are woken by a delivery only once `answered` reaches this
+    /// (0: by every delivery, as `imap` wants; a `map` waits for all of
+    /// them, and a wake-up per piece cost it a context switch each).
+    pub wake_at: u64,
 }
 
 /// One call's share of the pool.
@@ -118,8 +124,11 @@ impl Job {
         let mut ib = self.inbox.lock();
         ib.answered += a.count();
         ib.arrivals.push(a);
+        let wake = ib.answered >= ib.wake_at;
         drop(ib);
-        self.cv.notify_all();
+        if wake {
+            self.cv.notify_all();
+        }
     }
 
     pub(crate) fn fail_all(&self, fail: &Fail) {
@@ -141,7 +150,9 @@ pub(crate) fn decode<R: DeserializeOwned>(a: Arrival, mut out: impl FnMut(u64, R
             count,
             fixed: true,
             bytes,
+            at,
         } => {
+            let bytes = bytes.get(at..).unwrap_or_default();
             for (i, b) in bytes.chunks_exact(super::fixed::WIDTH).enumerate() {
                 let r = super::fixed::decode::<R>(b).map_err(|_| {
                     Error::codec(
@@ -158,8 +169,9 @@ pub(crate) fn decode<R: DeserializeOwned>(a: Arrival, mut out: impl FnMut(u64, R
             count,
             fixed: false,
             bytes,
+            at,
         } => {
-            let mut rest = &bytes[..];
+            let mut rest = bytes.get(at..).unwrap_or_default();
             for i in 0..u64::from(count) {
                 match postcard::take_from_bytes::<Outcome<R>>(rest) {
                     Ok((o, r)) => {
@@ -196,6 +208,52 @@ fn outcome<R>(o: Outcome<R>) -> Result<R> {
     }
 }
 
+/// Appends the results of `a`, which continues `out`, to `out`; a failed
+/// task's error instead (results before it are appended).
+pub(crate) fn decode_in_order<R: DeserializeOwned>(a: Arrival, out: &mut Vec<R>) -> Result<()> {
+    if let Arrival::Results {
+        fixed: true,
+        first,
+        ref bytes,
+        at,
+        ..
+    } = a
+    {
+        return decode_scalars_into(bytes.get(at..).unwrap_or_default(), first, out);
+    }
+    let mut err = None;
+    decode::<R>(a, |_, r| match r {
+        Ok(v) if err.is_none() => out.push(v),
+        Ok(_) => {}
+        Err(e) => {
+            err.get_or_insert(e);
+        }
+    });
+    err.map_or(Ok(()), Err)
+}
+
+/// Appends the 8-byte scalar results of tasks `first..` in `bytes` to
+/// `out` (a tight loop: `map` of tiny tasks spends its time here).
+fn decode_scalars_into<R: DeserializeOwned>(
+    bytes: &[u8],
+    first: u64,
+    out: &mut Vec<R>,
+) -> Result<()> {
+    out.reserve(bytes.len() / super::fixed::WIDTH);
+    for (i, b) in bytes.chunks_exact(super::fixed::WIDTH).enumerate() {
+        match super::fixed::decode::<R>(b) {
+            Ok(v) => out.push(v),
+            Err(_) => {
+                return Err(Error::codec(
+                    format!("the result of task {}", first + i as u64),
+                    postcard::Error::DeserializeBadEncoding,
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Decodes all of a finished job's `n` results in order; the first failed
 /// task (lowest index) is the error.
 pub(crate) fn collect<R: DeserializeOwned>(mut ib: Inbox, n: u64) -> Result<Vec<R>> {
@@ -206,6 +264,20 @@ pub(crate) fn collect<R: DeserializeOwned>(mut ib: Inbox, n: u64) -> Result<Vec<
         if err.is_some() {
             break;
         }
+        let a = match a {
+            Arrival::Results {
+                fixed: true,
+                first,
+                bytes,
+                at,
+                ..
+            } if first == out.len() as u64 => {
+                let bytes = bytes.get(at..).unwrap_or_default();
+                err = decode_scalars_into(bytes, first, &mut out).err();
+                continue;
+            }
+            a => a,
+        };
         decode::<R>(a, |i, r| match r {
             Ok(v) if err.is_none() && i == out.len() as u64 => out.push(v),
             Ok(_) => {}
@@ -245,12 +317,14 @@ mod tests {
             count: 2,
             fixed: false,
             bytes: enc(&[Outcome::Ok(2), Outcome::Ok(3)]),
+            at: 0,
         });
         ib.arrivals.push(Arrival::Results {
             first: 0,
             count: 2,
             fixed: false,
             bytes: enc(&[Outcome::Ok(0), Outcome::Ok(1)]),
+            at: 0,
         });
         assert_eq!(collect::<u32>(ib, 4).unwrap(), vec![0, 1, 2, 3]);
 
@@ -271,6 +345,7 @@ mod tests {
                 Outcome::Panicked("p".into()),
                 Outcome::Ok(2),
             ]),
+            at: 0,
         });
         assert!(
             matches!(collect::<u32>(ib, 4), Err(Error::TaskPanicked { message }) if message == "p")
@@ -295,6 +370,7 @@ mod tests {
                 count: 2,
                 fixed: false,
                 bytes: vec![0, 200],
+                at: 0,
             },
             |i, r| got.push((i, r.is_err())),
         );

@@ -20,6 +20,7 @@ mod iter;
 mod job;
 mod layout;
 mod ring;
+mod stream;
 mod worker;
 
 use std::sync::Arc;
@@ -347,7 +348,9 @@ impl Pool {
         R: Serialize + DeserializeOwned,
         I: IntoIterator<Item = A>,
     {
-        self.map_async(f, iter).get()
+        assert_zst!(F);
+        let _ = f;
+        self.run_all::<Map<F>, A, R, I>(iter)
     }
 
     /// [`map`](Self::map) without waiting: the result comes from the
@@ -400,7 +403,7 @@ impl Pool {
     {
         assert_zst!(F);
         let _ = f;
-        self.submit_all::<Star<F>, T, R, I>(iter).get()
+        self.run_all::<Star<F>, T, R, I>(iter)
     }
 
     /// Runs `f(args)` in a worker and waits for the result (Python's `apply`).
@@ -621,7 +624,6 @@ impl Pool {
         }
     }
 
-    /// Encodes and submits all of `iter` as one job.
     /// Encodes and submits all of `iter` as one job; a job that cannot start
     /// (pool not running, an argument that does not encode) is ready at once
     /// with that error.
@@ -633,6 +635,8 @@ impl Pool {
         I: IntoIterator<Item = A>,
     {
         let job = Arc::new(Job::default());
+        // No waiter before `AsyncResult::new` sets the real count.
+        job.inbox.lock().wake_at = u64::MAX;
         let submitted = self
             .running()
             .and_then(|()| self.submit_items::<G, A, R, I>(&job, iter));
@@ -646,6 +650,37 @@ impl Pool {
             1
         });
         AsyncResult::new(self.core.clone(), job, n, job::collect::<R>)
+    }
+
+    /// Runs every item of `iter` and waits for the results, in input order
+    /// (`stream.rs`: encoding a window ahead, decoding as results come).
+    fn run_all<G, A, R, I>(&self, iter: I) -> Result<Vec<R>>
+    where
+        G: Invoke<A, Output = R>,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        self.running().map_err(|f| f.to_error())?;
+        let runner = worker::runner_of::<G, A>();
+        let it = iter.into_iter();
+        match it.size_hint() {
+            (lo, Some(hi)) if lo == hi => {
+                stream::map_in_order(&self.core, runner, self.chunk_for(lo), it, lo)
+            }
+            _ => {
+                let items: Vec<A> = it.collect();
+                let n = items.len();
+                stream::map_in_order(&self.core, runner, self.chunk_for(n), items.into_iter(), n)
+            }
+        }
+    }
+
+    /// Tasks per piece for a call of `n` tasks: the pool's `chunksize`, or
+    /// Python's `ceil(n / (4 * workers))`.
+    fn chunk_for(&self, n: usize) -> usize {
+        self.chunksize
+            .unwrap_or_else(|| n.div_ceil(4 * self.core.size).max(1))
     }
 
     /// Submits every item of `iter` to `job`; returns how many.
@@ -678,16 +713,9 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        let chunk = self
-            .chunksize
-            .unwrap_or_else(|| n.div_ceil(4 * self.core.size).max(1));
+        let chunk = self.chunk_for(n);
         let mut enc = Encoder::new(&self.core, job.clone(), worker::runner_of::<G, A>(), chunk);
-        for a in it {
-            enc.push(&a)?;
-            if enc.ready.len() >= 4 {
-                self.core.submit(enc.ready.drain(..));
-            }
-        }
+        enc.push_all(it, |ready| self.core.submit(ready.drain(..)))?;
         let count = enc.next_index();
         self.core.submit(enc.finish());
         Ok(count)

@@ -465,7 +465,8 @@ mod tests {
                 fixed: h.fixed,
                 first: u64::from(h.first),
                 count: h.count,
-                bytes: msg[RESULTS_HDR..].to_vec(),
+                bytes: msg.clone(),
+                at: RESULTS_HDR,
             };
             super::super::job::decode::<G::Output>(a, |_, r| outs.push(r));
         }
