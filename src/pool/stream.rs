@@ -24,6 +24,9 @@ use crate::error::Result;
 /// Pieces per worker encoded ahead of the results.
 const AHEAD_PER_WORKER: usize = 4;
 
+/// How far (in windows) encoding may run past the first unanswered task.
+const MAX_WINDOWS: u64 = 8;
+
 /// Cancels the job when the call ends, however it ends: pieces not sent
 /// yet are dropped and late results are discarded.
 struct CancelOnDrop<'a>(&'a Job);
@@ -57,13 +60,15 @@ where
     let mut early: Vec<Arrival> = Vec::new();
     let mut exhausted = false;
     loop {
-        let done = out.len() as u64;
+        // Answered so far, in order or not: a slow piece holding up the
+        // order does not starve the other workers (up to `MAX_WINDOWS`
+        // windows past it).
+        let answered = out.len() as u64 + early.iter().map(Arrival::count).sum::<u64>();
+        let limit = (answered + window).min(out.len() as u64 + MAX_WINDOWS * window);
         // Top up once half the window is answered (whole pieces, not one
         // at a time).
-        if !exhausted && enc.next_index() - done <= window / 2 {
-            exhausted = enc
-                .push_upto(&mut input, done + window)
-                .map_err(|f| f.to_error())?;
+        if !exhausted && enc.next_index() + window / 2 <= limit {
+            exhausted = enc.push_upto(&mut input, limit).map_err(|f| f.to_error())?;
             core.submit(enc.finish());
         }
         let (arrivals, fail) = {
@@ -94,10 +99,10 @@ where
             return Err(f.to_error());
         }
         if run == 0 {
-            let want = out.len() as u64;
+            // Any arrival: decode it, or at least count it for the top-up.
             core.wait_job(
                 &job,
-                move |ib| ib.fail.is_some() || ib.arrivals.iter().any(|a| a.first() == want),
+                |ib| ib.fail.is_some() || !ib.arrivals.is_empty(),
                 None,
             );
         }
