@@ -8,8 +8,8 @@ use super::{Connection, Receiver, Sender};
 use crate::error::{Error, Result};
 use crate::queue::chan::Chan;
 use crate::queue::codec::{Codec, Serde};
-use crate::queue::layout::{Geometry, MAX_MESSAGE};
-use crate::segment::{Kind, Placement};
+use crate::queue::spec::RingSpec;
+use crate::segment::Kind;
 
 /// Creates pipes (Python's `Pipe()`).
 /// # Examples
@@ -35,12 +35,7 @@ pub struct Pipe;
 /// ```
 #[derive(Debug, Clone)]
 pub struct PipeBuilder {
-    capacity: u64,
-    slot_size: Option<u64>,
-    bulk_size: u64,
-    max_message: u64,
-    name: Option<String>,
-    persist: bool,
+    spec: RingSpec,
 }
 
 impl Pipe {
@@ -99,12 +94,7 @@ impl Pipe {
     /// ```
     pub fn builder() -> PipeBuilder {
         PipeBuilder {
-            capacity: 64,
-            slot_size: None,
-            bulk_size: 256 * 1024,
-            max_message: MAX_MESSAGE,
-            name: None,
-            persist: false,
+            spec: RingSpec::new(64, 256 * 1024),
         }
     }
 
@@ -142,7 +132,7 @@ impl PipeBuilder {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn capacity(mut self, n: usize) -> Self {
-        self.capacity = n as u64;
+        self.spec.cap = n as u64;
         self
     }
     /// Inline bytes per message slot (larger messages stream).
@@ -155,7 +145,7 @@ impl PipeBuilder {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn slot_size(mut self, bytes: usize) -> Self {
-        self.slot_size = Some((bytes as u64).div_ceil(8) * 8);
+        self.spec.set_slot_size(bytes);
         self
     }
     /// Bytes of the stream area for large messages (0: none).
@@ -169,7 +159,7 @@ impl PipeBuilder {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn bulk_size(mut self, bytes: usize) -> Self {
-        self.bulk_size = (bytes as u64).div_ceil(8) * 8;
+        self.spec.set_bulk_size(bytes);
         self
     }
     /// Hard limit on one message (`MessageTooLarge` above it).
@@ -183,7 +173,7 @@ impl PipeBuilder {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn max_message(mut self, bytes: usize) -> Self {
-        self.max_message = bytes as u64;
+        self.spec.max_message = bytes as u64;
         self
     }
 
@@ -199,7 +189,7 @@ impl PipeBuilder {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn name(mut self, name: &str) -> Self {
-        self.name = Some(name.to_owned());
+        self.spec.name = Some(name.to_owned());
         self
     }
 
@@ -215,7 +205,7 @@ impl PipeBuilder {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn persist(mut self, persist: bool) -> Self {
-        self.persist = persist;
+        self.spec.persist = persist;
         self
     }
 
@@ -237,7 +227,7 @@ impl PipeBuilder {
     /// `InvalidArgument` without a [`name`](Self::name); `Os` (`EEXIST`) when
     /// the name is taken; other errors as [`Pipe::duplex`].
     pub fn listen<T, C: Codec<T>>(self) -> Result<Connection<T, C>> {
-        if self.name.is_none() {
+        if self.spec.name.is_none() {
             return Err(Error::invalid("pipe name", "a name to listen on", "none"));
         }
         let ab = self.ring::<T, C>("ab")?;
@@ -250,22 +240,7 @@ impl PipeBuilder {
     }
 
     fn ring<T, C: Codec<T>>(&self, suffix: &str) -> Result<Chan> {
-        let place = Placement {
-            name: self.name.as_ref().map(|n| format!("{n}.{suffix}")),
-            persist: self.persist,
-        };
-        let geo = Geometry {
-            cap: self.capacity,
-            data_size: self.slot_size.unwrap_or_else(C::default_slot),
-            bulk_len: self.bulk_size,
-            max_message: self.max_message,
-        };
-        Chan::create(
-            Kind::Pipe,
-            crate::queue::api::fingerprint::<T, C>(),
-            geo,
-            &place,
-        )
+        self.spec.create::<T, C>(Kind::Pipe, Some(suffix))
     }
 
     /// A duplex pipe with codec `C`.

@@ -9,9 +9,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::block::Until;
 use super::chan::Chan;
 use super::codec::{Codec, Serde};
-use super::layout::{Geometry, MAX_MESSAGE};
+use super::spec::RingSpec;
 use crate::error::Result;
-use crate::segment::{Kind, Placement, Segment, TypeFingerprint};
+use crate::segment::{Kind, Segment, TypeFingerprint};
 
 /// Bulk stream size when a builder does not say: room for large messages to
 /// stream at full speed while staying cache-friendly.
@@ -80,24 +80,14 @@ impl<T, C> std::fmt::Debug for Queue<T, C> {
 /// ```
 #[derive(Debug, Clone)]
 pub struct QueueBuilder<T, C = Serde> {
-    name: Option<String>,
-    persist: bool,
-    maxsize: u64,
-    slot_size: Option<u64>,
-    bulk_size: u64,
-    max_message: u64,
+    spec: RingSpec,
     _t: PhantomData<fn() -> (T, C)>,
 }
 
 impl<T, C: Codec<T>> QueueBuilder<T, C> {
     fn new() -> Self {
         QueueBuilder {
-            name: None,
-            persist: false,
-            maxsize: 1024,
-            slot_size: None,
-            bulk_size: DEFAULT_BULK,
-            max_message: MAX_MESSAGE,
+            spec: RingSpec::new(1024, DEFAULT_BULK),
             _t: PhantomData,
         }
     }
@@ -112,7 +102,7 @@ impl<T, C: Codec<T>> QueueBuilder<T, C> {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn name(mut self, name: &str) -> Self {
-        self.name = Some(name.to_owned());
+        self.spec.name = Some(name.to_owned());
         self
     }
 
@@ -125,7 +115,7 @@ impl<T, C: Codec<T>> QueueBuilder<T, C> {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn persist(mut self, persist: bool) -> Self {
-        self.persist = persist;
+        self.spec.persist = persist;
         self
     }
 
@@ -136,7 +126,7 @@ impl<T, C: Codec<T>> QueueBuilder<T, C> {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn maxsize(mut self, n: usize) -> Self {
-        self.maxsize = n as u64;
+        self.spec.cap = n as u64;
         self
     }
 
@@ -149,7 +139,7 @@ impl<T, C: Codec<T>> QueueBuilder<T, C> {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn slot_size(mut self, bytes: usize) -> Self {
-        self.slot_size = Some((bytes as u64).div_ceil(8) * 8);
+        self.spec.set_slot_size(bytes);
         self
     }
 
@@ -164,7 +154,7 @@ impl<T, C: Codec<T>> QueueBuilder<T, C> {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn bulk_size(mut self, bytes: usize) -> Self {
-        self.bulk_size = (bytes as u64).div_ceil(8) * 8;
+        self.spec.set_bulk_size(bytes);
         self
     }
 
@@ -177,17 +167,8 @@ impl<T, C: Codec<T>> QueueBuilder<T, C> {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn max_message(mut self, bytes: usize) -> Self {
-        self.max_message = bytes as u64;
+        self.spec.max_message = bytes as u64;
         self
-    }
-
-    fn geometry(&self) -> Geometry {
-        Geometry {
-            cap: self.maxsize,
-            data_size: self.slot_size.unwrap_or_else(C::default_slot),
-            bulk_len: self.bulk_size,
-            max_message: self.max_message,
-        }
     }
 
     pub(crate) fn create_kind(self, joinable: bool) -> Result<Queue<T, C>> {
@@ -196,11 +177,7 @@ impl<T, C: Codec<T>> QueueBuilder<T, C> {
         } else {
             Kind::Queue
         };
-        let place = Placement {
-            name: self.name.clone(),
-            persist: self.persist,
-        };
-        let chan = Chan::create(kind, fingerprint::<T, C>(), self.geometry(), &place)?;
+        let chan = self.spec.create::<T, C>(kind, None)?;
         Ok(Queue {
             chan,
             joinable,

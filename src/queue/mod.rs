@@ -5,6 +5,8 @@
 //! `ring.rs` (the slot ring algorithm, no syscalls), `block.rs` (spin, then
 //! futex), `bulk.rs` (messages larger than a slot), and
 //! `docs/protocols/queue.md` for the state tables and crash cases.
+//! `spec.rs` holds what a builder collects for one ring (shared with the
+//! pipe's builder).
 
 #[cfg(not(loom))]
 mod batch;
@@ -19,6 +21,8 @@ mod joinable;
 #[cfg(not(loom))]
 pub(crate) mod layout;
 pub(crate) mod ring;
+#[cfg(not(loom))]
+pub(crate) mod spec;
 
 #[cfg(not(loom))]
 pub use api::{Queue, QueueBuilder};
