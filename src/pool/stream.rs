@@ -60,23 +60,25 @@ where
     let mut early: Vec<Arrival> = Vec::new();
     let mut exhausted = false;
     loop {
-        // Answered so far, in order or not: a slow piece holding up the
-        // order does not starve the other workers (up to `MAX_WINDOWS`
-        // windows past it).
-        let answered = out.len() as u64 + early.iter().map(Arrival::count).sum::<u64>();
+        let (arrivals, fail, answered) = {
+            let mut ib = job.inbox.lock();
+            (
+                std::mem::take(&mut ib.arrivals),
+                ib.fail.clone(),
+                ib.answered,
+            )
+        };
+        early.extend(arrivals);
+        early.sort_unstable_by_key(Arrival::first);
+        // Top up by what is answered, in order or not (a slow piece holding
+        // up the order does not starve the other workers, up to
+        // `MAX_WINDOWS` windows past it), once half the window is answered
+        // (whole pieces, not one at a time).
         let limit = (answered + window).min(out.len() as u64 + MAX_WINDOWS * window);
-        // Top up once half the window is answered (whole pieces, not one
-        // at a time).
         if !exhausted && enc.next_index() + window / 2 <= limit {
             exhausted = enc.push_upto(&mut input, limit).map_err(|f| f.to_error())?;
             core.submit(enc.finish());
         }
-        let (arrivals, fail) = {
-            let mut ib = job.inbox.lock();
-            (std::mem::take(&mut ib.arrivals), ib.fail.clone())
-        };
-        early.extend(arrivals);
-        early.sort_unstable_by_key(Arrival::first);
         // The run of arrivals that continues `out`.
         let mut next = out.len() as u64;
         let run = early
