@@ -113,6 +113,10 @@ const SLOW_PIECE_MS: u64 = 20;
 /// worker often ran dry waiting for the parent. At most ~30 ms of work then
 /// waits behind one worker.
 const QUICK_PIECE_MS: u64 = 4;
+
+/// A finished piece's argument buffer at least this large becomes the
+/// buffer the next result message is received into.
+const RECYCLE_MIN: usize = 4096;
 const QUICK_DEPTH: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -349,10 +353,14 @@ impl State {
                     w.last_ms = now.saturating_sub(front.sent.max(w.last_done));
                     w.last_done = now;
                     if let Some(done) = w.inflight.pop_front() {
-                        // Its argument buffer receives the next message (a
-                        // piece's results are about its arguments' size).
-                        *msg = done.piece.data;
-                        msg.clear();
+                        // A large argument buffer receives the next message
+                        // (a piece's results are about its arguments' size);
+                        // a small one would only be grown (`realloc` cost
+                        // more than a fresh `malloc` for one-task pieces).
+                        if done.piece.data.capacity() >= RECYCLE_MIN {
+                            *msg = done.piece.data;
+                            msg.clear();
+                        }
                     }
                 }
                 Ok(())

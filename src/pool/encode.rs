@@ -245,10 +245,11 @@ impl Encoder {
         }
     }
 
-    /// All pieces not yet taken.
-    pub(crate) fn finish(&mut self) -> Vec<Piece> {
+    /// All pieces not yet taken (drained: `ready` keeps its capacity for
+    /// the next round).
+    pub(crate) fn finish(&mut self) -> std::vec::Drain<'_, Piece> {
         self.cut();
-        std::mem::take(&mut self.ready)
+        self.ready.drain(..)
     }
 
     /// Index of the next task.
@@ -293,7 +294,7 @@ mod tests {
         for it in &items {
             e.push(it).unwrap();
         }
-        let pieces = e.finish();
+        let pieces: Vec<Piece> = e.finish().collect();
         // Scalars until the first text, then postcard for the rest.
         assert_eq!(pieces.len(), 2);
         assert!(pieces[0].fixed && !pieces[1].fixed);
@@ -316,7 +317,7 @@ mod tests {
         for i in 0..7u64 {
             e.push(&i).unwrap();
         }
-        let counts: Vec<u32> = e.finish().iter().map(Piece::count).collect();
+        let counts: Vec<u32> = e.finish().map(|p| p.count()).collect();
         assert_eq!(counts, [3, 3, 1]);
         // An argument above the limit fails alone; one that fits only by
         // itself starts a new piece.
@@ -329,7 +330,7 @@ mod tests {
         e.skip();
         e.push(&vec![1u8; 60]).unwrap();
         e.push(&vec![2u8; 60]).unwrap();
-        let pieces = e.finish();
+        let pieces: Vec<Piece> = e.finish().collect();
         assert_eq!(pieces.len(), 2);
         assert_eq!((pieces[0].first, pieces[0].count()), (1, 1));
         assert_eq!((pieces[1].first, pieces[1].count()), (2, 1));

@@ -230,6 +230,8 @@ pub struct Imap<I, R> {
     /// task `yielded + k`.
     by_index: VecDeque<Option<Result<R>>>,
     fifo: VecDeque<Result<R>>,
+    /// The buffer swapped with the inbox's arrivals (kept for its capacity).
+    spare: Vec<Arrival>,
     yielded: u64,
     /// The pool stopped serving: everything missing fails with this.
     failed: bool,
@@ -270,6 +272,7 @@ where
             ordered,
             by_index: VecDeque::new(),
             fifo: VecDeque::new(),
+            spare: Vec::new(),
             yielded: 0,
             failed: false,
         }
@@ -309,7 +312,7 @@ where
         }
         // Each call sends what it has: a slow input must not hold results back.
         let pieces = self.enc.finish();
-        if !pieces.is_empty() {
+        if pieces.len() > 0 {
             self.core.submit(pieces);
         }
     }
@@ -331,11 +334,14 @@ where
 
     /// Moves delivered results into the local buffers.
     fn take_arrivals(&mut self) {
-        let (arrivals, fail) = {
+        // Swapped with a kept buffer: neither side reallocates per batch.
+        let mut arrivals = std::mem::take(&mut self.spare);
+        let fail = {
             let mut ib = self.job.inbox.lock();
-            (std::mem::take(&mut ib.arrivals), ib.fail.clone())
+            std::mem::swap(&mut ib.arrivals, &mut arrivals);
+            ib.fail.clone()
         };
-        for a in arrivals {
+        for a in arrivals.drain(..) {
             let (by_index, fifo, ordered) = (&mut self.by_index, &mut self.fifo, self.ordered);
             let base = self.yielded;
             job::decode::<R>(a, |i, r| {
@@ -346,6 +352,7 @@ where
                 }
             });
         }
+        self.spare = arrivals;
         if let (Some(f), false) = (fail, self.failed) {
             // Everything submitted and not answered fails; nothing more is sent.
             self.failed = true;

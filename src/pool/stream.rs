@@ -58,17 +58,16 @@ where
     let mut out: Vec<R> = Vec::with_capacity(n);
     // Delivered ahead of `out.len()`, kept sorted by first index.
     let mut early: Vec<Arrival> = Vec::new();
+    let mut batch: Vec<Arrival> = Vec::new();
     let mut exhausted = false;
     loop {
-        let (arrivals, fail, answered) = {
+        // Swapped with a kept buffer: neither side reallocates per batch.
+        let (fail, answered) = {
             let mut ib = job.inbox.lock();
-            (
-                std::mem::take(&mut ib.arrivals),
-                ib.fail.clone(),
-                ib.answered,
-            )
+            std::mem::swap(&mut ib.arrivals, &mut batch);
+            (ib.fail.clone(), ib.answered)
         };
-        early.extend(arrivals);
+        early.append(&mut batch);
         early.sort_unstable_by_key(Arrival::first);
         // Top up by what is answered, in order or not (a slow piece holding
         // up the order does not starve the other workers, up to
