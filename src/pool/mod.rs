@@ -142,13 +142,17 @@ impl Pool {
     }
 
     /// `f` applied to every item, results in input order (Python's `map`).
-    /// The input is consumed first; chunks of `ceil(n / (4 * processes))`
-    /// tasks (or the builder's `chunksize`) go to the workers.
+    /// Chunks of `ceil(n / (4 * processes))` tasks (or the builder's
+    /// `chunksize`) go to the workers. An input without an exact size is
+    /// collected first to count it; arguments are encoded a few chunks per
+    /// worker ahead of the results, and results are decoded as they come, so
+    /// a large map never holds all its encoded arguments and results at once.
     ///
     /// # Errors
     /// The first failed task's error (lowest index): [`Error::TaskPanicked`],
     /// [`Error::WorkerDied`], `Codec`, `MessageTooLarge`; [`Error::Closed`]
-    /// after `close`/`terminate`.
+    /// after `close`/`terminate`. It returns as soon as that task's turn
+    /// comes (tasks after it are cancelled), where Python waits for all.
     ///
     /// # Examples
     /// ```no_run
