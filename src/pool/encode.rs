@@ -311,6 +311,37 @@ mod tests {
     }
 
     #[test]
+    fn push_upto_stops_at_its_end_and_cuts_at_format_changes() {
+        let job = Arc::new(Job::default());
+        let mut e = Encoder::with_limit(1 << 20, job, (0, 0), 4);
+        // Scalars, a text in the middle of a run, scalars again.
+        let mut items = (0..12u64).map(|i| {
+            if i == 5 {
+                Mixed::Text("x".into())
+            } else {
+                Mixed::Num(i)
+            }
+        });
+        assert!(!e.push_upto(&mut items, 7).unwrap());
+        assert_eq!(e.next_index(), 7);
+        assert!(e.push_upto(&mut items, 100).unwrap(), "the input ended");
+        assert_eq!(e.next_index(), 12);
+        let pieces: Vec<Piece> = e.finish().collect();
+        let shape: Vec<(bool, u64, u32)> = pieces
+            .iter()
+            .map(|p| (p.fixed, p.first, p.count()))
+            .collect();
+        // Pieces of at most 4 (the chunk), one format each: the text starts
+        // a postcard piece that the scalars after it join until it is full;
+        // a new piece takes the format of its first argument.
+        assert_eq!(
+            shape,
+            [(true, 0, 4), (true, 4, 1), (false, 5, 4), (true, 9, 3)]
+        );
+        assert_eq!(&pieces[1].data[..], &4u64.to_le_bytes());
+    }
+
+    #[test]
     fn chunks_sizes_and_limits() {
         let job = Arc::new(Job::default());
         let mut e = Encoder::with_limit(100, job, (0, 0), 3);
