@@ -640,14 +640,19 @@ fn terminate_stops_busy_workers_promptly() {
     let pids = pool.pids();
     let slow = pool.map_async(sleep_ms, vec![30_000u64; 4]);
     let one = pool.apply_async(sleep_ms, 30_000);
-    std::thread::sleep(Duration::from_millis(100));
-    let t = Instant::now();
-    pool.terminate();
-    assert!(
-        t.elapsed() < Duration::from_secs(5),
-        "terminate took {:?}",
-        t.elapsed()
-    );
+    std::thread::scope(|s| {
+        // A blocking map waiting in another thread (the streaming path).
+        let blocked = s.spawn(|| pool.map(sleep_ms, vec![30_000u64; 4]));
+        std::thread::sleep(Duration::from_millis(100));
+        let t = Instant::now();
+        pool.terminate();
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "terminate took {:?}",
+            t.elapsed()
+        );
+        assert!(matches!(blocked.join().unwrap(), Err(Error::Closed)));
+    });
     assert!(matches!(slow.get(), Err(Error::Closed)));
     assert!(matches!(one.get(), Err(Error::Closed)));
     for pid in pids {
