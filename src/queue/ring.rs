@@ -279,14 +279,17 @@ impl<'a, S: Slots> Ring<'a, S> {
                                 flags: NOTIFY,
                             }));
                         }
+                        // Another producer took this position: try the next
+                        // one (its claim moves the hint; rereading the hint
+                        // and bumping it cost two more contended accesses).
+                        Err(now) if dist(now, tail) == 0 && !is_free(now) => {
+                            tail = tail.wrapping_add(1)
+                        }
                         Err(_) => continue,
                     }
                 }
-                0 => {
-                    // Claimed by another producer: help the tail past it.
-                    self.bump(&self.ctrl.tail.0, tail);
-                    tail = self.ctrl.tail.0.load(Ordering::Relaxed);
-                }
+                // Claimed by another producer: the next position.
+                0 => tail = tail.wrapping_add(1),
                 d if d < 0 => {
                     return Ok(Attempt::Stall {
                         pos: tail,
@@ -380,13 +383,16 @@ impl<'a, S: Slots> Ring<'a, S> {
                                 flags: flags | NOTIFY,
                             }));
                         }
+                        // Another consumer took this position: the next one
+                        // (as for producers).
+                        Err(now) if dist(now, head) == 0 && is_reading(now) => {
+                            head = head.wrapping_add(1)
+                        }
                         Err(_) => continue,
                     }
                 }
-                0 if is_reading(st) => {
-                    self.bump(&self.ctrl.head.0, head);
-                    head = self.ctrl.head.0.load(Ordering::Relaxed);
-                }
+                // Claimed by another consumer: the next position.
+                0 if is_reading(st) => head = head.wrapping_add(1),
                 d if d <= 0 => {
                     return Ok(Attempt::Stall {
                         pos: head,
@@ -533,20 +539,6 @@ impl<'a, S: Slots> Ring<'a, S> {
             Ordering::Relaxed,
         );
         word.load(Ordering::Relaxed)
-    }
-
-    /// Moves a head or tail hint from `from` to `from + 1` unless another
-    /// party did.
-    #[inline]
-    fn bump(&self, word: &AtomicU64, from: u64) {
-        // Relaxed: the hints carry no data; a failed CAS means someone else
-        // moved it.
-        let _ = word.compare_exchange(
-            from,
-            from.wrapping_add(1),
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
     }
 
     /// Whether the message published at `pos` with `flags` is still there,
