@@ -113,11 +113,11 @@ const SLOW_PIECE_MS: u64 = 20;
 /// worker often ran dry waiting for the parent. At most ~30 ms of work then
 /// waits behind one worker.
 const QUICK_PIECE_MS: u64 = 4;
+const QUICK_DEPTH: usize = 8;
 
 /// A finished piece's argument buffer at least this large becomes the
 /// buffer the next result message is received into.
 const RECYCLE_MIN: usize = 4096;
-const QUICK_DEPTH: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Phase {

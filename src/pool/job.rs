@@ -259,37 +259,11 @@ fn decode_scalars_into<R: DeserializeOwned>(
 pub(crate) fn collect<R: DeserializeOwned>(mut ib: Inbox, n: u64) -> Result<Vec<R>> {
     ib.arrivals.sort_unstable_by_key(Arrival::first);
     let mut out = Vec::with_capacity(n as usize);
-    let mut err: Option<Error> = None;
     for a in ib.arrivals {
-        if err.is_some() {
-            break;
+        if a.first() != out.len() as u64 {
+            break; // a task before this one has no result: it failed first
         }
-        let a = match a {
-            Arrival::Results {
-                fixed: true,
-                first,
-                bytes,
-                at,
-                ..
-            } if first == out.len() as u64 => {
-                let bytes = bytes.get(at..).unwrap_or_default();
-                err = decode_scalars_into(bytes, first, &mut out).err();
-                continue;
-            }
-            a => a,
-        };
-        decode::<R>(a, |i, r| match r {
-            Ok(v) if err.is_none() && i == out.len() as u64 => out.push(v),
-            Ok(_) => {}
-            Err(e) => {
-                if err.is_none() {
-                    err = Some(e);
-                }
-            }
-        });
-    }
-    if let Some(e) = err {
-        return Err(e);
+        decode_in_order(a, &mut out)?;
     }
     if (out.len() as u64) < n {
         return Err(ib.fail.map_or(Error::Closed, |f| f.to_error()));
@@ -359,6 +333,23 @@ mod tests {
             ..Inbox::default()
         };
         assert!(matches!(collect::<u32>(ib, 1), Err(Error::Closed)));
+        // Task 2 has no result: it is the lowest failure, not task 5.
+        let mut ib = Inbox {
+            fail: Some(Fail::Closed),
+            ..Inbox::default()
+        };
+        ib.arrivals.push(Arrival::Failed {
+            index: 5,
+            fail: Fail::Message("five".into()),
+        });
+        ib.arrivals.push(Arrival::Results {
+            first: 0,
+            count: 2,
+            fixed: false,
+            bytes: enc(&[Outcome::Ok(0), Outcome::Ok(1)]),
+            at: 0,
+        });
+        assert!(matches!(collect::<u32>(ib, 6), Err(Error::Closed)));
     }
 
     #[test]
