@@ -283,23 +283,24 @@ mod tests {
         v
     }
 
+    /// Postcard outcomes of tasks `first..` as one arrival.
+    fn results(first: u64, items: &[Outcome<u32>]) -> Arrival {
+        Arrival::Results {
+            first,
+            count: items.len() as u32,
+            fixed: false,
+            bytes: enc(items),
+            at: 0,
+        }
+    }
+
     #[test]
     fn collect_orders_and_reports_first_error() {
         let mut ib = Inbox::default();
-        ib.arrivals.push(Arrival::Results {
-            first: 2,
-            count: 2,
-            fixed: false,
-            bytes: enc(&[Outcome::Ok(2), Outcome::Ok(3)]),
-            at: 0,
-        });
-        ib.arrivals.push(Arrival::Results {
-            first: 0,
-            count: 2,
-            fixed: false,
-            bytes: enc(&[Outcome::Ok(0), Outcome::Ok(1)]),
-            at: 0,
-        });
+        ib.arrivals
+            .push(results(2, &[Outcome::Ok(2), Outcome::Ok(3)]));
+        ib.arrivals
+            .push(results(0, &[Outcome::Ok(0), Outcome::Ok(1)]));
         assert_eq!(collect::<u32>(ib, 4).unwrap(), vec![0, 1, 2, 3]);
 
         let mut ib = Inbox::default();
@@ -310,17 +311,14 @@ mod tests {
                 signal: Some(9),
             },
         });
-        ib.arrivals.push(Arrival::Results {
-            first: 0,
-            count: 3,
-            fixed: false,
-            bytes: enc(&[
+        ib.arrivals.push(results(
+            0,
+            &[
                 Outcome::Ok(0),
                 Outcome::Panicked("p".into()),
                 Outcome::Ok(2),
-            ]),
-            at: 0,
-        });
+            ],
+        ));
         assert!(
             matches!(collect::<u32>(ib, 4), Err(Error::TaskPanicked { message }) if message == "p")
         );
@@ -342,13 +340,8 @@ mod tests {
             index: 5,
             fail: Fail::Message("five".into()),
         });
-        ib.arrivals.push(Arrival::Results {
-            first: 0,
-            count: 2,
-            fixed: false,
-            bytes: enc(&[Outcome::Ok(0), Outcome::Ok(1)]),
-            at: 0,
-        });
+        ib.arrivals
+            .push(results(0, &[Outcome::Ok(0), Outcome::Ok(1)]));
         assert!(matches!(collect::<u32>(ib, 6), Err(Error::Closed)));
     }
 
