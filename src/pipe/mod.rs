@@ -164,7 +164,7 @@ impl<T, C: Codec<T>> Connection<T, C> {
         end.chan
             .get_with(until, &|| end.peer_gone(), &mut |len, fill| {
                 C::decode_from(len, fill)
-            })?
+            })
     }
 
     fn recv_raw(&self, out: &mut Vec<u8>, until: Until) -> Result<()> {
@@ -297,14 +297,14 @@ impl<T, C: Codec<T>> Connection<T, C> {
             None => end
                 .chan
                 .get_with(Until::Forever, &|| end.peer_gone(), &mut |len, fill| {
-                    if len <= buf.len() {
+                    Ok(if len <= buf.len() {
                         fill(&mut buf[..len]);
                         Ok(len)
                     } else {
                         let mut v = vec![0u8; len];
                         fill(&mut v);
                         Err(v)
-                    }
+                    })
                 })?,
         };
         got.map_err(|v| {

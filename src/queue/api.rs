@@ -411,7 +411,7 @@ impl<T, C: Codec<T>> Queue<T, C> {
     fn get_until(&self, until: Until) -> Result<T> {
         self.chan.get_with(until, &never_gone, &mut |len, fill| {
             C::decode_from(len, fill)
-        })?
+        })
     }
 
     /// Takes the next item, blocking while the queue is empty.
@@ -529,7 +529,10 @@ impl<T, C: Codec<T>> Queue<T, C> {
             max,
             Until::Forever,
             &mut |len, fill| C::decode_from(len, fill),
-            |r| r.map(|item| out.push(item)),
+            |item| {
+                out.push(item);
+                Ok(())
+            },
         )
     }
 

@@ -121,7 +121,7 @@ impl Chan {
         mut sink: impl FnMut(R) -> Result<()>,
     ) -> Result<usize>
     where
-        D: FnMut(usize, &mut dyn FnMut(&mut [u8])) -> R,
+        D: FnMut(usize, &mut dyn FnMut(&mut [u8])) -> Result<R>,
     {
         let who = me();
         let mut got = 0;

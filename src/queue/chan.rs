@@ -417,7 +417,7 @@ impl Chan {
     #[inline(always)]
     pub(crate) fn take_inline_with<R, D>(&self, c: Claim, dec: &mut D) -> Result<Option<R>>
     where
-        D: FnMut(usize, &mut dyn FnMut(&mut [u8])) -> R,
+        D: FnMut(usize, &mut dyn FnMut(&mut [u8])) -> Result<R>,
     {
         /// Frees the slot once, whatever happens.
         struct Free<'a>(&'a Chan, Claim, bool);
@@ -440,7 +440,7 @@ impl Chan {
             }));
         }
         let src = self.data(c.pos) as *const u8;
-        Ok(Some(dec(len as usize, &mut |dst: &mut [u8]| {
+        dec(len as usize, &mut |dst: &mut [u8]| {
             let n = dst.len().min(len as usize);
             if free.2 {
                 // Asked twice: the slot is no longer ours.
@@ -455,12 +455,15 @@ impl Chan {
             unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), n) };
             free.2 = true;
             self.ring().release(c, &Futex);
-        })))
+        })
+        .map(Some)
     }
 
     /// Gets one message and decodes it with `dec` (see `take_inline_with`),
-    /// skipping tombstones and aborted bulk messages.
-    #[inline]
+    /// skipping tombstones and aborted bulk messages. `dec`'s error is the
+    /// call's: one `Result`, not a nested one, so the hot path returns its
+    /// item in registers rather than a ~100-byte `Result<Result<T>>`.
+    #[inline(always)]
     pub(crate) fn get_with<R, D>(
         &self,
         until: Until,
@@ -468,7 +471,7 @@ impl Chan {
         dec: &mut D,
     ) -> Result<R>
     where
-        D: FnMut(usize, &mut dyn FnMut(&mut [u8])) -> R,
+        D: FnMut(usize, &mut dyn FnMut(&mut [u8])) -> Result<R>,
     {
         loop {
             match self.claim(Side::Get, false, until, gone)? {
@@ -478,17 +481,39 @@ impl Chan {
                     }
                 }
                 Attempt::Bulk => {
-                    let mut v = Vec::new();
-                    if self.bulk_get(&mut v, until, gone)? {
-                        return Ok(dec(v.len(), &mut |dst: &mut [u8]| {
-                            let n = dst.len().min(v.len());
-                            dst[..n].copy_from_slice(&v[..n]);
-                        }));
+                    if let Some(r) = self.bulk_get_with(until, gone, dec)? {
+                        return Ok(r);
                     }
                 }
                 Attempt::Stall { .. } => unreachable!("claim never returns a stall"),
             }
         }
+    }
+
+    /// The bulk branch of [`get_with`](Self::get_with): out of line, so that
+    /// `dec` has one call site on the hot path and is inlined there (two
+    /// call sites kept it out of line, and its result, a `Result` of ~100
+    /// bytes, went through memory with a store-forwarding stall per get).
+    #[cold]
+    #[inline(never)]
+    fn bulk_get_with<R, D>(
+        &self,
+        until: Until,
+        gone: &dyn Fn() -> bool,
+        dec: &mut D,
+    ) -> Result<Option<R>>
+    where
+        D: FnMut(usize, &mut dyn FnMut(&mut [u8])) -> Result<R>,
+    {
+        let mut v = Vec::new();
+        if !self.bulk_get(&mut v, until, gone)? {
+            return Ok(None);
+        }
+        dec(v.len(), &mut |dst: &mut [u8]| {
+            let n = dst.len().min(v.len());
+            dst[..n].copy_from_slice(&v[..n]);
+        })
+        .map(Some)
     }
 
     /// Copies a claimed slot's bytes into `dst` (a bulk descriptor) and frees it.
