@@ -15,6 +15,44 @@ use crate::sync::handle::SleepCounter;
 use crate::sync::wait::Futex;
 use crate::sys::proc;
 
+/// Copies `n` bytes from `src` to `dst`. Messages of 4 to 16 bytes (most
+/// `Pod` items, bulk descriptors) move with two fixed-size loads and stores,
+/// which may overlap, instead of a `memcpy` call (a call per message was 3%
+/// of an SPSC consumer's time).
+///
+/// # Safety
+/// - `src` is valid for reads and `dst` for writes of `n` bytes;
+/// - the two ranges do not overlap.
+#[inline(always)]
+unsafe fn copy_bytes(src: *const u8, dst: *mut u8, n: usize) {
+    use std::ptr::{read_unaligned, write_unaligned};
+    if (8..=16).contains(&n) {
+        // SAFETY: 8 <= n, so [0, 8) and [n-8, n) lie in both ranges
+        // (caller); unaligned accesses need no alignment.
+        unsafe {
+            let (a, b) = (
+                read_unaligned(src.cast::<u64>()),
+                read_unaligned(src.add(n - 8).cast::<u64>()),
+            );
+            write_unaligned(dst.cast::<u64>(), a);
+            write_unaligned(dst.add(n - 8).cast::<u64>(), b);
+        }
+    } else if (4..8).contains(&n) {
+        // SAFETY: as above with 4-byte halves, 4 <= n.
+        unsafe {
+            let (a, b) = (
+                read_unaligned(src.cast::<u32>()),
+                read_unaligned(src.add(n - 4).cast::<u32>()),
+            );
+            write_unaligned(dst.cast::<u32>(), a);
+            write_unaligned(dst.add(n - 4).cast::<u32>(), b);
+        }
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { std::ptr::copy_nonoverlapping(src, dst, n) };
+    }
+}
+
 /// Slots in a mapped segment.
 pub(crate) struct ShmSlots {
     base: NonNull<u8>,
@@ -269,7 +307,7 @@ impl Chan {
         // - data(pos) points at data_size >= n bytes inside the mapping;
         // - we own the slot (WRITING by us) until we publish it, so no reader
         //   touches these bytes; source and destination do not overlap.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.data(c.pos), n) };
+        unsafe { copy_bytes(bytes.as_ptr(), self.data(c.pos), n) };
     }
 
     /// Pointer to the data bytes of the slot at `pos`.
@@ -369,11 +407,7 @@ impl Chan {
         let Attempt::Got(c) = self.claim(Side::Put, false, until, gone)? else {
             unreachable!("puts never report Bulk");
         };
-        // SAFETY:
-        // - data(pos) points at data_size >= bytes.len() bytes inside the mapping;
-        // - we own the slot (WRITING by us) until publish, so no reader touches
-        //   these bytes; source and destination do not overlap.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.data(c.pos), bytes.len()) };
+        self.fill(c, bytes);
         self.ring().publish(c, bytes.len() as u32, flags, &Futex);
         Ok(c.pos)
     }
@@ -401,7 +435,7 @@ impl Chan {
             // - we own the slot (READING by us) so the writer has finished;
             //   after the copy the first len bytes of `out` are initialised.
             unsafe {
-                std::ptr::copy_nonoverlapping(self.data(c.pos), out.as_mut_ptr(), len as usize);
+                copy_bytes(self.data(c.pos), out.as_mut_ptr(), len as usize);
                 out.set_len(len as usize);
             }
             Ok(true)
@@ -452,7 +486,7 @@ impl Chan {
             // - dst is a distinct, writable buffer of at least n bytes;
             // - we own the slot (READING by us): `free` releases it only
             //   after this copy.
-            unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), n) };
+            unsafe { copy_bytes(src, dst.as_mut_ptr(), n) };
             free.2 = true;
             self.ring().release(c, &Futex);
         })
