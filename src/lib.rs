@@ -66,6 +66,7 @@ pub mod sync;
 pub mod sys;
 #[cfg(not(loom))]
 pub mod value;
+mod wire;
 
 #[cfg(not(loom))]
 pub use array::{Array, ArrayGuard, RawArray};

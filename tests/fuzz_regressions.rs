@@ -32,3 +32,8 @@ fn ops_regressions() {
 fn segment_regressions() {
     replay("segment", harness::run_segment);
 }
+
+#[test]
+fn wire_regressions() {
+    replay("wire", harness::run_wire);
+}

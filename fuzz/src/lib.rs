@@ -1,19 +1,27 @@
 //! Fuzz harnesses, shared by the cargo-fuzz targets and by the main crate's
 //! `tests/fuzz_regressions.rs` (which includes this file by path), so every
-//! kept crasher replays under a normal `cargo test`. Only `shmproc` and std.
+//! kept crasher replays under a normal `cargo test`. Only `shmproc`, std,
+//! and (for [`run_wire`]) serde and the postcard crate to compare with.
 //!
 //! - [`run_ops`]: a random sequence of queue operations (put, get, close,
 //!   batches, sizes from 0 to far larger than the ring and its bulk area)
 //!   checked against a `VecDeque` model.
 //! - [`run_segment`]: arbitrary bytes written over a live queue segment
 //!   (header, ring state, bulk state), then open/get/put: must return.
+//! - [`run_wire`]: arbitrary bytes as a message of several serde types: the
+//!   queue's codec (shmproc's own postcard-format reader and writer) must
+//!   decode what the postcard crate decodes, fail where it fails, with the
+//!   same error, and re-encode to postcard's bytes.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Debug;
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use shmproc::segment::unique_name;
-use shmproc::{Error, Pod, Queue};
+use shmproc::{Error, Pod, Queue, Serde};
 
 /// Reads fuzz bytes as small numbers; zeros once exhausted.
 struct Input<'a> {
@@ -190,4 +198,68 @@ pub fn run_segment(data: &[u8]) {
         poke(&other);
     }
     poke(&q);
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Tick {
+    seq: u64,
+    ts_ns: u64,
+    symbol: String,
+    venue: String,
+    price: f64,
+    qty: u32,
+    flags: u32,
+    levels: Vec<u32>,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+enum Shape {
+    Empty,
+    Circle(f32),
+    Pair(i16, u16),
+    Named { id: u128, tag: char, on: bool },
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Mixed {
+    small: (u8, i8, i64, i128),
+    maybe: Option<Vec<Shape>>,
+    map: BTreeMap<u32, String>,
+    unit: (),
+    bytes: Vec<u8>,
+}
+
+/// Decodes `data` as each of several types through a queue and through
+/// the postcard crate; panics on any disagreement.
+pub fn run_wire(data: &[u8]) {
+    same_as_postcard::<Tick>(data);
+    same_as_postcard::<Mixed>(data);
+    same_as_postcard::<Vec<Shape>>(data);
+    same_as_postcard::<(u16, i16, u32, i32, char, bool, Option<u8>)>(data);
+    same_as_postcard::<(u64, u128, i128, String, f64)>(data);
+}
+
+fn same_as_postcard<T>(data: &[u8])
+where
+    T: Serialize + DeserializeOwned + PartialEq + Debug + Send + Sync + 'static,
+{
+    let q: Queue<T, Serde> = Queue::new(2).expect("queue");
+    q.put_bytes(data).expect("put_bytes");
+    let ours = q.get();
+    let theirs = postcard::from_bytes::<T>(data);
+    match (ours, theirs) {
+        (Ok(a), Ok(b)) => {
+            // Debug, not ==: NaN is not equal to itself.
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "decoded values differ");
+            q.put(&a).expect("put");
+            let bytes = q.get_bytes().expect("get_bytes");
+            assert_eq!(
+                bytes,
+                postcard::to_stdvec(&b).expect("encode"),
+                "encodings differ"
+            );
+        }
+        (Err(Error::Codec { source, .. }), Err(e)) => assert_eq!(source, e, "errors differ"),
+        (ours, theirs) => panic!("shmproc gave {ours:?}, postcard {theirs:?}"),
+    }
 }

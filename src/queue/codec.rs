@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::segment::transfer;
+use crate::wire;
 
 /// Turns items into message bytes and back. Implemented by [`Serde`] (the
 /// default: any `Serialize + DeserializeOwned`, encoded with postcard) and
@@ -99,7 +100,7 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for Serde {
         // Small items (most of them) encode on the stack first: no
         // thread-local lookup or RefCell; larger ones retry below.
         let mut stack = [0u8; ENCODE_STACK];
-        match postcard::to_slice(item, &mut stack[..]) {
+        match wire::to_slice(item, &mut stack[..]) {
             Ok(bytes) => {
                 let n = bytes.len();
                 return f(&stack[..n]);
@@ -110,20 +111,20 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for Serde {
         ENCODE_BUF.with(|cell| {
             // A re-entrant call (encoding inside f) gets its own buffer.
             let Ok(mut buf) = cell.try_borrow_mut() else {
-                return f(&postcard::to_stdvec(item).map_err(err)?);
+                return f(&wire::to_vec(item).map_err(err)?);
             };
             if buf.is_empty() {
                 buf.resize(ENCODE_START, 0);
             }
             // `to_slice` writes into a ready buffer without growth checks per
             // field (`to_extend` was ~10% of a 100-byte message's cost).
-            match postcard::to_slice(item, &mut buf[..]) {
+            match wire::to_slice(item, &mut buf[..]) {
                 Ok(bytes) => {
                     let n = bytes.len();
                     f(&buf[..n])
                 }
                 Err(postcard::Error::SerializeBufferFull) => {
-                    let v = postcard::to_stdvec(item).map_err(err)?;
+                    let v = wire::to_vec(item).map_err(err)?;
                     // Next time, start with room for a message this big.
                     if v.len() <= ENCODE_MAX {
                         let len = (v.len() * 2).min(ENCODE_MAX);
@@ -139,7 +140,7 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for Serde {
 
     #[inline]
     fn decode(bytes: &[u8]) -> Result<T> {
-        postcard::from_bytes(bytes).map_err(|e| {
+        wire::from_bytes(bytes).map_err(|e| {
             transfer::why_decode_fails::<T>(bytes).unwrap_or_else(|| {
                 Error::codec(format!("decoding a {}", std::any::type_name::<T>()), e)
             })
