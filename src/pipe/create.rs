@@ -94,7 +94,9 @@ impl Pipe {
     /// ```
     pub fn builder() -> PipeBuilder {
         PipeBuilder {
-            spec: RingSpec::new(64, 256 * 1024),
+            // Half a queue's stream area (DEFAULT_BULK): each direction of
+            // a duplex pipe has its own.
+            spec: RingSpec::new(64, 1 << 20),
         }
     }
 

@@ -20,8 +20,10 @@ use crate::sync::wait::{Futex, Park};
 const COMMIT: u64 = 0x5348_4d50_424c_4b21;
 /// How long a get that found a descriptor waits for its bytes at least.
 const STREAM_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
-/// Largest piece published at once, so the reader copies while we write.
-const CHUNK: u64 = 16 * 1024;
+/// Largest piece published at once, so the reader copies while we write
+/// (64 KiB moved 1 MiB messages at 19–22 GB/s where 16 KiB pieces gave
+/// 11–18 on the same runs: fewer hand-overs of the position lines).
+const CHUNK: u64 = 64 * 1024;
 
 fn lock_value() -> u64 {
     let m = me();

@@ -25,31 +25,37 @@ use crate::sys::proc;
 /// - the two ranges do not overlap.
 #[inline(always)]
 unsafe fn copy_bytes(src: *const u8, dst: *mut u8, n: usize) {
-    use std::ptr::{read_unaligned, write_unaligned};
     if (8..=16).contains(&n) {
-        // SAFETY: 8 <= n, so [0, 8) and [n-8, n) lie in both ranges
-        // (caller); unaligned accesses need no alignment.
-        unsafe {
-            let (a, b) = (
-                read_unaligned(src.cast::<u64>()),
-                read_unaligned(src.add(n - 8).cast::<u64>()),
-            );
-            write_unaligned(dst.cast::<u64>(), a);
-            write_unaligned(dst.add(n - 8).cast::<u64>(), b);
-        }
+        // SAFETY: 8 <= n (and the caller's contract).
+        unsafe { copy_ends::<u64>(src, dst, n) }
     } else if (4..8).contains(&n) {
-        // SAFETY: as above with 4-byte halves, 4 <= n.
-        unsafe {
-            let (a, b) = (
-                read_unaligned(src.cast::<u32>()),
-                read_unaligned(src.add(n - 4).cast::<u32>()),
-            );
-            write_unaligned(dst.cast::<u32>(), a);
-            write_unaligned(dst.add(n - 4).cast::<u32>(), b);
-        }
+        // SAFETY: 4 <= n (and the caller's contract).
+        unsafe { copy_ends::<u32>(src, dst, n) }
     } else {
         // SAFETY: the caller's contract.
         unsafe { std::ptr::copy_nonoverlapping(src, dst, n) };
+    }
+}
+
+/// Copies `n` bytes as two `T`-sized moves, the first and the last bytes
+/// (overlapping when `n < 2 * size_of::<T>()`).
+///
+/// # Safety
+/// As [`copy_bytes`], and `size_of::<T>() <= n <= 2 * size_of::<T>()`.
+#[inline(always)]
+unsafe fn copy_ends<T: Copy>(src: *const u8, dst: *mut u8, n: usize) {
+    use std::ptr::{read_unaligned, write_unaligned};
+    let k = n - std::mem::size_of::<T>();
+    // SAFETY: [0, size) and [k, n) lie in both ranges (size <= n, caller);
+    // unaligned reads and writes need no alignment; both reads come before
+    // the writes, and the ranges do not overlap (caller).
+    unsafe {
+        let (a, b) = (
+            read_unaligned(src.cast::<T>()),
+            read_unaligned(src.add(k).cast::<T>()),
+        );
+        write_unaligned(dst.cast::<T>(), a);
+        write_unaligned(dst.add(k).cast::<T>(), b);
     }
 }
 
@@ -622,5 +628,23 @@ impl Chan {
             .closed
             .store(1, std::sync::atomic::Ordering::Release);
         self.ring().notify_all(&Futex);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn copy_bytes_copies_every_length_exactly() {
+        let src: Vec<u8> = (1..=40).collect();
+        for n in 0..=32 {
+            let mut dst = [0u8; 40];
+            // SAFETY: both buffers have 40 >= n bytes and do not overlap.
+            unsafe { super::copy_bytes(src.as_ptr(), dst.as_mut_ptr(), n) };
+            assert_eq!(&dst[..n], &src[..n], "length {n}");
+            assert!(
+                dst[n..].iter().all(|&b| b == 0),
+                "length {n} wrote past its end"
+            );
+        }
     }
 }
