@@ -1,4 +1,5 @@
-//! How items become bytes: postcard for serde types, a plain copy for Pod.
+//! How items become bytes: postcard's format for serde types (written and
+//! read by `src/wire/`), a plain copy for Pod.
 
 use std::cell::RefCell;
 
@@ -49,7 +50,7 @@ pub trait Codec<T>: Send + Sync + 'static {
     }
 }
 
-/// The serde codec (postcard): any `T: Serialize + DeserializeOwned`.
+/// The serde codec (postcard's format): any `T: Serialize + DeserializeOwned`.
 ///
 /// # Examples
 /// ```
