@@ -8,9 +8,10 @@ use serde::Serialize;
 
 use super::core::Core;
 use super::dispatch::Piece;
+use super::fixed;
 use super::job::{Fail, Job};
-use super::{fixed, layout};
 use crate::segment::transfer;
+use crate::wire;
 
 /// Encoded arguments per piece at most (a piece may hold one larger item).
 const PIECE_BYTES: usize = 64 * 1024;
@@ -208,7 +209,7 @@ impl Encoder {
             return Ok(0);
         };
         let mark = p.data.len();
-        if let Err(e) = layout::encode_into(a, &mut p.data) {
+        if let Err(e) = wire::to_extend(a, &mut p.data) {
             p.data.truncate(mark);
             // A handle that cannot travel (an anonymous one) says why.
             let why = transfer::why_encode_fails(a).map_or_else(String::new, |h| format!(" ({h})"));

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::worker::Outcome;
 use crate::error::{Error, Result};
+use crate::wire;
 
 /// Why a task has no result (cloneable, unlike [`Error`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,7 +174,7 @@ pub(crate) fn decode<R: DeserializeOwned>(a: Arrival, mut out: impl FnMut(u64, R
         } => {
             let mut rest = bytes.get(at..).unwrap_or_default();
             for i in 0..u64::from(count) {
-                match postcard::take_from_bytes::<Outcome<R>>(rest) {
+                match wire::take_from_bytes::<Outcome<R>>(rest) {
                     Ok((o, r)) => {
                         rest = r;
                         out(first + i, outcome(o));

@@ -131,50 +131,6 @@ impl ResultsHdr {
     }
 }
 
-/// A postcard flavor appending to a borrowed `Vec` (postcard's own `to_io`
-/// writes byte by byte through `io::Write`, several times slower for the
-/// tiny items a pool moves by the million).
-pub(crate) struct Append<'a>(pub &'a mut Vec<u8>);
-
-impl postcard::ser_flavors::Flavor for Append<'_> {
-    type Output = ();
-
-    #[inline]
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        // Varints arrive here as 1..=10-byte slices: a byte loop beats a
-        // call to memcpy for them (measured: memmove was a fifth of `map`).
-        if data.len() <= 16 {
-            self.0.reserve(data.len());
-            for &b in data {
-                self.0.push(b);
-            }
-        } else {
-            self.0.extend_from_slice(data);
-        }
-        Ok(())
-    }
-
-    #[inline]
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.0.push(data);
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<()> {
-        Ok(())
-    }
-}
-
-/// Appends the postcard encoding of `value` to `out` (on error, `out` may
-/// hold a partial encoding: the caller truncates).
-#[inline]
-pub(crate) fn encode_into<T: Serialize + ?Sized>(
-    value: &T,
-    out: &mut Vec<u8>,
-) -> postcard::Result<()> {
-    postcard::serialize_with_flavor(value, Append(out))
-}
-
 /// Handle to the pool segment.
 #[derive(Clone)]
 pub(crate) struct PoolSeg {

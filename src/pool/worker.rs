@@ -16,6 +16,7 @@ use super::layout::{
 use super::ring::Ring;
 use crate::process::entry::{self, EntryReturn};
 use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::wire;
 
 /// A worker sends what it has once its buffer holds this many bytes.
 const FLUSH: usize = 64 * 1024;
@@ -133,7 +134,7 @@ where
             let at = k as usize * fixed::WIDTH;
             fixed::decode::<A>(input.get(at..).unwrap_or(&[])).map_err(|e| bad(k, &e))?
         } else {
-            let (arg, r) = postcard::take_from_bytes::<A>(rest).map_err(|e| bad(k, &e))?;
+            let (arg, r) = wire::take_from_bytes::<A>(rest).map_err(|e| bad(k, &e))?;
             rest = r;
             arg
         };
@@ -226,7 +227,7 @@ impl Emitter<'_> {
     fn push_slow<R: Serialize>(&mut self, out: &Outcome<R>) -> Result<(), String> {
         let mark = self.buf.len();
         let max = self.ring.max_message() - RESULTS_HDR;
-        let encoded = super::layout::encode_into(out, &mut self.buf);
+        let encoded = wire::to_extend(out, &mut self.buf);
         let replacement = match encoded {
             Ok(()) if self.buf.len() - mark <= max => None,
             Ok(()) => Some(Outcome::<R>::TooLarge {
@@ -239,7 +240,7 @@ impl Emitter<'_> {
         };
         if let Some(r) = replacement {
             self.buf.truncate(mark);
-            super::layout::encode_into(&r, &mut self.buf).map_err(|e| e.to_string())?;
+            wire::to_extend(&r, &mut self.buf).map_err(|e| e.to_string())?;
         }
         if self.buf.len() > max {
             // This item fits alone but not with the ones before it.

@@ -17,6 +17,11 @@ impl<'de> Reader<'de> {
         Reader { bytes, pos: 0 }
     }
 
+    /// The bytes not read yet.
+    pub(super) fn rest(&self) -> &'de [u8] {
+        &self.bytes[self.pos..]
+    }
+
     #[inline]
     fn pop(&mut self) -> Result<u8, Error> {
         let b = *self

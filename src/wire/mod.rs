@@ -1,5 +1,6 @@
 //! postcard's wire format, written and read by a serde serializer and
-//! deserializer of our own that work on one contiguous buffer.
+//! deserializer of our own that work on contiguous buffers: queue and pipe
+//! messages, and the pool's task and result pieces.
 //!
 //! The bytes are postcard 1.x's, byte for byte (varints, zig-zag signed
 //! integers, length-prefixed strings and sequences; the format is in
@@ -39,9 +40,19 @@ pub fn to_slice<'b, T: Serialize + ?Sized>(
     value: &T,
     buf: &'b mut [u8],
 ) -> Result<&'b mut [u8], Error> {
-    let mut w = ser::Writer::new(buf);
+    let mut w = ser::Writer(ser::SliceOut::new(buf));
     value.serialize(&mut w)?;
-    Ok(w.into_written())
+    Ok(w.0.into_written())
+}
+
+/// Appends the encoding of `value` to `out` (on error, `out` may hold a
+/// partial encoding: the caller truncates).
+///
+/// # Errors
+/// As [`to_slice`], never `SerializeBufferFull`.
+#[inline]
+pub fn to_extend<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Error> {
+    value.serialize(&mut ser::Writer(ser::VecOut(out)))
 }
 
 /// Encodes `value` into a new `Vec`.
@@ -49,21 +60,9 @@ pub fn to_slice<'b, T: Serialize + ?Sized>(
 /// # Errors
 /// As [`to_slice`], never `SerializeBufferFull`.
 pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
-    let mut buf = vec![0u8; 256];
-    loop {
-        match to_slice(value, &mut buf) {
-            Ok(out) => {
-                let n = out.len();
-                buf.truncate(n);
-                return Ok(buf);
-            }
-            Err(Error::SerializeBufferFull) => {
-                let len = buf.len() * 4;
-                buf.resize(len, 0);
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    let mut out = Vec::new();
+    to_extend(value, &mut out)?;
+    Ok(out)
 }
 
 /// Decodes a `T` from the front of `bytes` (bytes after it are ignored, as
@@ -75,4 +74,16 @@ pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
 #[inline]
 pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     T::deserialize(&mut de::Reader::new(bytes))
+}
+
+/// Decodes a `T` from the front of `bytes`; the `T` and the bytes after it
+/// (as `postcard::take_from_bytes`).
+///
+/// # Errors
+/// As [`from_bytes`].
+#[inline]
+pub fn take_from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, &[u8]), Error> {
+    let mut r = de::Reader::new(bytes);
+    let t = T::deserialize(&mut r)?;
+    Ok((t, r.rest()))
 }

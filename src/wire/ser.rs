@@ -1,25 +1,47 @@
-//! The serializer: postcard's format into one slice, with no temporaries.
+//! The serializer: postcard's format into a slice or onto the end of a
+//! `Vec`, with no temporaries.
 
 use serde::ser::{self, Serialize};
 
 use super::Error;
 
-/// Writes into a borrowed buffer; `pos` bytes are written so far.
-pub(super) struct Writer<'b> {
+/// Where encoded bytes go: a borrowed slice ([`SliceOut`], bounded) or the
+/// end of a `Vec` ([`VecOut`], growing).
+pub(super) trait Out {
+    /// Appends one byte.
+    fn push(&mut self, b: u8) -> Result<(), Error>;
+    /// Appends `bytes`.
+    fn extend(&mut self, bytes: &[u8]) -> Result<(), Error>;
+    /// Appends `v` as a LEB128 varint: 7 bits per byte, low first, the high
+    /// bit set on all but the last byte (postcard's `varint`).
+    #[inline]
+    fn varint64(&mut self, mut v: u64) -> Result<(), Error> {
+        while v >= 0x80 {
+            self.push(v as u8 | 0x80)?;
+            v >>= 7;
+        }
+        self.push(v as u8)
+    }
+}
+
+/// A borrowed buffer; `pos` bytes are written so far.
+pub(super) struct SliceOut<'b> {
     buf: &'b mut [u8],
     pos: usize,
 }
 
-impl<'b> Writer<'b> {
+impl<'b> SliceOut<'b> {
     pub(super) fn new(buf: &'b mut [u8]) -> Self {
-        Writer { buf, pos: 0 }
+        SliceOut { buf, pos: 0 }
     }
 
     /// The written part of the buffer.
     pub(super) fn into_written(self) -> &'b mut [u8] {
         &mut self.buf[..self.pos]
     }
+}
 
+impl Out for SliceOut<'_> {
     #[inline]
     fn push(&mut self, b: u8) -> Result<(), Error> {
         match self.buf.get_mut(self.pos) {
@@ -43,9 +65,7 @@ impl<'b> Writer<'b> {
         Ok(())
     }
 
-    /// LEB128: 7 bits per byte, low first, the high bit set on all but the
-    /// last byte (postcard's `varint`). One bounds check per byte written,
-    /// no temporary.
+    /// One bounds check per byte written, no temporary.
     #[inline]
     fn varint64(&mut self, mut v: u64) -> Result<(), Error> {
         if v < 0x80 {
@@ -62,8 +82,54 @@ impl<'b> Writer<'b> {
         self.pos += i + 1;
         Ok(())
     }
+}
 
-    /// [`varint64`](Self::varint64) for 128-bit values (rare: byte by byte).
+/// The end of a borrowed `Vec`, which grows as needed (never full).
+pub(super) struct VecOut<'v>(pub(super) &'v mut Vec<u8>);
+
+impl Out for VecOut<'_> {
+    #[inline]
+    fn push(&mut self, b: u8) -> Result<(), Error> {
+        self.0.push(b);
+        Ok(())
+    }
+
+    /// Short runs byte by byte (a `memcpy` call per varint-sized copy was a
+    /// fifth of a pool `map`, `docs/decisions.md`), longer ones at once.
+    #[inline]
+    fn extend(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        if bytes.len() <= 16 {
+            self.0.reserve(bytes.len());
+            for &b in bytes {
+                self.0.push(b);
+            }
+        } else {
+            self.0.extend_from_slice(bytes);
+        }
+        Ok(())
+    }
+}
+
+/// The serializer over an [`Out`].
+pub(super) struct Writer<O>(pub(super) O);
+
+impl<O: Out> Writer<O> {
+    #[inline]
+    fn push(&mut self, b: u8) -> Result<(), Error> {
+        self.0.push(b)
+    }
+
+    #[inline]
+    fn extend(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.0.extend(bytes)
+    }
+
+    #[inline]
+    fn varint64(&mut self, v: u64) -> Result<(), Error> {
+        self.0.varint64(v)
+    }
+
+    /// [`Out::varint64`] for 128-bit values (rare: byte by byte).
     fn varint128(&mut self, mut v: u128) -> Result<(), Error> {
         while v >= 0x80 {
             self.push(v as u8 | 0x80)?;
@@ -102,7 +168,7 @@ fn zigzag128(v: i128) -> u128 {
     ((v << 1) ^ (v >> 127)) as u128
 }
 
-impl ser::Serializer for &mut Writer<'_> {
+impl<O: Out> ser::Serializer for &mut Writer<O> {
     type Ok = ();
     type Error = Error;
     type SerializeSeq = Self;
@@ -278,8 +344,8 @@ impl ser::Serializer for &mut Writer<'_> {
                 Ok(())
             }
         }
-        struct Out<'w, 'b>(&'w mut Writer<'b>);
-        impl Write for Out<'_, '_> {
+        struct Text<'w, O>(&'w mut Writer<O>);
+        impl<O: Out> Write for Text<'_, O> {
             fn write_str(&mut self, s: &str) -> std::fmt::Result {
                 self.0.extend(s.as_bytes()).map_err(|_| std::fmt::Error)
             }
@@ -287,7 +353,7 @@ impl ser::Serializer for &mut Writer<'_> {
         let mut count = Count(0);
         write!(count, "{value}").map_err(|_| Error::CollectStrError)?;
         self.varint64(count.0 as u64)?;
-        write!(Out(self), "{value}").map_err(|_| Error::CollectStrError)
+        write!(Text(self), "{value}").map_err(|_| Error::CollectStrError)
     }
 }
 
@@ -295,7 +361,7 @@ impl ser::Serializer for &mut Writer<'_> {
 /// (lengths were written up front).
 macro_rules! compound {
     ($trait:ident, $method:ident $(, $key:ident)?) => {
-        impl ser::$trait for &mut Writer<'_> {
+        impl<O: Out> ser::$trait for &mut Writer<O> {
             type Ok = ();
             type Error = Error;
             #[inline]
@@ -321,7 +387,7 @@ compound!(SerializeTupleVariant, serialize_field);
 compound!(SerializeStruct, serialize_field, _key);
 compound!(SerializeStructVariant, serialize_field, _key);
 
-impl ser::SerializeMap for &mut Writer<'_> {
+impl<O: Out> ser::SerializeMap for &mut Writer<O> {
     type Ok = ();
     type Error = Error;
     #[inline]

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{from_bytes, to_slice, to_vec, Error};
+use super::{from_bytes, take_from_bytes, to_extend, to_slice, to_vec, Error};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Tick {
@@ -121,6 +121,11 @@ where
         );
     }
     prop_assert_eq!(&*to_slice(v, &mut buf).unwrap(), &ours[..]);
+    // Appended after what a Vec already holds.
+    let mut grown = vec![0xAA, 0xBB];
+    to_extend(v, &mut grown).unwrap();
+    prop_assert_eq!(&grown[..2], &[0xAA, 0xBB]);
+    prop_assert_eq!(&grown[2..], &ours[..]);
     Ok(())
 }
 
@@ -137,6 +142,10 @@ where
         (Ok(a), Ok(b)) if a != b => prop_assert_eq!(format!("{a:?}"), format!("{b:?}")),
         _ => prop_assert_eq!(ours, theirs),
     }
+    // The same bytes left over after the value.
+    let ours = take_from_bytes::<T>(bytes).map(|(_, rest)| rest);
+    let theirs = postcard::take_from_bytes::<T>(bytes).map(|(_, rest)| rest);
+    prop_assert_eq!(ours, theirs);
     Ok(())
 }
 
