@@ -178,3 +178,19 @@ fn undecodable_serde_message_is_a_codec_error() {
     p.put_bytes(&[1, 2, 3]).unwrap();
     assert!(matches!(p.get(), Err(Error::Corrupt { .. })));
 }
+
+#[test]
+fn undecodable_message_ends_a_batch_and_keeps_what_came_before() {
+    let q: Queue<u32> = Queue::new(8).unwrap();
+    q.put(&1).unwrap();
+    q.put(&2).unwrap();
+    // A varint that never ends: not a u32.
+    q.put_bytes(&[0xff; 6]).unwrap();
+    q.put(&4).unwrap();
+    let mut out = Vec::new();
+    assert!(matches!(q.get_many(&mut out, 10), Err(Error::Codec { .. })));
+    assert_eq!(out, [1, 2], "items before the bad one are handed over");
+    // The bad message was taken (and is gone); the next one follows.
+    assert_eq!(q.get().unwrap(), 4);
+    assert!(q.is_empty());
+}

@@ -532,10 +532,7 @@ impl<T, C: Codec<T>> Queue<T, C> {
             max,
             Until::Forever,
             &mut |len, fill| C::decode_from(len, fill),
-            |item| {
-                out.push(item);
-                Ok(())
-            },
+            |item| out.push(item),
         )
     }
 

@@ -108,17 +108,17 @@ impl Chan {
 
     /// Takes up to `max` messages that are ready now (after blocking for the
     /// first one as `until` says), decoding each with `dec` straight from its
-    /// slot, in runs, handing each result to `sink` (whose error ends the
-    /// batch). Stops quietly at the first message that is not ready,
-    /// or at a bulk message once one message was taken. Returns how many
-    /// `dec` produced.
+    /// slot, in runs, handing each item to `sink`. A decoding error ends
+    /// the batch with that error (the items before it were handed over).
+    /// Stops quietly at the first message that is not ready, or at a bulk
+    /// message once one message was taken. Returns how many `dec` produced.
     #[inline]
     pub(crate) fn get_batch<R, D>(
         &self,
         max: usize,
         until: Until,
         dec: &mut D,
-        mut sink: impl FnMut(R) -> Result<()>,
+        mut sink: impl FnMut(R),
     ) -> Result<usize>
     where
         D: FnMut(usize, &mut dyn FnMut(&mut [u8])) -> Result<R>,
@@ -148,7 +148,7 @@ impl Chan {
                     Ok(Attempt::Got(c)) => c,
                     Ok(_) if got == 0 => {
                         // A bulk message first: the single-message path.
-                        sink(self.get_with(u, &|| false, dec)?)?;
+                        sink(self.get_with(u, &|| false, dec)?);
                         got += 1;
                         continue;
                     }
@@ -160,7 +160,7 @@ impl Chan {
             run.next = c.pos.wrapping_add(1);
             run.n += 1;
             if let Some(r) = self.take_inline_with(c, dec)? {
-                sink(r)?;
+                sink(r);
                 got += 1;
             }
             if run.n >= RUN {
