@@ -501,8 +501,10 @@ impl Chan {
 
     /// Gets one message and decodes it with `dec` (see `take_inline_with`),
     /// skipping tombstones and aborted bulk messages. `dec`'s error is the
-    /// call's: one `Result`, not a nested one, so the hot path returns its
-    /// item in registers rather than a ~100-byte `Result<Result<T>>`.
+    /// call's (one `Result`, not a nested one), and `dec` has one call site
+    /// here (the bulk branch is out of line), so it is inlined: its ~100-byte
+    /// result was written to memory and read back with a store-forwarding
+    /// stall per get.
     #[inline(always)]
     pub(crate) fn get_with<R, D>(
         &self,
