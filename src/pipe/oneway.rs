@@ -1,4 +1,4 @@
-//! The one-way ends of a simplex pipe: each forwards to the [`Connection`] it wraps.
+//! The one-way ends of a simplex pipe: each forwards to the [`Connection`](super::Connection) it wraps.
 
 use std::time::Duration;
 

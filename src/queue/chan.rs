@@ -357,7 +357,7 @@ impl Chan {
     ///
     /// The first attempt is inlined into the caller, so the claim stays in
     /// registers (a claim returned through memory from an outlined call cost
-    /// a store-forwarding stall per message); the rest is [`claim_slow`].
+    /// a store-forwarding stall per message); the rest is [`claim_slow`](Self::claim_slow).
     #[inline]
     pub(crate) fn claim(
         &self,
