@@ -16,36 +16,11 @@ use std::process::Command;
 use std::time::Instant;
 
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 use shmproc::{Pipe, PodQueue, Pool, Process, Queue, StartMethod};
 
-/// A ~100-byte message, as a market-data or log record would be.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Tick {
-    seq: u64,
-    ts_ns: u64,
-    symbol: String,
-    venue: String,
-    price: f64,
-    qty: u32,
-    flags: u32,
-    levels: Vec<u32>,
-}
-
-impl Tick {
-    fn new(seq: u64) -> Tick {
-        Tick {
-            seq,
-            ts_ns: seq.wrapping_mul(7919),
-            symbol: "EURUSD.SPOT.FX".into(),
-            venue: "XLON-MTF".into(),
-            price: 1.0842 + seq as f64 * 1e-9,
-            qty: (seq % 1000) as u32,
-            flags: 3,
-            levels: vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
-        }
-    }
-}
+#[path = "../tests/common/messages.rs"]
+mod messages;
+use messages::Tick;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Better {

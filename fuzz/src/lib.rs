@@ -13,13 +13,13 @@
 //!   decode what the postcard crate decodes, fail where it fails, with the
 //!   same error, and re-encode to postcard's bytes.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use shmproc::segment::unique_name;
 use shmproc::{Error, Pod, Queue, Serde};
 
@@ -200,34 +200,9 @@ pub fn run_segment(data: &[u8]) {
     poke(&q);
 }
 
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
-struct Tick {
-    seq: u64,
-    ts_ns: u64,
-    symbol: String,
-    venue: String,
-    price: f64,
-    qty: u32,
-    flags: u32,
-    levels: Vec<u32>,
-}
-
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
-enum Shape {
-    Empty,
-    Circle(f32),
-    Pair(i16, u16),
-    Named { id: u128, tag: char, on: bool },
-}
-
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
-struct Mixed {
-    small: (u8, i8, i64, i128),
-    maybe: Option<Vec<Shape>>,
-    map: BTreeMap<u32, String>,
-    unit: (),
-    bytes: Vec<u8>,
-}
+#[path = "../../tests/common/messages.rs"]
+mod messages;
+use messages::{Mixed, Shape, Tick};
 
 /// Decodes `data` as each of several types through a queue and through
 /// the postcard crate; panics on any disagreement.

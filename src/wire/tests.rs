@@ -1,51 +1,17 @@
 //! The wire format against the postcard crate: the same bytes out, the same
 //! values (or the same errors) back, for arbitrary values and bytes.
 
-use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use proptest::prelude::*;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::{from_bytes, take_from_bytes, to_extend, to_slice, to_vec, Error};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Tick {
-    seq: u64,
-    ts_ns: u64,
-    symbol: String,
-    venue: String,
-    price: f64,
-    qty: u32,
-    flags: u32,
-    levels: Vec<u32>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Unit;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Newtype(i32);
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-enum Shape {
-    Empty,
-    Circle(f32),
-    Pair(i16, u16),
-    Named { id: u128, tag: char, on: bool },
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Mixed {
-    small: (u8, i8, i64, i128),
-    maybe: Option<Vec<Shape>>,
-    map: BTreeMap<u32, String>,
-    unit: (),
-    marker: Unit,
-    wrapped: Newtype,
-    bytes: Vec<u8>,
-}
+#[path = "../../tests/common/messages.rs"]
+mod messages;
+use messages::{Mixed, Newtype, Shape, Tick, Unit};
 
 fn tick() -> impl Strategy<Value = Tick> {
     (
