@@ -6,15 +6,39 @@ use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
 use super::Error;
 
-/// Reads from a borrowed buffer; `pos` bytes are consumed so far.
+/// How deep values may nest (options, newtypes, sequences, maps, tuples,
+/// structs, enums inside each other), as serde_json's default. Deeper input
+/// is `DeserializeBadEncoding` (postcard has no limit): a hostile message for
+/// a recursive type must not overflow the stack.
+pub(super) const MAX_DEPTH: u32 = 128;
+
+/// Reads from a borrowed buffer; `pos` bytes are consumed so far, inside
+/// `depth` nested values.
 pub(super) struct Reader<'de> {
     bytes: &'de [u8],
     pos: usize,
+    depth: u32,
 }
 
 impl<'de> Reader<'de> {
     pub(super) fn new(bytes: &'de [u8]) -> Self {
-        Reader { bytes, pos: 0 }
+        Reader {
+            bytes,
+            pos: 0,
+            depth: 0,
+        }
+    }
+
+    /// Runs `f` one nesting level deeper, or fails past [`MAX_DEPTH`].
+    #[inline]
+    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, Error>) -> Result<T, Error> {
+        if self.depth >= MAX_DEPTH {
+            return Err(Error::DeserializeBadEncoding);
+        }
+        self.depth += 1;
+        let r = f(self);
+        self.depth -= 1;
+        r
     }
 
     /// The bytes not read yet.
@@ -303,7 +327,7 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.pop()? {
             0 => visitor.visit_none(),
-            1 => visitor.visit_some(self),
+            1 => self.nested(|r| visitor.visit_some(r)),
             _ => Err(Error::DeserializeBadOption),
         }
     }
@@ -325,16 +349,16 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
         _name: &'static str,
         visitor: V,
     ) -> Result<V::Value, Error> {
-        visitor.visit_newtype_struct(self)
+        self.nested(|r| visitor.visit_newtype_struct(r))
     }
     #[inline]
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         let left = self.len()?;
-        visitor.visit_seq(Seq { r: self, left })
+        self.nested(|r| visitor.visit_seq(Seq { r, left }))
     }
     #[inline]
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, Error> {
-        visitor.visit_seq(Seq { r: self, left: len })
+        self.nested(|r| visitor.visit_seq(Seq { r, left: len }))
     }
     #[inline]
     fn deserialize_tuple_struct<V: Visitor<'de>>(
@@ -348,7 +372,7 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
     #[inline]
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         let left = self.len()?;
-        visitor.visit_map(Map { r: self, left })
+        self.nested(|r| visitor.visit_map(Map { r, left }))
     }
     #[inline]
     fn deserialize_struct<V: Visitor<'de>>(
@@ -366,7 +390,7 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
         _variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
-        visitor.visit_enum(self)
+        self.nested(|r| visitor.visit_enum(r))
     }
     /// Field and variant names are never written.
     fn deserialize_identifier<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {

@@ -6,7 +6,9 @@
 //! integers, length-prefixed strings and sequences; the format is in
 //! postcard's `spec`), and the errors are `postcard::Error` values: a peer
 //! built with the postcard crate reads what we write and the other way
-//! round. `tests.rs` and the `wire` fuzz target compare both directions with
+//! round. One difference: values nested more than 128 deep do not decode
+//! (`DeserializeBadEncoding`), so that a hostile message for a recursive
+//! type cannot overflow the reader's stack. `tests.rs` and the `wire` fuzz target compare both directions with
 //! the postcard crate on arbitrary values and bytes.
 //!
 //! Why not call postcard itself (as we did): its slice flavor copies every

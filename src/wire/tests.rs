@@ -214,3 +214,31 @@ fn strings_chars_and_unknown_lengths() {
         postcard::to_stdvec(&Shown).unwrap()
     );
 }
+
+#[test]
+fn nesting_is_bounded_not_a_stack_overflow() {
+    #[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+    enum Tree {
+        Leaf,
+        Node(Box<Tree>),
+    }
+    // Node(Node(...(Leaf))): a variant index 1 per level (one nesting level:
+    // the enum), then Leaf's index 0.
+    let deep = |n: usize| {
+        let mut b = vec![1u8; n];
+        b.push(0);
+        b
+    };
+    // Shallow enough: the same value as postcard.
+    same_decoding::<Tree>(&deep(100)).unwrap();
+    assert!(from_bytes::<Tree>(&deep(100)).is_ok());
+    // Far deeper than any stack allows for postcard: an error here.
+    assert_eq!(
+        from_bytes::<Tree>(&deep(1_000_000)).unwrap_err(),
+        Error::DeserializeBadEncoding
+    );
+    assert_eq!(
+        from_bytes::<Vec<Vec<Vec<u8>>>>(&[1, 1, 0]).unwrap(),
+        vec![vec![vec![]]]
+    );
+}
