@@ -10,7 +10,7 @@ use super::Error;
 /// structs, enums inside each other), as serde_json's default. Deeper input
 /// is `DeserializeBadEncoding` (postcard has no limit): a hostile message for
 /// a recursive type must not overflow the stack.
-pub(super) const MAX_DEPTH: u32 = 128;
+const MAX_DEPTH: u32 = 128;
 
 /// Reads from a borrowed buffer; `pos` bytes are consumed so far, inside
 /// `depth` nested values.
@@ -83,7 +83,7 @@ impl<'de> Reader<'de> {
     }
 
     fn varint_long<const MAX: usize, const LAST: u8>(&mut self) -> Result<u64, Error> {
-        let rest = &self.bytes[self.pos..];
+        let rest = self.rest();
         let mut out = 0u64;
         for i in 0..MAX {
             let b = *rest.get(i).ok_or(Error::DeserializeUnexpectedEnd)?;
