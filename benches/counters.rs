@@ -1,5 +1,5 @@
 //! What the per-object counters cost: the same workloads with counting on
-//! and off (`shmproc::segment::counters::set_enabled`, set in every process
+//! and off (`shmproc::inspect::counters::set_enabled`, set in every process
 //! of the workload), interleaved in one run, median of `ROUNDS`.
 //!
 //! `cargo bench --bench counters`; `SHMPROC_BENCH_QUICK=1` for a short run.
@@ -15,7 +15,7 @@
 
 use std::time::Instant;
 
-use shmproc::segment::counters;
+use shmproc::inspect::counters;
 use shmproc::{PodQueue, Process, Value};
 
 fn quick() -> bool {
@@ -62,7 +62,7 @@ fn produce((q, n, counting): (PodQueue<u64>, u64, bool)) {
 
 /// A producer process puts `n` u64s, this process gets them; M msgs/s.
 fn spsc_pod8(n: u64, counting: bool) -> f64 {
-    let name = shmproc::segment::unique_name("bench-counters-q");
+    let name = format!("bench-counters-q-{}", std::process::id());
     let q = PodQueue::<u64>::builder()
         .name(&name)
         .maxsize(1024)
@@ -77,9 +77,7 @@ fn spsc_pod8(n: u64, counting: bool) -> f64 {
     let dt = t0.elapsed();
     p.join().expect("join");
     assert_eq!(sum, n * (n - 1) / 2, "checksum");
-    let c = shmproc::segment::inspect::info(&name)
-        .expect("info")
-        .counters;
+    let c = shmproc::inspect::info(&name).expect("info").counters;
     let sleeps = c[counters::BLOCKED] + c[counters::GET_SLEEPS];
     if counting {
         eprintln!("spsc_pod8: {sleeps} sleeps for {n} messages");
@@ -102,7 +100,7 @@ fn add_under_lock((v, n, counting): (Value<u64>, u64, bool)) {
 /// how many acquires slept, read back through the counters, to show that the
 /// workload does reach the counted slow path.
 fn value_lock_2proc(n: u64, counting: bool) -> f64 {
-    let name = shmproc::segment::unique_name("bench-counters");
+    let name = format!("bench-counters-{}", std::process::id());
     let v = Value::builder().name(&name).create().expect("value");
     let t0 = Instant::now();
     let p = Process::spawn(add_under_lock, (v.clone(), n, counting)).expect("spawn");
@@ -110,9 +108,7 @@ fn value_lock_2proc(n: u64, counting: bool) -> f64 {
     p.join().expect("join");
     let dt = t0.elapsed();
     assert_eq!(v.get(), 2 * n, "lost increments");
-    let blocked = shmproc::segment::inspect::info(&name)
-        .expect("info")
-        .counters[counters::BLOCKED];
+    let blocked = shmproc::inspect::info(&name).expect("info").counters[counters::BLOCKED];
     if counting {
         eprintln!("value_lock_2proc: {blocked} of {} acquires slept", 2 * n);
     } else {

@@ -3,15 +3,14 @@
 //!
 //! The header level (status, kind, element type, creator and its liveness,
 //! counters, which processes use a segment) comes from
-//! [`segment::inspect`](crate::segment::inspect), which reads files without
-//! trusting them. This module adds what only the object layers know (a
+//! [`info`], which reads files without trusting them. This module adds what only the object layers know (a
 //! lock's holder, a semaphore's value, a queue's depth): each kind
 //! describes a segment it has validated as it would on `open`, so a
 //! corrupt payload gives an error line, never a crash.
 //!
 //! # Examples
 //! ```
-//! let name = shmproc::segment::unique_name("doc-inspect");
+//! let name = format!("doc-inspect-{}", std::process::id());
 //! let sem = shmproc::Semaphore::builder().name(&name).value(3).create()?;
 //! let found = shmproc::inspect::list()?;
 //! let me = found.iter().find(|e| e.info.name == name).unwrap();
@@ -23,8 +22,10 @@
 //! ```
 
 use crate::error::Result;
+pub use crate::segment::counters;
 pub use crate::segment::inspect::{clean, info, remove, Cleaned, SegmentInfo, Status};
-use crate::segment::{counters, inspect::open_as_found, Kind, Segment};
+pub use crate::segment::Kind;
+use crate::segment::{inspect::open_as_found, Segment};
 use crate::sync::handle::ShmHandle;
 use crate::sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
 
@@ -83,7 +84,7 @@ pub fn list() -> Result<Vec<Entry>> {
 ///
 /// # Examples
 /// ```
-/// let name = shmproc::segment::unique_name("doc-details");
+/// let name = format!("doc-details-{}", std::process::id());
 /// let lock = shmproc::Lock::builder().name(&name).create()?;
 /// let _g = lock.acquire()?;
 /// let fields = shmproc::inspect::details(&name)?;
@@ -140,8 +141,15 @@ fn describe(seg: Segment) -> Result<Vec<(&'static str, String)>> {
         }
         Kind::Value | Kind::Array => crate::value::region::describe(&seg, true)?,
         Kind::RawValue | Kind::RawArray => crate::value::region::describe(&seg, false)?,
-        Kind::Queue | Kind::JoinableQueue | Kind::Pipe => {
-            crate::queue::chan::Chan::open(seg)?.describe()
+        Kind::Queue | Kind::Pipe => crate::chan::Chan::open(seg)?.describe(),
+        Kind::JoinableQueue => {
+            let chan = crate::chan::Chan::open(seg)?;
+            let mut f = chan.describe();
+            f.push((
+                "unfinished tasks",
+                crate::queue::unfinished(&chan).to_string(),
+            ));
+            f
         }
         Kind::Pool => Vec::new(),
     })

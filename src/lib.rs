@@ -49,41 +49,50 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+// Under loom only the algorithms and their models are exercised.
+#![cfg_attr(loom, allow(dead_code))]
 
 #[cfg(not(loom))]
-pub mod array;
+mod array;
+mod chan;
 mod error;
 #[cfg(not(loom))]
 pub mod inspect;
 #[cfg(not(loom))]
-pub mod pipe;
+mod pipe;
 #[cfg(not(loom))]
-pub mod pool;
-pub mod process;
-pub mod queue;
-pub mod segment;
-pub mod sync;
-pub mod sys;
+mod pool;
 #[cfg(not(loom))]
-pub mod value;
+mod process;
+#[cfg(not(loom))]
+mod queue;
+mod segment;
+mod sync;
+mod sys;
+#[cfg(not(loom))]
+mod value;
+#[cfg(not(loom))]
 mod wire;
 
 #[cfg(not(loom))]
-pub use array::{Array, ArrayGuard, RawArray};
+pub use array::{Array, ArrayConfig, ArrayGuard, RawArray};
 pub use error::{Error, Result};
 #[cfg(not(loom))]
 pub use pipe::{Connection, Pipe, PipeBuilder, Receiver, Sender};
 #[cfg(not(loom))]
-pub use pool::{AsyncResult, Imap, Pool, PoolBuilder};
-pub use process::{
-    active_children, cpu_count, current_process, init, parent_process, Process, ProcessInfo,
-    StartMethod,
-};
-pub use queue::{Codec, Pod, Serde};
+pub use pool::{AsyncResult, Imap, Invoke, Map, Pool, PoolBuilder, Star};
 #[cfg(not(loom))]
-pub use queue::{JoinableQueue, PodQueue, Queue, QueueBuilder};
+pub use process::{
+    active_children, cpu_count, current_process, init, parent_process, EntryReturn, Process,
+    ProcessBuilder, ProcessInfo, StartMethod,
+};
+#[cfg(not(loom))]
+pub use queue::{Codec, JoinableQueue, Pod, PodQueue, Queue, QueueBuilder, Serde};
 pub use segment::unlink;
 #[cfg(not(loom))]
-pub use sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
+pub use sync::{
+    Barrier, BoundedSemaphore, Builder, Condition, Event, Lock, LockGuard, RLock, RLockGuard,
+    Semaphore, SemaphoreGuard,
+};
 #[cfg(not(loom))]
 pub use value::{AtomicInt, RawValue, Value, ValueGuard};

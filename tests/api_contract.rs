@@ -19,16 +19,16 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use common::unique_name;
 use common::{join, wait_for, watchdog, Reaper, Watchdog, WATCHDOG};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use shmproc::segment::unique_name;
-use shmproc::sync::{LockGuard, RLockGuard, SemaphoreGuard};
 use shmproc::{
     Array, ArrayGuard, AsyncResult, Barrier, BoundedSemaphore, Condition, Connection, Error, Event,
     JoinableQueue, Lock, Pipe, Pod, PodQueue, Pool, Process, Queue, RLock, RawArray, RawValue,
     Receiver, Semaphore, Sender, StartMethod, Value, ValueGuard,
 };
+use shmproc::{LockGuard, RLockGuard, SemaphoreGuard};
 
 const SHORT: Duration = Duration::from_millis(20);
 

@@ -87,7 +87,7 @@ fn shm_path(name: &str) -> PathBuf {
 }
 
 fn unique(prefix: &str) -> String {
-    shmproc::segment::unique_name(prefix)
+    common::unique_name(prefix)
 }
 
 /// Creates a named Value and keeps it until killed (it never drops it).

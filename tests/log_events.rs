@@ -2,6 +2,7 @@
 //! application installs a logger; with one, segments created, opened and
 //! unlinked and processes spawned and exited are reported.
 
+mod common;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -58,7 +59,7 @@ fn lifecycle_events_reach_an_installed_logger() {
     shmproc::init();
     capture();
 
-    let name = shmproc::segment::unique_name("log-ev");
+    let name = common::unique_name("log-ev");
     let lock = Lock::builder().name(&name).create().unwrap();
     let other = Lock::open(&name).unwrap();
     drop(other);

@@ -125,7 +125,7 @@ fn connect_and_echo(name: String) -> Result<(), String> {
 #[test]
 fn named_pipe_listen_and_connect_from_another_process() {
     shmproc::init();
-    let name = shmproc::segment::unique_name("pipe-named");
+    let name = common::unique_name("pipe-named");
     let l: Connection<String> = Pipe::builder().name(&name).listen().unwrap();
     // Nobody connected yet: the other end is not gone, receives just wait.
     assert!(matches!(

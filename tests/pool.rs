@@ -558,7 +558,7 @@ fn initializer_failing_in_a_replacement_breaks_the_pool() {
         .map_or(0, |d| d.as_nanos());
     let marker = std::env::temp_dir().join(format!(
         "shmproc-{}-{nanos}",
-        shmproc::segment::unique_name("pool-init")
+        common::unique_name("pool-init")
     ));
     struct RemoveOnDrop(std::path::PathBuf);
     impl Drop for RemoveOnDrop {

@@ -9,12 +9,11 @@
 mod common;
 use common::Reaper;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{pid_exists, unique_name};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use shmproc::segment::{unique_name, Kind, Placement, Segment, Spec, TypeFingerprint};
-use shmproc::{Error, Process, StartMethod};
+use shmproc::{Error, Process, Queue, RawValue, StartMethod};
 
 /// Upper bound of every wait: a bug fails the test instead of hanging it.
 const WATCHDOG: Duration = Duration::from_secs(30);
@@ -24,32 +23,22 @@ fn join(p: &Process) -> i32 {
         .unwrap_or_else(|e| panic!("joining {}: {e}", p.name()))
 }
 
-/// A test-only shared `u64` cell over a bare segment, serialized as a
-/// handle (the queue and value types are built elsewhere).
-struct Cell(Segment);
+/// A shared `u64` cell passed to children as a handle.
+struct Cell(RawValue<u64>);
 
 impl Cell {
     fn create(name: Option<String>) -> Cell {
-        let spec = Spec {
-            kind: Kind::Value,
-            ty: TypeFingerprint::of::<u64>(),
-            payload_len: 8,
-            params: [0; 4],
-        };
-        let place = Placement {
-            name,
-            persist: false,
-        };
-        Cell(Segment::create(&spec, &place, |_| Ok(())).unwrap())
-    }
-    fn word(&self) -> &AtomicU64 {
-        self.0.view::<AtomicU64>(0).unwrap()
+        let b = RawValue::<u64>::builder();
+        Cell(match name {
+            Some(n) => b.name(&n).create().unwrap(),
+            None => b.create().unwrap(),
+        })
     }
     fn get(&self) -> u64 {
-        self.word().load(Ordering::SeqCst)
+        self.0.load()
     }
     fn set(&self, v: u64) {
-        self.word().store(v, Ordering::SeqCst)
+        self.0.store(v)
     }
     /// Waits (bounded) until the cell is non-zero.
     fn wait_nonzero(&self) -> u64 {
@@ -67,13 +56,13 @@ impl Cell {
 
 impl Serialize for Cell {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize_handle(s)
+        self.0.serialize(s)
     }
 }
 
 impl<'de> Deserialize<'de> for Cell {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Segment::deserialize_handle(d, Kind::Value, &TypeFingerprint::of::<u64>()).map(Cell)
+        RawValue::deserialize(d).map(Cell)
     }
 }
 
@@ -219,7 +208,7 @@ fn children_get_dev_null_as_stdin() {
     assert!(saved >= 0);
     // SAFETY: as above; `saved` is ours.
     let saved = unsafe { OwnedFd::from_raw_fd(saved) };
-    shmproc::sys::process::dup_onto(rd.as_fd(), 0).unwrap();
+    dup_onto(rd.as_fd(), 0);
     let spawned = r.watch(Process::spawn(stdin_is_empty, ()).unwrap());
     let forked = r.watch(
         Process::builder()
@@ -228,7 +217,7 @@ fn children_get_dev_null_as_stdin() {
             .unwrap(),
     );
     let codes = (join(&spawned), join(&forked));
-    shmproc::sys::process::dup_onto(saved.as_fd(), 0).unwrap();
+    dup_onto(saved.as_fd(), 0);
     assert_eq!(codes, (0, 0), "children read /dev/null, not our stdin");
     drop(wr);
 }
@@ -429,7 +418,8 @@ fn anonymous_handle_outside_launcher_is_an_error() {
     let cell = Cell::create(None);
     assert!(postcard::to_stdvec(&cell).is_err());
     // Through the crate's codec the reason survives postcard's generic error.
-    let e = shmproc::segment::transfer::encode(&cell, "a test cell").unwrap_err();
+    let q = Queue::<Cell>::new(1).unwrap();
+    let e = q.put(&cell).unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, shmproc::Error::InvalidArgument { .. }), "{msg}");
     assert!(
@@ -463,11 +453,11 @@ fn daemon_dies_with_parent_by(method: Method) {
     let child =
         r.watch(Process::spawn(spawn_daemon_then_sleep, (Cell(cell.0.clone()), method)).unwrap());
     let grandchild = cell.wait_nonzero() as u32;
-    assert!(shmproc::sys::proc::pid_exists(grandchild));
+    assert!(pid_exists(grandchild));
     child.kill().unwrap();
     assert_eq!(join(&child), -9);
     let deadline = Instant::now() + WATCHDOG;
-    while shmproc::sys::proc::pid_exists(grandchild) {
+    while pid_exists(grandchild) {
         assert!(
             Instant::now() < deadline,
             "daemon grandchild {grandchild} outlived its parent"
@@ -572,4 +562,11 @@ fn unnamed_thread_needs_test_name() {
 #[test]
 fn cpu_count_is_positive() {
     assert!(shmproc::cpu_count() >= 1);
+}
+
+/// `dup2(src, dst)` (the test swaps its own stdin).
+fn dup_onto(src: std::os::fd::BorrowedFd<'_>, dst: i32) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: dup2 takes two descriptor numbers; `src` is open for the call.
+    assert!(unsafe { libc::dup2(src.as_raw_fd(), dst) } >= 0, "dup2");
 }

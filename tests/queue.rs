@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use shmproc::segment::unique_name;
+use common::unique_name;
 use shmproc::{Error, JoinableQueue, Pod, Queue};
 
 #[test]

@@ -5,10 +5,16 @@
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
-use shmproc::segment::unique_name;
+mod common;
+use common::unique_name;
 use shmproc::{Error, JoinableQueue, Pod, Queue};
 
-const HEADER: u64 = shmproc::segment::HEADER_LEN as u64;
+/// Where a queue segment's payload starts in its file: after the 256-byte
+/// segment header (`docs/protocols/segment.md`). A hostile peer knows the
+/// documented layout; so do these tests.
+const HEADER: u64 = 256;
+/// Payload offset of the first slot (`docs/protocols/queue.md`, "Layout").
+const SLOTS: u64 = 2048;
 
 fn file(name: &str) -> std::fs::File {
     std::fs::OpenOptions::new()
@@ -103,10 +109,10 @@ fn scribbled_slot_state_gives_errors_not_hangs() {
         let name = unique_name("q-slot");
         let q: Queue<u64, Pod> = Queue::builder().name(&name).maxsize(2).create().unwrap();
         q.put(&1).unwrap();
-        // Slot 0's state word (payload offset 1024), its len and tag, its data.
-        write_u64(&name, HEADER + 1024, g);
-        write_u64(&name, HEADER + 1024 + 8, u64::MAX);
-        write_u64(&name, HEADER + 1024 + 16, u64::MAX);
+        // Slot 0's state word, its len and tag, its data.
+        write_u64(&name, HEADER + SLOTS, g);
+        write_u64(&name, HEADER + SLOTS + 8, u64::MAX);
+        write_u64(&name, HEADER + SLOTS + 16, u64::MAX);
         let start = Instant::now();
         let _ = q.try_get();
         let _ = q.get_timeout(Duration::from_millis(50));
@@ -128,7 +134,7 @@ fn corrupt_length_is_reported() {
     let q: Queue<u64, Pod> = Queue::builder().name(&name).maxsize(2).create().unwrap();
     q.put(&1).unwrap();
     file(&name)
-        .write_all_at(&u32::MAX.to_le_bytes(), HEADER + 1024 + 8)
+        .write_all_at(&u32::MAX.to_le_bytes(), HEADER + SLOTS + 8)
         .unwrap();
     assert!(matches!(q.try_get(), Err(Error::Corrupt { .. })));
     // The slot was freed anyway: the queue goes on.
@@ -138,12 +144,15 @@ fn corrupt_length_is_reported() {
 
 #[test]
 fn scribbled_bulk_state_returns() {
+    // Payload offsets of the bulk stream's words (`docs/protocols/queue.md`,
+    // "Layout"): the byte ring's head (384) and tail (512), the put lock's
+    // word (768), w_end (800), aborted (816).
     for (field, value) in [
-        (0u64, 0xdead_beef_0000_0001u64),
-        (2, u64::MAX),
-        (3, 1 << 50),
-        (4, 1 << 62),
-        (6, 1),
+        (768u64, 0xdead_beef_0000_0001u64),
+        (512, u64::MAX),
+        (384, 1 << 50),
+        (800, 1 << 62),
+        (816, 1),
     ] {
         let name = unique_name("q-bulk");
         let q: Queue<u64, Pod> = Queue::builder()
@@ -154,9 +163,7 @@ fn scribbled_bulk_state_returns() {
             .create()
             .unwrap();
         q.put_bytes(&[5; 100]).unwrap();
-        // Bulk control at payload offset 384: put_lock, get_lock, w_pos,
-        // r_pos, w_end, w_start, aborted.
-        write_u64(&name, HEADER + 384 + 8 * field, value);
+        write_u64(&name, HEADER + field, value);
         let start = Instant::now();
         let _ = q.get_bytes_timeout(Duration::from_millis(50));
         let _ = q.put_bytes_timeout(&[6; 200], Duration::from_millis(50));

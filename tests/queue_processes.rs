@@ -9,7 +9,7 @@ use common::{Reaper, WATCHDOG};
 
 use std::time::{Duration, Instant};
 
-use shmproc::segment::{header::fnv1a, unique_name, Kind, Segment, TypeFingerprint};
+use common::unique_name;
 use shmproc::{Error, Pod, Process, Queue};
 
 fn join_ok(p: &Process) {
@@ -150,30 +150,42 @@ fn producer_killed_mid_put_stress() {
 }
 
 // ---- deterministic crash points, written with the layout of
-// docs/protocols/queue.md: slot i's state word sits at payload offset
-// 1024 + i * 32 for a Pod queue of 16-byte items (16 data bytes + 16). ----
+// docs/protocols/queue.md, as a hostile or crashing peer sees it: the file
+// holds a 256-byte segment header, then the payload; the ring's tail hint
+// is at payload offset 0, its head hint at 128, and slot i's state word at
+// 2048 + i * 32 for a Pod queue of 16-byte items (16 data bytes + 16). ----
 
 const BUSY: u64 = 1 << 60;
 const FULL: u64 = 1 << 61;
+const PAYLOAD: usize = 256;
 
-fn pod_fingerprint() -> TypeFingerprint {
-    TypeFingerprint {
-        size: 16,
-        align: 8,
-        hash: fnv1a(b"[u64; 2]/pod"),
-        name: "[u64; 2]",
-    }
+/// The queue's file, mapped as a peer process maps it.
+fn map_queue(name: &str) -> memmap2::MmapRaw {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/dev/shm/shmproc.{name}"))
+        .unwrap();
+    memmap2::MmapRaw::map_raw(&f).unwrap()
 }
 
-fn state_word(seg: &Segment, slot: usize) -> &std::sync::atomic::AtomicU64 {
-    seg.view(1024 + slot * 32).unwrap()
+/// The 8-byte word at payload offset `off` of a mapped queue.
+fn word(map: &memmap2::MmapRaw, off: usize) -> &std::sync::atomic::AtomicU64 {
+    assert!(PAYLOAD + off + 8 <= map.len());
+    // SAFETY: in bounds (asserted), 8-aligned (page-aligned mapping, offsets
+    // multiples of 8), and every word of the ring is accessed atomically.
+    unsafe { &*(map.as_mut_ptr().add(PAYLOAD + off) as *const std::sync::atomic::AtomicU64) }
+}
+
+fn state_word(map: &memmap2::MmapRaw, slot: usize) -> &std::sync::atomic::AtomicU64 {
+    word(map, 2048 + slot * 32)
 }
 
 /// Claims position 0 for writing (as `put` does) and dies before publishing.
 fn claim_put_and_die(name: String) {
-    let seg = Segment::open(&name, Kind::Queue, &pod_fingerprint()).unwrap();
-    let tid = u64::from(unsafe_free_gettid());
-    state_word(&seg, 0)
+    let map = map_queue(&name);
+    let tid = u64::from(gettid());
+    state_word(&map, 0)
         .compare_exchange(
             0,
             BUSY | (tid << 32),
@@ -181,16 +193,15 @@ fn claim_put_and_die(name: String) {
             std::sync::atomic::Ordering::SeqCst,
         )
         .unwrap();
-    let tail: &std::sync::atomic::AtomicU64 = seg.view(0).unwrap();
-    tail.store(1, std::sync::atomic::Ordering::SeqCst);
+    word(&map, 0).store(1, std::sync::atomic::Ordering::SeqCst);
     std::process::abort();
 }
 
 /// Claims position 0 for reading (as `get` does) and dies before freeing it.
 fn claim_get_and_die(name: String) {
-    let seg = Segment::open(&name, Kind::Queue, &pod_fingerprint()).unwrap();
-    let tid = u64::from(unsafe_free_gettid());
-    state_word(&seg, 0)
+    let map = map_queue(&name);
+    let tid = u64::from(gettid());
+    state_word(&map, 0)
         .compare_exchange(
             FULL,
             FULL | BUSY | (tid << 32),
@@ -198,13 +209,13 @@ fn claim_get_and_die(name: String) {
             std::sync::atomic::Ordering::SeqCst,
         )
         .unwrap();
-    let head: &std::sync::atomic::AtomicU64 = seg.view(128).unwrap();
-    head.store(1, std::sync::atomic::Ordering::SeqCst);
+    word(&map, 128).store(1, std::sync::atomic::Ordering::SeqCst);
     std::process::abort();
 }
 
-fn unsafe_free_gettid() -> u32 {
-    shmproc::sys::proc::gettid()
+fn gettid() -> u32 {
+    // SAFETY: gettid takes no arguments and cannot fail.
+    unsafe { libc::gettid() as u32 }
 }
 
 #[test]

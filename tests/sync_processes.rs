@@ -150,7 +150,7 @@ fn sigkilled_lock_holder_is_recovered_by_a_sleeping_waiter() {
 fn sigkilled_lock_holder_is_recovered_by_try_acquire() {
     shmproc::init();
     let mut r = Reaper::new();
-    let name = shmproc::segment::unique_name("sync-kill-named");
+    let name = common::unique_name("sync-kill-named");
     let lock = Lock::builder().name(&name).create().unwrap();
     let p = spawn_holder(&mut r, &lock);
     assert!(matches!(lock.try_acquire(), Err(Error::Timeout)));

@@ -97,7 +97,7 @@ fn value_four_processes_locked_increments_exact() {
 fn value_four_processes_fetch_add_exact() {
     shmproc::init();
     let mut r = Reaper::new();
-    let name = shmproc::segment::unique_name("value-fetch-add");
+    let name = common::unique_name("value-fetch-add");
     let v = Value::builder().name(&name).create().unwrap();
     let ps: Vec<_> = (0..4)
         .map(|_| r.watch(Process::spawn(atomic_increments, v.clone()).unwrap()))

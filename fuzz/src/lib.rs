@@ -20,8 +20,16 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use shmproc::segment::unique_name;
 use shmproc::{Error, Pod, Queue, Serde};
+
+/// A segment name no other run uses: prefix, pid and a counter.
+fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    // Relaxed: only uniqueness matters.
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", std::process::id())
+}
 
 /// Reads fuzz bytes as small numbers; zeros once exhausted.
 struct Input<'a> {

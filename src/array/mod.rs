@@ -15,7 +15,7 @@ use crate::segment::{Kind, Segment, TypeFingerprint};
 use crate::sync::handle::{self, impl_handle_serde, Builder, ShmHandle};
 use crate::sync::lock::{lock_state, release_state, try_lock_state};
 use crate::sync::robust::RobustState;
-use crate::sys::proc::TaskId;
+use crate::sys::task::TaskId;
 use crate::value::lock_blocking;
 use crate::value::region::Region;
 
@@ -123,7 +123,7 @@ impl<T: Pod> Array<T> {
     ///
     /// # Examples
     /// ```
-    /// let name = shmproc::segment::unique_name("doc-array");
+    /// let name = format!("doc-array-{}", std::process::id());
     /// let a = shmproc::Array::<u32>::builder().name(&name).len(4).create()?;
     /// let same = shmproc::Array::<u32>::open(&name)?; // e.g. in an unrelated process
     /// same.set(0, 9)?;
@@ -142,7 +142,7 @@ impl<T: Pod> Array<T> {
     ///
     /// # Examples
     /// ```
-    /// let name = shmproc::segment::unique_name("doc-array-open");
+    /// let name = format!("doc-array-open-{}", std::process::id());
     /// let _a = shmproc::Array::<u16>::builder().name(&name).data(&[5, 6]).create()?;
     /// assert_eq!(shmproc::Array::<u16>::open(&name)?.to_vec(), [5, 6]);
     /// # Ok::<(), shmproc::Error>(())
@@ -541,7 +541,7 @@ impl<T: Pod> RawArray<T> {
     ///
     /// # Examples
     /// ```
-    /// let name = shmproc::segment::unique_name("doc-rawarray");
+    /// let name = format!("doc-rawarray-{}", std::process::id());
     /// let a = shmproc::RawArray::<u8>::builder().name(&name).len(2).create()?;
     /// assert_eq!(shmproc::RawArray::<u8>::open(&name)?.len(), 2);
     /// # drop(a);
@@ -558,7 +558,7 @@ impl<T: Pod> RawArray<T> {
     ///
     /// # Examples
     /// ```
-    /// let name = shmproc::segment::unique_name("doc-rawarray-open");
+    /// let name = format!("doc-rawarray-open-{}", std::process::id());
     /// let _a = shmproc::RawArray::<u8>::builder().name(&name).data(&[1]).create()?;
     /// assert_eq!(shmproc::RawArray::<u8>::open(&name)?.to_vec(), [1]);
     /// # Ok::<(), shmproc::Error>(())

@@ -108,7 +108,7 @@ fn alive(info: &SegmentInfo) -> &'static str {
 }
 
 fn creator(info: &SegmentInfo) -> String {
-    info.creator.map_or("-".into(), |c| c.tid.to_string())
+    info.creator.map_or("-".into(), |pid| pid.to_string())
 }
 
 fn users(info: &SegmentInfo) -> String {
@@ -200,9 +200,9 @@ fn show(name: &str) -> shmproc::Result<ExitCode> {
     fields.push((
         "creator".into(),
         match info.creator {
-            Some(c) => format!(
+            Some(pid) => format!(
                 "pid {} ({})",
-                c.tid,
+                pid,
                 if info.creator_alive == Some(true) {
                     "alive"
                 } else {

@@ -5,10 +5,10 @@ use std::marker::PhantomData;
 
 use super::ends::{register, Role};
 use super::{Connection, Receiver, Sender};
+use crate::chan::codec::{Codec, Serde};
+use crate::chan::spec::RingSpec;
+use crate::chan::Chan;
 use crate::error::{Error, Result};
-use crate::queue::chan::Chan;
-use crate::queue::codec::{Codec, Serde};
-use crate::queue::spec::RingSpec;
 use crate::segment::Kind;
 
 /// Creates pipes (Python's `Pipe()`).
@@ -108,7 +108,7 @@ impl Pipe {
     /// item type, `Corrupt` for a bad segment.
     /// # Examples
     /// ```
-    /// let name = shmproc::segment::unique_name("doc-pipe");
+    /// let name = format!("doc-pipe-{}", std::process::id());
     /// let server = shmproc::Pipe::builder().name(&name).listen::<String, shmproc::Serde>()?;
     /// let client = shmproc::Pipe::connect::<String>(&name)?; // e.g. another process
     /// client.send(&"hello".into())?;
@@ -184,7 +184,7 @@ impl PipeBuilder {
     ///
     /// # Examples
     /// ```
-    /// let name = shmproc::segment::unique_name("doc-pipe-name");
+    /// let name = format!("doc-pipe-name-{}", std::process::id());
     /// let end = shmproc::Pipe::builder().name(&name).listen::<u8, shmproc::Serde>()?;
     /// assert!(std::path::Path::new(&format!("/dev/shm/shmproc.{name}.ab")).exists());
     /// # drop(end);
@@ -199,7 +199,7 @@ impl PipeBuilder {
     ///
     /// # Examples
     /// ```
-    /// let name = shmproc::segment::unique_name("doc-pipe-persist");
+    /// let name = format!("doc-pipe-persist-{}", std::process::id());
     /// drop(shmproc::Pipe::builder().name(&name).persist(true).listen::<u8, shmproc::Serde>()?);
     /// // Still there for a later `connect`; remove both directions by hand.
     /// shmproc::unlink(&format!("{name}.ab"))?;
@@ -217,7 +217,7 @@ impl PipeBuilder {
     /// # Examples
     /// ```
     /// use shmproc::{Connection, Pipe};
-    /// let name = shmproc::segment::unique_name("doc-pipe");
+    /// let name = format!("doc-pipe-{}", std::process::id());
     /// let server: Connection<String> = Pipe::builder().name(&name).listen()?;
     /// let client: Connection<String> = Pipe::connect(&name)?; // usually another process
     /// client.send(&"hi".to_string())?;

@@ -11,11 +11,55 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::chan::Chan;
 use crate::error::Result;
-use crate::queue::chan::Chan;
-use crate::queue::layout::{EndTable, END_ENTRIES};
-use crate::sync::wait::Futex;
-use crate::sys::proc;
+use crate::segment::ShmSafe;
+use crate::sync::atomic::{AtomicU32, AtomicU64};
+use crate::sync::park::Futex;
+use crate::sys::task::{self, TaskId};
+
+/// Entries per end table.
+const END_ENTRIES: usize = 15;
+
+/// One process holding an end of a pipe: pid, its start time, handle count.
+#[repr(C)]
+#[derive(Debug, Default)]
+struct EndEntry {
+    /// Process id, 0 when the entry is free.
+    pid: AtomicU32,
+    /// How many registrations (handles' shared states) the process holds.
+    count: AtomicU32,
+    /// The process's start time (pid-reuse check), or a transit deadline.
+    start: AtomicU64,
+}
+
+/// The processes holding one end of a pipe direction.
+#[repr(C)]
+#[derive(Debug, Default)]
+struct EndTable {
+    /// Entries; a free entry has pid 0.
+    entries: [EndEntry; END_ENTRIES],
+    /// Non-zero once some registration failed because the table was full
+    /// (then the end is assumed alive forever).
+    overflow: AtomicU32,
+    /// Non-zero once any process registered at this end (a named pipe's
+    /// other end may not have connected yet: that end is not gone).
+    connected: AtomicU32,
+    /// Reserved.
+    spare: [AtomicU32; 2],
+}
+
+/// A pipe direction's two end tables `[senders, receivers]`, in its
+/// channel's front area (`chan/layout.rs`).
+#[repr(C)]
+#[derive(Debug, Default)]
+struct Ends([EndTable; 2]);
+
+const _: () = assert!(std::mem::size_of::<Ends>() == 512);
+
+// SAFETY: #[repr(C)], only fixed-width std atomics (every bit pattern valid,
+// shared mutation atomic-only), no pointers.
+unsafe impl ShmSafe for Ends {}
 
 /// Serialises this process's table edits (other processes edit only their
 /// own entries, or clear dead ones with a CAS).
@@ -58,7 +102,7 @@ pub(crate) struct EndInner {
 pub(crate) type End = Arc<EndInner>;
 
 fn table(chan: &Chan, role: Role) -> &EndTable {
-    &chan.control().ends[role as usize]
+    &chan.front::<Ends>().0[role as usize]
 }
 
 /// Marks an entry that holds handles in transit to a child: its `start`
@@ -84,13 +128,13 @@ fn entry_alive(pid: u32, start: u64) -> bool {
     if start & TRANSIT != 0 {
         // Handles sent to a child that has not registered yet: alive while the
         // sender lives and the deadline has not passed.
-        return monotonic_ns() < start & !TRANSIT && proc::pid_exists(pid);
+        return monotonic_ns() < start & !TRANSIT && task::pid_exists(pid);
     }
     if start == 0 {
         // Being registered right now: alive if the pid exists.
-        return proc::pid_exists(pid);
+        return task::pid_exists(pid);
     }
-    proc::is_alive(proc::TaskId { tid: pid, start })
+    TaskId { tid: pid, start }.is_alive()
 }
 
 /// Takes an entry that is empty or names a dead holder for `pid` with start
@@ -117,8 +161,8 @@ fn claim_free_entry(t: &EndTable, pid: u32, start: u64) -> Option<usize> {
 /// Registers this process as holding `role` of `chan`.
 pub(crate) fn register(chan: Chan, role: Role) -> Result<End> {
     let _g = EDIT.lock();
-    let pid = proc::pid();
-    let start = proc::start_time(pid).unwrap_or(1);
+    let pid = task::pid();
+    let start = task::start_time(pid).unwrap_or(1);
     let t = table(&chan, role);
     // Relaxed throughout: entries are advisory liveness records; a reader
     // that sees a half-written entry treats start 0 as "pid exists".
@@ -153,7 +197,7 @@ pub(crate) fn register(chan: Chan, role: Role) -> Result<End> {
 /// read as gone between our drop and the child's registration.
 pub(crate) fn send_in_transit(chan: &Chan, role: Role) {
     let _g = EDIT.lock();
-    let pid = proc::pid();
+    let pid = task::pid();
     let t = table(chan, role);
     let deadline = (monotonic_ns() + TRANSIT_TTL_NS) | TRANSIT;
     t.connected.store(1, Ordering::Relaxed);
@@ -214,7 +258,7 @@ pub(crate) fn register_received(chan: Chan, role: Role) -> Result<End> {
 impl Drop for EndInner {
     fn drop(&mut self) {
         let Some(i) = self.slot else { return };
-        if proc::pid() != self.pid {
+        if task::pid() != self.pid {
             return; // a forked child's copy: the entry is the parent's
         }
         let _g = EDIT.lock();
@@ -224,7 +268,7 @@ impl Drop for EndInner {
         {
             e.start.store(0, Ordering::Relaxed);
             // Release: a peer that sees the entry free also sees the messages we
-            // sent (SYNC POINT end-gone, paired with the Acquire in `gone`).
+            // sent (SYNC POINT: end-gone, paired with the Acquire in `gone`).
             e.pid.store(0, Ordering::Release);
             self.chan.ring().notify_all(&Futex);
         }
@@ -279,7 +323,7 @@ impl EndInner {
             return false;
         }
         !t.entries.iter().any(|e| {
-            // Acquire: SYNC POINT end-gone.
+            // Acquire: SYNC POINT: end-gone.
             let pid = e.pid.load(Ordering::Acquire);
             pid != 0 && entry_alive(pid, e.start.load(Ordering::Relaxed))
         })

@@ -18,13 +18,11 @@ mod transfer;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
+use crate::chan::block::Until;
+use crate::chan::codec::{fingerprint, Codec, Serde};
+use crate::chan::Chan;
 use crate::error::{Error, Result};
-use crate::queue::block::{Until, NAP_MIN, SLICE};
-use crate::queue::chan::Chan;
-use crate::queue::codec::{Codec, Serde};
-use crate::queue::ring::Side;
 use crate::segment::{Kind, Segment};
-use crate::sync::wait::Futex;
 use ends::{register, End, Role};
 
 pub use create::{Pipe, PipeBuilder};
@@ -117,7 +115,7 @@ impl<T, C: Codec<T>> Connection<T, C> {
     /// # Examples
     /// ```
     /// use shmproc::{Connection, Pipe, Pod};
-    /// let name = shmproc::segment::unique_name("doc-pipe-connect");
+    /// let name = format!("doc-pipe-connect-{}", std::process::id());
     /// let server = Pipe::builder().name(&name).listen::<u32, Pod>()?;
     /// let client = Connection::<u32, Pod>::connect(&name)?;
     /// client.send(&9)?;
@@ -125,7 +123,7 @@ impl<T, C: Codec<T>> Connection<T, C> {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn connect(name: &str) -> Result<Self> {
-        let fp = crate::queue::api::fingerprint::<T, C>();
+        let fp = fingerprint::<T, C>();
         let open = |suffix: &str| -> Result<Chan> {
             Chan::open(Segment::open(&format!("{name}.{suffix}"), Kind::Pipe, &fp)?)
         };
@@ -335,32 +333,7 @@ impl<T, C: Codec<T>> Connection<T, C> {
         if end.holds() {
             return true;
         }
-        let ring = end.chan.ring();
-        let start = Instant::now();
-        let deadline = start.checked_add(timeout);
-        loop {
-            if ring.peek_ready() {
-                return true;
-            }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                return end.peer_gone() || ring.peek_ready();
-            }
-            if now.duration_since(start) < POLL_SPIN {
-                std::hint::spin_loop();
-                continue;
-            }
-            // Only before sleeping: it may read /proc.
-            if end.peer_gone() {
-                return true;
-            }
-            let slice = now + SLICE;
-            let end_at = deadline.map_or(slice, |d| d.min(slice));
-            let nap = now.duration_since(start).clamp(NAP_MIN, SLICE);
-            ring.wait_slice(Side::Get, &Futex, Some(end_at), now + nap, || ring.peek());
-        }
+        end.chan
+            .wait_readable(Instant::now().checked_add(timeout), &|| end.peer_gone())
     }
 }
-
-/// How long `poll` spins before sleeping.
-const POLL_SPIN: Duration = Duration::from_micros(20);

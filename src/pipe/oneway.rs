@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::{Receiver, Sender};
+use crate::chan::codec::Codec;
 use crate::error::Result;
-use crate::queue::codec::Codec;
 
 impl<T, C: Codec<T>> Receiver<T, C> {
     /// As [`Connection::recv`](crate::Connection::recv).

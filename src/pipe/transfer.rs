@@ -8,9 +8,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::ends::{self, End, Role};
 use super::{Connection, Receiver, Sender};
+use crate::chan::codec::Codec;
+use crate::chan::Chan;
 use crate::error::Result;
-use crate::queue::chan::Chan;
-use crate::queue::codec::Codec;
 use crate::segment::{Kind, Segment, Wire};
 
 struct Handle<'a>(Option<&'a End>);
@@ -39,7 +39,7 @@ impl<T, C: Codec<T>> Serialize for Connection<T, C> {
 
 fn open_end<T, C: Codec<T>>(w: Option<Wire>, role: Role) -> Result<Option<End>> {
     let Some(w) = w else { return Ok(None) };
-    let seg = Segment::from_wire(w, Kind::Pipe, &crate::queue::api::fingerprint::<T, C>())?;
+    let seg = Segment::from_wire(w, Kind::Pipe, &crate::chan::codec::fingerprint::<T, C>())?;
     Ok(Some(ends::register_received(Chan::open(seg)?, role)?))
 }
 

@@ -13,8 +13,9 @@ use super::dispatch::{Mode, Phase, Piece, Spawner, State, BUSY_SLICE, IDLE_SLICE
 use super::job::{Fail, Job};
 use super::layout::{PoolSeg, MSG_STOP, TASK_HDR};
 use crate::error::Result;
-use crate::process::{Builder, Process};
-use crate::sync::wait::{Futex, Park};
+use crate::process::{Process, ProcessBuilder};
+use crate::sync::park::Futex;
+use crate::sync::wait::Spin;
 
 /// Grace between SIGTERM and SIGKILL in `terminate`.
 const TERM_GRACE: Duration = Duration::from_millis(100);
@@ -36,7 +37,7 @@ impl Core {
     pub(crate) fn new(
         size: usize,
         spawner: Spawner,
-        builder: Builder,
+        builder: ProcessBuilder,
         max_tasks: u64,
     ) -> Result<Arc<Core>> {
         let seg = PoolSeg::create(size as u32, super::layout::RING_CAP)?;
@@ -75,16 +76,11 @@ impl Core {
         }
     }
 
-    /// Wakes the supervisor: changes the doorbell word first, so a wake-up
-    /// that comes between its decision to sleep and its futex wait is not
-    /// lost (the wait finds another value and returns).
+    /// Wakes the supervisor, registered or dozing: bumps the doorbell
+    /// first, so a wake-up that comes between its decision to sleep and its
+    /// futex wait is not lost (the wait finds another value and returns).
     pub(crate) fn wake_supervisor(&self) {
-        let bell = self.seg.doorbell();
-        // SeqCst: ordered after the caller's own SeqCst store (e.g.
-        // `sleepers`), against the supervisor's load of the word then of
-        // that state.
-        bell.fetch_add(2, Ordering::SeqCst);
-        Futex.wake(bell, u32::MAX);
+        self.seg.doorbell().bump_wake(&Futex, u32::MAX);
     }
 
     /// Waits until `done()` holds (checked under the job's inbox lock) or
@@ -99,7 +95,7 @@ impl Core {
         // Relaxed: a counter read as a hint by the supervisor.
         self.pumpers.fetch_add(1, Ordering::Relaxed);
         let mut met = false;
-        let mut i = 0u32;
+        let mut spin = Spin::since(start);
         loop {
             if let Some(mut st) = self.state.try_lock() {
                 st.pump(false);
@@ -108,16 +104,10 @@ impl Core {
                 met = true;
                 break;
             }
-            i = i.wrapping_add(1);
-            if i % 8 == 0 {
-                // More runnable processes than cores: let a worker have ours.
-                std::thread::yield_now();
-                let now = Instant::now();
-                if now - start >= super::ring::SPIN || deadline.is_some_and(|d| now >= d) {
-                    break;
-                }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) || !spin.step_at(now) {
+                break;
             }
-            std::hint::spin_loop();
         }
         self.pumpers.fetch_sub(1, Ordering::Relaxed);
         if met {
@@ -151,9 +141,9 @@ impl Core {
     pub(crate) fn supervise(self: Arc<Core>) {
         let bell = self.seg.doorbell();
         loop {
-            // SeqCst: read before the state that decides how to sleep (see
+            // Read before the state that decides how to sleep (see
             // `wake_supervisor`).
-            let seen = bell.load(Ordering::SeqCst);
+            let seen = bell.seen();
             let (slice, queued) = {
                 let mut st = self.state.lock();
                 st.pump(true);
@@ -171,21 +161,16 @@ impl Core {
             // a stale value costs one slice at most.
             let wanted = queued || self.sleepers.load(Ordering::SeqCst) > 0;
             if self.pumpers.load(Ordering::Relaxed) > 0 || !wanted {
-                Futex.wait(bell, seen, deadline);
-                // Relaxed: a new round reads the word afresh.
-                bell.store(0, Ordering::Relaxed);
+                // Unregistered: workers' results do not wake us.
+                bell.doze(&Futex, seen, deadline);
                 continue;
             }
-            // SeqCst: Dekker pair with the workers' publish then bell load.
-            bell.store(1, Ordering::SeqCst);
-            let ready = {
+            // Registered: a worker's publish wakes us (SYNC POINT: dekker
+            // with the result rings' publish).
+            bell.sleep(&Futex, seen, deadline, || {
                 let st = self.state.lock();
                 st.workers.iter().any(|w| w.results.has_data()) || st.finished()
-            };
-            if !ready {
-                Futex.wait(bell, 1, deadline);
-            }
-            bell.store(0, Ordering::Relaxed);
+            });
         }
     }
 

@@ -16,14 +16,14 @@ use super::job::{Arrival, Fail, Job};
 use super::layout::{
     PoolSeg, ResultsHdr, TaskHdr, MSG_FATAL, MSG_INIT_FAILED, MSG_READY, MSG_RESULTS, RESULTS_HDR,
 };
-use super::ring::Ring;
 use super::worker::WorkerArgs;
+use crate::chan::bytes::Messages;
 use crate::error::Result;
-use crate::process::{Builder, Process};
+use crate::process::{Process, ProcessBuilder};
 use crate::segment::counters;
 
 /// Launches one worker process for a slot.
-pub(crate) type Spawner = Arc<dyn Fn(&Builder, WorkerArgs) -> Result<Process> + Send + Sync>;
+pub(crate) type Spawner = Arc<dyn Fn(&ProcessBuilder, WorkerArgs) -> Result<Process> + Send + Sync>;
 
 /// How often liveness is checked while work is in flight, and when idle.
 pub(super) const BUSY_SLICE: Duration = Duration::from_millis(5);
@@ -134,8 +134,8 @@ pub(super) struct Worker {
     pub(super) corrupt: bool,
     pub(super) proc: Option<Process>,
     pub(super) phase: Phase,
-    pub(super) tasks: Ring,
-    pub(super) results: Ring,
+    pub(super) tasks: Messages,
+    pub(super) results: Messages,
     pub(super) inflight: VecDeque<InFlight>,
     pub(super) items: usize,
     pub(super) next_seq: u32,
@@ -166,7 +166,7 @@ pub(crate) struct State {
     pub(super) workers: Vec<Worker>,
     pub(super) pending: VecDeque<Piece>,
     pub(super) spawner: Spawner,
-    pub(super) builder: Builder,
+    pub(super) builder: ProcessBuilder,
     pub(super) max_tasks: u64,
     pub(crate) mode: Mode,
     /// Set when the pool cannot serve any more; every task fails with it.
@@ -182,7 +182,7 @@ impl State {
         seg: &PoolSeg,
         size: usize,
         spawner: Spawner,
-        builder: Builder,
+        builder: ProcessBuilder,
         max_tasks: u64,
     ) -> Result<State> {
         let mut workers = Vec::with_capacity(size);

@@ -3,20 +3,19 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::ring::Ring;
+use crate::chan::bytes::{ByteRing, Messages};
 use crate::error::{Error, Result};
 use crate::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
-use crate::sync::atomic::{AtomicU32, AtomicU64};
+use crate::sync::atomic::AtomicU64;
+use crate::sync::wait::WaitWord;
 
-/// Pool header: the parent's doorbell, alone on its line.
+/// Pool header: the parent's doorbell (a [`WaitWord`]), alone on its line.
 const HEADER: usize = 128;
 /// Per slot: task ring control (384), result ring control (384), status (128).
 const SLOT_CTL: usize = 896;
 const TASK_CTL: usize = 0;
 const RESULT_CTL: usize = 384;
 const CURRENT: usize = 768;
-/// Offset of the task ring's own bell (`RingCtl::data_wait`) in its control.
-const DATA_WAIT: usize = 256;
 /// Most slots (workers) a pool segment may describe.
 const MAX_SLOTS: u64 = 4096;
 /// Largest ring a pool segment may describe.
@@ -199,37 +198,30 @@ impl PoolSeg {
         Ok(())
     }
 
-    /// The parent's doorbell (bell of every result ring).
-    pub(crate) fn doorbell(&self) -> &AtomicU32 {
+    /// The parent's doorbell (the bell of every result ring).
+    pub(crate) fn doorbell(&self) -> &WaitWord {
         self.seg
-            .view::<AtomicU32>(0)
+            .view::<WaitWord>(0)
             .expect("header checked at create/open")
     }
 
-    /// Parent -> worker ring of `slot`.
-    pub(crate) fn task_ring(&self, slot: u32) -> Result<Ring> {
+    /// Parent -> worker ring of `slot` (its reader sleeps on the ring's own
+    /// bell).
+    pub(crate) fn task_ring(&self, slot: u32) -> Result<Messages> {
         self.check_slot(slot)?;
         let o = self.slot_off(slot);
-        Ring::new(
-            &self.seg,
-            o + TASK_CTL,
-            o + TASK_CTL + DATA_WAIT,
-            o + SLOT_CTL,
-            self.cap,
-        )
+        let ring = ByteRing::in_segment(&self.seg, o + TASK_CTL, None, o + SLOT_CTL, self.cap)?;
+        Ok(Messages::new(ring, self.seg.label()))
     }
 
-    /// Worker -> parent ring of `slot`.
-    pub(crate) fn result_ring(&self, slot: u32) -> Result<Ring> {
+    /// Worker -> parent ring of `slot` (its reader, the parent, sleeps on
+    /// the doorbell).
+    pub(crate) fn result_ring(&self, slot: u32) -> Result<Messages> {
         self.check_slot(slot)?;
         let o = self.slot_off(slot);
-        Ring::new(
-            &self.seg,
-            o + RESULT_CTL,
-            0,
-            o + SLOT_CTL + self.cap as usize,
-            self.cap,
-        )
+        let data = o + SLOT_CTL + self.cap as usize;
+        let ring = ByteRing::in_segment(&self.seg, o + RESULT_CTL, Some(0), data, self.cap)?;
+        Ok(Messages::new(ring, self.seg.label()))
     }
 
     /// The item the worker of `slot` runs: `seq << 32 | (index + 1)`, 0 = none.

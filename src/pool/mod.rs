@@ -1,7 +1,7 @@
 //! [`Pool`]: Python's `multiprocessing.Pool` over worker processes.
 //!
 //! - `layout.rs`: the pool segment (a task ring and a result ring per
-//!   worker) and the message headers; `ring.rs`: the SPSC byte ring;
+//!   worker: `chan::bytes::Messages`) and the message headers;
 //! - `worker.rs`: the worker process (initializer, task loop, task runners);
 //! - `dispatch.rs`: which worker holds which task, deaths, replacements;
 //! - `core.rs`: what callers and the supervisor thread share, and how they
@@ -34,7 +34,6 @@ mod fixed;
 mod iter;
 mod job;
 mod layout;
-mod ring;
 mod stream;
 mod worker;
 

@@ -13,7 +13,7 @@ use super::fixed;
 use super::layout::{
     PoolSeg, ResultsHdr, TaskHdr, MSG_FATAL, MSG_INIT_FAILED, MSG_READY, MSG_STOP, RESULTS_HDR,
 };
-use super::ring::Ring;
+use crate::chan::bytes::Messages;
 use crate::process::entry::{self, EntryReturn};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::wire;
@@ -181,7 +181,7 @@ fn quiet_panics_in_tasks() {
 
 /// Collects the outcomes of a piece and sends them in `RESULTS` messages.
 pub(crate) struct Emitter<'a> {
-    ring: &'a Ring,
+    ring: &'a Messages,
     current: &'a AtomicU64,
     seq: u32,
     /// The piece's arguments are 8-byte scalars.
@@ -276,7 +276,7 @@ impl Emitter<'_> {
 }
 
 /// Sends one message, waiting for room as long as it takes.
-fn send(ring: &Ring, parts: &[&[u8]]) {
+fn send(ring: &Messages, parts: &[&[u8]]) {
     let len = parts.iter().map(|p| p.len()).sum();
     loop {
         match ring.try_send(parts) {
@@ -287,6 +287,20 @@ fn send(ring: &Ring, parts: &[&[u8]]) {
             Err(e) => abort(&format!("cannot send to the parent: {e}")),
         }
     }
+}
+
+/// Rebuilds a task runner from the code offset the parent sent.
+///
+/// # Safety
+/// - `offset` was computed by `runner_of` in a process running the very same
+///   executable (the launcher compared `/proc/self/exe` before this worker
+///   started), so it names a runner instance with the `Runner` signature in
+///   this image.
+unsafe fn runner_at(offset: u64) -> Runner {
+    // SAFETY: by the caller's guarantee the address is a function with the
+    // `Runner` signature in this image; fn pointers and usize have the same
+    // size on every Linux target.
+    unsafe { std::mem::transmute::<usize, Runner>(entry::code_addr(offset)) }
 }
 
 #[cold]
@@ -348,7 +362,7 @@ where
 
 /// The task loop: receive a piece, run it, send its results; until `STOP`
 /// or `max_tasks` pieces.
-fn serve(tasks: &Ring, results: &Ring, current: &AtomicU64, max_tasks: u64) {
+fn serve(tasks: &Messages, results: &Messages, current: &AtomicU64, max_tasks: u64) {
     let mut msg = Vec::new();
     let mut done = 0u64;
     // The runner whose type hash was last checked successfully.
@@ -383,12 +397,11 @@ fn serve(tasks: &Ring, results: &Ring, current: &AtomicU64, max_tasks: u64) {
         em.first = 0;
         em.count = 0;
         em.buf.clear();
-        // SAFETY: the offset was computed by `runner_of` in the parent,
-        // which launched this process from the very same executable (the
-        // launcher compared `/proc/self/exe`), so it names a runner instance
-        // with the `Runner` signature in this image; the runner checks its
-        // type hash before touching the arguments.
-        let runner = unsafe { std::mem::transmute::<usize, Runner>(entry::code_addr(hdr.runner)) };
+        // SAFETY: task messages come only from our parent (the pool segment
+        // is anonymous: it reaches the parent and its workers alone), which
+        // computed the offset with `runner_of` (runner_at's precondition);
+        // the runner checks its type hash before touching the arguments.
+        let runner = unsafe { runner_at(hdr.runner) };
         let verified = last_ok == Some((hdr.runner, hdr.hash));
         let outcome = runner(hdr.hash, verified, input, hdr.count, &mut em);
         if outcome.is_ok() {
@@ -398,7 +411,8 @@ fn serve(tasks: &Ring, results: &Ring, current: &AtomicU64, max_tasks: u64) {
         if let Err(m) = outcome {
             send(results, &[&[MSG_FATAL], m.as_bytes()]);
         }
-        // Relaxed: only this process writes it; see `Emitter::begin`.
+        // SYNC POINT: pool-current (as in `Emitter::begin`): the parent
+        // reads that no item is held.
         current.store(0, Ordering::Release);
         done += 1;
         if max_tasks != 0 && done >= max_tasks {

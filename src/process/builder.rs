@@ -1,4 +1,4 @@
-//! [`Builder`]: name, daemon flag, start method, and how a re-executed child
+//! [`ProcessBuilder`]: name, daemon flag, start method, and how a re-executed child
 //! finds its way back to `init()` in a test harness.
 
 use std::ffi::OsString;
@@ -48,28 +48,28 @@ pub(crate) enum ChildArgs {
 /// ```
 #[derive(Debug, Clone, Default)]
 #[must_use = "a builder does nothing until `spawn` is called"]
-pub struct Builder {
+pub struct ProcessBuilder {
     name: Option<String>,
     pub(super) daemon: bool,
     method: StartMethod,
     pub(super) child_args: ChildArgs,
 }
 
-impl Builder {
+impl ProcessBuilder {
     /// A builder with the defaults: a `"Process-N"` name, not a daemon,
     /// [`StartMethod::Spawn`].
     ///
     /// # Examples
     /// ```no_run
-    /// use shmproc::process::Builder;
+    /// use shmproc::ProcessBuilder;
     /// fn work(_: ()) {}
     /// shmproc::init();
-    /// let p = Builder::new().name("w").spawn(work, ())?;
+    /// let p = ProcessBuilder::new().name("w").spawn(work, ())?;
     /// p.join()?;
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    pub fn new() -> Builder {
-        Builder::default()
+    pub fn new() -> ProcessBuilder {
+        ProcessBuilder::default()
     }
 
     /// The child's name, as [`Process::name`] and, in the child,
@@ -83,7 +83,7 @@ impl Builder {
     /// assert_eq!(p.join()?, 0);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    pub fn name(mut self, name: impl Into<String>) -> Builder {
+    pub fn name(mut self, name: impl Into<String>) -> ProcessBuilder {
         self.name = Some(name.into());
         self
     }
@@ -104,7 +104,7 @@ impl Builder {
     /// p.join()?;
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    pub fn daemon(mut self, daemon: bool) -> Builder {
+    pub fn daemon(mut self, daemon: bool) -> ProcessBuilder {
         self.daemon = daemon;
         self
     }
@@ -120,7 +120,7 @@ impl Builder {
     /// p.join()?;
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    pub fn start_method(mut self, method: StartMethod) -> Builder {
+    pub fn start_method(mut self, method: StartMethod) -> ProcessBuilder {
         self.method = method;
         self
     }
@@ -148,7 +148,7 @@ impl Builder {
     ///     .unwrap();
     /// }
     /// ```
-    pub fn test_name(mut self, test: impl Into<String>) -> Builder {
+    pub fn test_name(mut self, test: impl Into<String>) -> ProcessBuilder {
         self.child_args = ChildArgs::Test(test.into());
         self
     }
@@ -166,7 +166,7 @@ impl Builder {
     /// p.join()?;
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    pub fn child_args<I, S>(mut self, args: I) -> Builder
+    pub fn child_args<I, S>(mut self, args: I) -> ProcessBuilder
     where
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
@@ -178,7 +178,7 @@ impl Builder {
     /// Fixes, in the calling thread, which test a re-executed child of a
     /// test binary runs, so that the builder can launch from other threads.
     #[cfg_attr(loom, allow(dead_code))] // the pool is not built under loom
-    pub(crate) fn pin_child_args(mut self) -> Result<Builder> {
+    pub(crate) fn pin_child_args(mut self) -> Result<ProcessBuilder> {
         self.child_args = launch::pin(&self.child_args)?;
         Ok(self)
     }
@@ -262,7 +262,7 @@ impl Builder {
             daemon: self.daemon,
             method: self.method,
             pidfd: sys::process::pidfd_open(pid),
-            owner: sys::proc::pid(),
+            owner: sys::task::pid(),
             boot,
             state: Mutex::new(State::Running),
         });

@@ -36,7 +36,7 @@ pub const EXIT_LAUNCH: i32 = 2;
 ///
 /// # Examples
 /// ```
-/// use shmproc::process::EntryReturn;
+/// use shmproc::EntryReturn;
 /// assert_eq!(().exit_code(), 0);
 /// assert_eq!(Err::<(), _>("bad").exit_code(), 1);
 /// ```

@@ -50,7 +50,7 @@ where
     F: FnOnce(A) -> R,
     R: EntryReturn,
 {
-    sys::proc::forget_current_task();
+    sys::task::forget_current();
     // As Python's children (and ours started by re-exec): stdin is /dev/null.
     if let Ok(null) = std::fs::File::open("/dev/null") {
         let _ = sys::process::dup_onto(null.as_fd(), 0);

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use serde::Serialize;
 
 use super::boot::{self, Boot, BOOT_VERSION, ENV};
-use super::builder::{Builder, ChildArgs};
+use super::builder::{ChildArgs, ProcessBuilder};
 use super::{child, entry, registry, EntryReturn};
 use crate::error::{Error, Result};
 use crate::segment::transfer;
@@ -19,7 +19,7 @@ use crate::sys;
 /// Launches the child; returns its pid and the launch record file (whose
 /// last byte tells whether the child reached `init()`).
 pub(super) fn spawn<F, A, R>(
-    b: &Builder,
+    b: &ProcessBuilder,
     args: &A,
     name: &str,
     identity: Vec<u32>,
@@ -65,7 +65,7 @@ where
         identity,
         parent_name: me.name().to_owned(),
         parent_pid: me.pid(),
-        parent_start: sys::proc::start_time(me.pid()).unwrap_or(0),
+        parent_start: sys::task::start_time(me.pid()).unwrap_or(0),
         fds: fds.iter().map(AsRawFd::as_raw_fd).collect(),
         stdout: stdout.as_ref().map(AsRawFd::as_raw_fd),
         args: bytes,
@@ -129,7 +129,7 @@ fn child_args(how: &ChildArgs) -> Result<(Vec<OsString>, bool)> {
                 None => Err(Error::invalid(
                     "spawning thread",
                     "a libtest test's own thread (named after the test), or \
-                     Builder::test_name / Builder::child_args",
+                     ProcessBuilder::test_name / ProcessBuilder::child_args",
                     "an unnamed thread of a test binary: the child would not know which \
                      test to run",
                 )),

@@ -1,7 +1,7 @@
 //! The process launcher: [`Process`], [`init`], and Python's module functions
 //! [`cpu_count`], [`current_process`], [`parent_process`], [`active_children`].
 //!
-//! - `builder.rs`: [`Builder`] and the two start methods (`launch.rs`
+//! - `builder.rs`: [`ProcessBuilder`] and the two start methods (`launch.rs`
 //!   re-executes the binary, `fork.rs` forks);
 //! - `entry.rs`: how a re-executed child finds its entry function;
 //! - `boot.rs`: the launch record a child reads; `child.rs`: [`init`];
@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::sys;
 use crate::sys::process::Reap;
 
-pub use builder::Builder;
+pub use builder::ProcessBuilder;
 pub use child::init;
 pub use entry::EntryReturn;
 pub use registry::{active_children, cpu_count, current_process, parent_process, ProcessInfo};
@@ -148,10 +148,10 @@ impl Shared {
     }
 
     fn check_owner(&self) -> Result<()> {
-        if self.owner != sys::proc::pid() {
+        if self.owner != sys::task::pid() {
             return Err(Error::invalid(
                 "process handle",
-                format!("a child of this process ({})", sys::proc::pid()),
+                format!("a child of this process ({})", sys::task::pid()),
                 format!("process {}, a child of process {}", self.pid, self.owner),
             ));
         }
@@ -288,7 +288,7 @@ impl Process {
                  or use Process::builder().start_method(StartMethod::Fork)"
             )
         };
-        Builder::new().spawn(f, args)
+        ProcessBuilder::new().spawn(f, args)
     }
 
     /// A builder to set the name, daemon flag and start method.
@@ -303,8 +303,8 @@ impl Process {
     /// p.join()?;
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    pub fn builder() -> Builder {
-        Builder::new()
+    pub fn builder() -> ProcessBuilder {
+        ProcessBuilder::new()
     }
 
     pub(crate) fn from_shared(shared: Arc<Shared>) -> Process {

@@ -84,7 +84,7 @@ impl ProcessInfo {
     /// assert!(shmproc::current_process().is_alive());
     /// ```
     pub fn is_alive(&self) -> bool {
-        sys::proc::is_alive(sys::proc::TaskId {
+        sys::task::TaskId::is_alive(sys::task::TaskId {
             tid: self.pid,
             start: self.start,
         })
@@ -110,14 +110,14 @@ static GLOBALS: AtomicPtr<Globals> = AtomicPtr::new(std::ptr::null_mut());
 
 impl Globals {
     fn main_process() -> Globals {
-        let pid = sys::proc::pid();
+        let pid = sys::task::pid();
         Globals {
             pid,
             me: ProcessInfo::new(
                 "MainProcess".into(),
                 pid,
                 false,
-                sys::proc::start_time(pid).unwrap_or(0),
+                sys::task::start_time(pid).unwrap_or(0),
             ),
             parent: None,
             identity: Vec::new(),
@@ -158,7 +158,7 @@ pub(crate) fn globals() -> &'static Globals {
         // SAFETY: non-null pointers in GLOBALS come from Box::into_raw in
         // `install` and are never freed, so the reference is valid forever.
         let g = unsafe { &*p };
-        if g.pid == sys::proc::pid() {
+        if g.pid == sys::task::pid() {
             return g;
         }
     }
@@ -194,10 +194,10 @@ fn globals_slow(seen: *mut Globals) -> &'static Globals {
 /// Installs the globals of a freshly launched child (re-executed or forked).
 /// Lock-free; the previous globals (a fork's copy of the parent's) are leaked.
 pub(crate) fn install_child(name: String, daemon: bool, identity: Vec<u32>, parent: ProcessInfo) {
-    let pid = sys::proc::pid();
+    let pid = sys::task::pid();
     let g = Globals {
         pid,
-        me: ProcessInfo::new(name, pid, daemon, sys::proc::start_time(pid).unwrap_or(0)),
+        me: ProcessInfo::new(name, pid, daemon, sys::task::start_time(pid).unwrap_or(0)),
         parent: Some(parent),
         identity,
         counter: AtomicU32::new(0),

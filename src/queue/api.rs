@@ -1,17 +1,17 @@
 //! The public `Queue` type and its builder.
 
 use std::marker::PhantomData;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::block::Until;
-use super::chan::Chan;
-use super::codec::{Codec, Serde};
-use super::spec::RingSpec;
+use super::tasks;
+use crate::chan::block::Until;
+use crate::chan::codec::{fingerprint, Codec, Serde};
+use crate::chan::spec::RingSpec;
+use crate::chan::Chan;
 use crate::error::Result;
-use crate::segment::{Kind, Segment, TypeFingerprint};
+use crate::segment::{Kind, Segment};
 
 /// Bulk stream size when a builder does not say: room for a 1 MiB message
 /// and the next one, so the producer writes one while the consumer reads the
@@ -74,7 +74,7 @@ impl<T, C> std::fmt::Debug for Queue<T, C> {
 /// # Examples
 /// ```
 /// use shmproc::Queue;
-/// let name = shmproc::segment::unique_name("doc-builder");
+/// let name = format!("doc-builder-{}", std::process::id());
 /// let q: Queue<u32> = Queue::builder().name(&name).maxsize(16).create()?;
 /// let other: Queue<u32> = Queue::open(&name)?;
 /// q.put(&7)?;
@@ -98,7 +98,7 @@ impl<T, C: Codec<T>> QueueBuilder<T, C> {
     /// Names the queue so unrelated processes can [`Queue::open`] it.
     /// # Examples
     /// ```
-    /// let name = shmproc::segment::unique_name("doc-q");
+    /// let name = format!("doc-q-{}", std::process::id());
     /// let q = shmproc::Queue::<String>::builder().name(&name).create()?;
     /// shmproc::Queue::<String>::open(&name)?.put(&"hi".into())?; // elsewhere
     /// assert_eq!(q.get()?, "hi");
@@ -112,7 +112,7 @@ impl<T, C: Codec<T>> QueueBuilder<T, C> {
     /// Keeps a named queue after its creator's last handle drops.
     /// # Examples
     /// ```
-    /// let name = shmproc::segment::unique_name("doc-q-persist");
+    /// let name = format!("doc-q-persist-{}", std::process::id());
     /// drop(shmproc::PodQueue::<u8>::builder().name(&name).persist(true).create()?);
     /// shmproc::unlink(&name)?; // it outlived its creator's handles
     /// # Ok::<(), shmproc::Error>(())
@@ -204,15 +204,6 @@ impl<T, C: Codec<T>> QueueBuilder<T, C> {
     }
 }
 
-/// The type fingerprint of a queue of `T` with codec `C`.
-pub(crate) fn fingerprint<T, C: Codec<T>>() -> TypeFingerprint {
-    let mut fp = TypeFingerprint::of::<T>();
-    fp.hash = crate::segment::header::fnv1a(
-        format!("{}/{}", std::any::type_name::<T>(), C::NAME).as_bytes(),
-    );
-    fp
-}
-
 impl<T, C: Codec<T>> Queue<T, C> {
     /// An anonymous queue holding at most `maxsize` items.
     ///
@@ -247,7 +238,7 @@ impl<T, C: Codec<T>> Queue<T, C> {
     /// another kind or item type, `Corrupt` if its header or geometry is bad.
     /// # Examples
     /// ```
-    /// let name = shmproc::segment::unique_name("doc-q-open");
+    /// let name = format!("doc-q-open-{}", std::process::id());
     /// let _q = shmproc::PodQueue::<u8>::builder().name(&name).create()?;
     /// assert!(shmproc::PodQueue::<u16>::open(&name).is_err()); // another item type
     /// # Ok::<(), shmproc::Error>(())
@@ -284,12 +275,10 @@ impl<T, C: Codec<T>> Queue<T, C> {
 
     #[cold]
     fn put_joinable(&self, bytes: &[u8], until: Until) -> Result<()> {
-        let u = &self.chan.control().ring.sync.0.unfinished;
-        // Relaxed: the count is published with the item (slot-full SYNC POINT).
-        u.fetch_add(1, Ordering::Relaxed);
+        tasks::add_one(&self.chan);
         let r = self.chan.put(bytes, until, &never_gone);
         if r.is_err() {
-            super::joinable::done_one(&self.chan, 1);
+            tasks::done(&self.chan, 1);
         }
         r
     }
@@ -604,7 +593,7 @@ impl<T, C: Codec<T>> Queue<T, C> {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn is_closed(&self) -> bool {
-        super::block::is_closed(&self.chan.ring())
+        crate::chan::block::is_closed(&self.chan.ring())
     }
 
     /// The queue's name, if it is named.

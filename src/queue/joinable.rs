@@ -1,17 +1,15 @@
 //! `JoinableQueue<T>`: a [`Queue`] that counts unfinished tasks.
 
 use std::ops::Deref;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::api::{fingerprint, Queue, QueueBuilder};
-use super::chan::Chan;
-use super::codec::{Codec, Serde};
+use super::api::{Queue, QueueBuilder};
+use super::tasks;
+use crate::chan::codec::{fingerprint, Codec, Serde};
 use crate::error::{Error, Result};
 use crate::segment::{Kind, Segment};
-use crate::sync::wait::{Futex, Park};
 
 /// A queue whose consumers report each item done (Python's
 /// `multiprocessing.JoinableQueue`): every `put` adds one unfinished task,
@@ -49,28 +47,6 @@ impl<T, C> Deref for JoinableQueue<T, C> {
     fn deref(&self) -> &Queue<T, C> {
         &self.q
     }
-}
-
-/// Marks `n` tasks done; wakes joiners when none is left.
-pub(crate) fn done_one(chan: &Chan, n: u32) -> bool {
-    let u = &chan.control().ring.sync.0.unfinished;
-    // Relaxed load: the CAS below decides.
-    let mut cur = u.load(Ordering::Relaxed);
-    loop {
-        if cur < n {
-            return false;
-        }
-        // SYNC POINT tasks-done: Release pairs with join's Acquire so a joiner
-        // sees the consumers' work. SeqCst orders it before the wake below.
-        match u.compare_exchange_weak(cur, cur - n, Ordering::SeqCst, Ordering::Relaxed) {
-            Ok(_) => break,
-            Err(v) => cur = v,
-        }
-    }
-    if cur == n {
-        Futex.wake_all(u);
-    }
-    true
 }
 
 impl<T, C: Codec<T>> JoinableQueue<T, C> {
@@ -114,7 +90,7 @@ impl<T, C: Codec<T>> JoinableQueue<T, C> {
     ///
     /// # Examples
     /// ```
-    /// let name = shmproc::segment::unique_name("doc-jq");
+    /// let name = format!("doc-jq-{}", std::process::id());
     /// let _q = shmproc::JoinableQueue::<u8>::create(shmproc::Queue::builder().name(&name))?;
     /// assert!(shmproc::JoinableQueue::<u8>::open(&name).is_ok());
     /// assert!(shmproc::Queue::<u8>::open(&name).is_err()); // another kind
@@ -141,7 +117,7 @@ impl<T, C: Codec<T>> JoinableQueue<T, C> {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn task_done(&self) -> Result<()> {
-        if done_one(&self.q.chan, 1) {
+        if tasks::done(&self.q.chan, 1) {
             Ok(())
         } else {
             Err(Error::invalid(
@@ -163,15 +139,7 @@ impl<T, C: Codec<T>> JoinableQueue<T, C> {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn unfinished(&self) -> usize {
-        // Acquire: SYNC POINT tasks-done.
-        self.q
-            .chan
-            .control()
-            .ring
-            .sync
-            .0
-            .unfinished
-            .load(Ordering::Acquire) as usize
+        tasks::unfinished(&self.q.chan) as usize
     }
 
     /// Blocks until every item put has been marked done.
@@ -210,20 +178,7 @@ impl<T, C: Codec<T>> JoinableQueue<T, C> {
     }
 
     fn join_until(&self, deadline: Option<Instant>) -> Result<()> {
-        let u = &self.q.chan.control().ring.sync.0.unfinished;
-        loop {
-            // Acquire: SYNC POINT tasks-done.
-            let cur = u.load(Ordering::Acquire);
-            if cur == 0 {
-                return Ok(());
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(Error::Timeout);
-            }
-            // Bounded slices: a waker in a dead process never wakes us.
-            let slice = Instant::now() + super::block::SLICE;
-            Futex.wait(u, cur, Some(deadline.map_or(slice, |d| d.min(slice))));
-        }
+        tasks::join(&self.q.chan, deadline)
     }
 }
 

@@ -33,8 +33,8 @@ use super::Segment;
 ///
 /// # Examples
 /// ```
-/// use shmproc::segment::{counters::BLOCKED, inspect, unique_name};
-/// let name = unique_name("doc-blocked");
+/// use shmproc::inspect::{self, counters::BLOCKED};
+/// let name = format!("doc-blocked-{}", std::process::id());
 /// let lock = shmproc::Lock::builder().name(&name).create()?;
 /// let _g = lock.acquire()?;
 /// let l2 = lock.clone();
@@ -49,7 +49,7 @@ pub const BLOCKED: usize = 0;
 ///
 /// # Examples
 /// ```
-/// use shmproc::segment::{counters, Kind};
+/// use shmproc::inspect::{counters, Kind};
 /// assert!(counters::names(Kind::Value).contains(&(counters::OWNER_DIED, "owner-died recoveries")));
 /// ```
 pub const OWNER_DIED: usize = 1;
@@ -57,7 +57,7 @@ pub const OWNER_DIED: usize = 1;
 ///
 /// # Examples
 /// ```
-/// use shmproc::segment::{counters, Kind};
+/// use shmproc::inspect::{counters, Kind};
 /// assert!(counters::names(Kind::Condition).iter().any(|(s, _)| *s == counters::CONDITION_WAITS));
 /// ```
 pub const CONDITION_WAITS: usize = 2;
@@ -67,7 +67,7 @@ pub const CONDITION_WAITS: usize = 2;
 ///
 /// # Examples
 /// ```
-/// use shmproc::segment::{counters, Kind};
+/// use shmproc::inspect::{counters, Kind};
 /// assert!(counters::names(Kind::Queue).iter().any(|(s, _)| *s == counters::GET_SLEEPS));
 /// ```
 pub const GET_SLEEPS: usize = 3;
@@ -76,7 +76,7 @@ pub const GET_SLEEPS: usize = 3;
 ///
 /// # Examples
 /// ```
-/// use shmproc::segment::{counters, Kind};
+/// use shmproc::inspect::{counters, Kind};
 /// assert!(counters::names(Kind::Pipe).iter().any(|(s, _)| *s == counters::RECLAIMED));
 /// ```
 pub const RECLAIMED: usize = 4;
@@ -85,7 +85,7 @@ pub const RECLAIMED: usize = 4;
 ///
 /// # Examples
 /// ```
-/// use shmproc::segment::{counters, Kind};
+/// use shmproc::inspect::{counters, Kind};
 /// assert!(counters::names(Kind::Pool).contains(&(counters::WORKERS_REPLACED, "workers replaced")));
 /// ```
 pub const WORKERS_REPLACED: usize = 5;
@@ -93,7 +93,7 @@ pub const WORKERS_REPLACED: usize = 5;
 ///
 /// # Examples
 /// ```
-/// use shmproc::segment::{counters, Kind};
+/// use shmproc::inspect::{counters, Kind};
 /// assert!(counters::names(Kind::Pool).iter().any(|(s, _)| *s == counters::TASKS_FAILED));
 /// ```
 pub const TASKS_FAILED: usize = 6;
@@ -108,9 +108,9 @@ static ENABLED: AtomicBool = AtomicBool::new(true);
 ///
 /// # Examples
 /// ```
-/// shmproc::segment::counters::set_enabled(false);
-/// assert!(!shmproc::segment::counters::enabled());
-/// shmproc::segment::counters::set_enabled(true);
+/// shmproc::inspect::counters::set_enabled(false);
+/// assert!(!shmproc::inspect::counters::enabled());
+/// shmproc::inspect::counters::set_enabled(true);
 /// ```
 pub fn set_enabled(on: bool) {
     // Relaxed: a switch read on its own; no data is published through it.
@@ -121,7 +121,7 @@ pub fn set_enabled(on: bool) {
 ///
 /// # Examples
 /// ```
-/// assert!(shmproc::segment::counters::enabled());
+/// assert!(shmproc::inspect::counters::enabled());
 /// ```
 pub fn enabled() -> bool {
     // Relaxed: see `set_enabled`.
@@ -132,7 +132,7 @@ pub fn enabled() -> bool {
 ///
 /// # Examples
 /// ```
-/// use shmproc::segment::{counters, Kind};
+/// use shmproc::inspect::{counters, Kind};
 /// assert_eq!(counters::names(Kind::Lock)[1], (counters::OWNER_DIED, "owner-died recoveries"));
 /// ```
 pub fn names(kind: Kind) -> &'static [(usize, &'static str)] {
@@ -175,16 +175,7 @@ impl Segment {
     }
 
     /// A snapshot of this segment's counters (meanings: [`names`]).
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::segment::{counters, Kind, Placement, Segment, Spec, TypeFingerprint};
-    /// let spec = Spec { kind: Kind::Lock, ty: TypeFingerprint::none(), payload_len: 16, params: [0; 4] };
-    /// let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
-    /// assert_eq!(seg.counters()[counters::BLOCKED], 0);
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
-    pub fn counters(&self) -> [u64; COUNTERS] {
+    pub(crate) fn counters(&self) -> [u64; COUNTERS] {
         self.header().counters()
     }
 }

@@ -27,71 +27,27 @@ use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
 /// `"SHMPROC\0"` read as a little-endian u64.
-///
-/// # Examples
-/// ```
-/// assert_eq!(&shmproc::segment::MAGIC.to_le_bytes(), b"SHMPROC\0");
-/// ```
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMPROC\0");
 /// Bumped whenever any shared layout changes incompatibly (2: the counters
-/// block made the header 256 bytes).
-///
-/// # Examples
-/// ```
-/// assert_eq!(shmproc::segment::LAYOUT_VERSION, 2);
-/// ```
-pub const LAYOUT_VERSION: u32 = 2;
+/// block made the header 256 bytes; 3: queue and pipe control blocks of
+/// 2048 bytes, one wait word per sleeping side, the bulk stream as a byte
+/// ring with robust locks).
+pub const LAYOUT_VERSION: u32 = 3;
 /// The `init` word once the creator has finished initialising.
-///
-/// # Examples
-/// ```
-/// assert_eq!(&shmproc::segment::INIT_READY.to_be_bytes(), b"REDY");
-/// ```
 pub const INIT_READY: u32 = 0x5245_4459; // "REDY"
 /// Size of the header; the payload starts here (four cache lines: two of
 /// identity, two of counters, so counter updates never share a line with the
 /// payload's hot words). A power of two: the payload is aligned to it.
-///
-/// # Examples
-/// ```
-/// assert_eq!(shmproc::segment::HEADER_LEN, 256);
-/// ```
 pub const HEADER_LEN: usize = 256;
 /// Words (8 bytes each) of the element type's name kept in the header.
-///
-/// # Examples
-/// ```
-/// assert_eq!(shmproc::segment::header::TYPE_NAME_WORDS * 8, 32); // bytes of the name kept
-/// ```
 pub const TYPE_NAME_WORDS: usize = 4;
 /// How many kind-specific parameters the header carries.
-///
-/// # Examples
-/// ```
-/// assert_eq!(shmproc::segment::header::PARAMS, 4);
-/// ```
 pub const PARAMS: usize = 4;
 /// How many statistics counters the header carries.
-///
-/// # Examples
-/// ```
-/// assert_eq!(shmproc::segment::COUNTERS, 16);
-/// ```
 pub const COUNTERS: usize = 16;
 
 /// The segment header. All fields are written by the creator before `init` is
 /// published and never change afterwards.
-///
-/// # Examples
-/// ```
-/// # use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
-/// # let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] };
-/// # let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
-/// let h = seg.header();
-/// assert_eq!(h.type_name(), "u64");
-/// assert_eq!(h.counters(), [0; 16]);
-/// # Ok::<(), shmproc::Error>(())
-/// ```
 #[repr(C, align(64))]
 #[derive(Debug)]
 pub struct Header {
@@ -121,12 +77,6 @@ const _: () = assert!(std::mem::offset_of!(Header, counters) == 128);
 
 /// What kind of object a segment holds. Stored as a u32; values are part of
 /// the layout and never reused.
-///
-/// # Examples
-/// ```
-/// use shmproc::segment::Kind;
-/// assert_eq!(Kind::Queue.to_string(), "queue");
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum Kind {
@@ -164,11 +114,6 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, for lookups by number.
-    ///
-    /// # Examples
-    /// ```
-    /// assert!(shmproc::segment::Kind::ALL.len() >= 15);
-    /// ```
     pub const ALL: [Kind; 15] = [
         Kind::Lock,
         Kind::RLock,
@@ -188,23 +133,11 @@ impl Kind {
     ];
 
     /// The kind stored as `raw`, if any.
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::segment::Kind;
-    /// assert_eq!(Kind::from_u32(Kind::Lock as u32), Some(Kind::Lock));
-    /// assert_eq!(Kind::from_u32(999), None);
-    /// ```
     pub fn from_u32(raw: u32) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| *k as u32 == raw)
     }
 
     /// Lower-case name, as used in messages and by the CLI.
-    ///
-    /// # Examples
-    /// ```
-    /// assert_eq!(shmproc::segment::Kind::BoundedSemaphore.name(), "bounded semaphore");
-    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Kind::Lock => "lock",
@@ -235,12 +168,6 @@ impl fmt::Display for Kind {
 /// Identifies the element type a segment was created for: size, alignment and
 /// a hash of its type name. Two programs built from the same source agree;
 /// a type rename or a layout change is caught as `Incompatible`.
-///
-/// # Examples
-/// ```
-/// use shmproc::segment::TypeFingerprint;
-/// assert_ne!(TypeFingerprint::of::<u32>(), TypeFingerprint::of::<i32>()); // same size, other name
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TypeFingerprint {
     /// `size_of::<T>()`.
@@ -255,12 +182,6 @@ pub struct TypeFingerprint {
 
 impl TypeFingerprint {
     /// The fingerprint of `T`.
-    ///
-    /// # Examples
-    /// ```
-    /// let f = shmproc::segment::TypeFingerprint::of::<[u16; 3]>();
-    /// assert_eq!((f.size, f.align), (6, 2));
-    /// ```
     pub fn of<T>() -> Self {
         let name = std::any::type_name::<T>();
         TypeFingerprint {
@@ -272,11 +193,6 @@ impl TypeFingerprint {
     }
 
     /// The fingerprint used by objects with no element type (locks, events...).
-    ///
-    /// # Examples
-    /// ```
-    /// assert_eq!(shmproc::segment::TypeFingerprint::none().size, 0);
-    /// ```
     pub fn none() -> Self {
         Self::of::<()>()
     }
@@ -285,15 +201,6 @@ impl TypeFingerprint {
 impl Header {
     /// The element type name recorded by the creator (up to 32 bytes; a name cut
     /// inside a UTF-8 sequence or scribbled by a peer is shown lossily).
-    ///
-    /// # Examples
-    /// ```
-    /// # use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
-    /// # let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] };
-    /// # let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
-    /// assert_eq!(seg.header().type_name(), "u64");
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
     pub fn type_name(&self) -> String {
         let mut bytes = Vec::with_capacity(TYPE_NAME_WORDS * 8);
         for w in &self.type_name {
@@ -305,15 +212,6 @@ impl Header {
     }
 
     /// A snapshot of the statistics counters (see [`crate::segment::counters`]).
-    ///
-    /// # Examples
-    /// ```
-    /// # use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
-    /// # let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] };
-    /// # let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
-    /// assert_eq!(seg.header().counters()[0], 0);
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
     pub fn counters(&self) -> [u64; COUNTERS] {
         // Relaxed: statistics, each word read on its own; nothing is published.
         std::array::from_fn(|i| self.counters[i].load(std::sync::atomic::Ordering::Relaxed))
@@ -333,11 +231,6 @@ impl Header {
 }
 
 /// 64-bit FNV-1a: tiny, stable across builds and platforms.
-///
-/// # Examples
-/// ```
-/// assert_eq!(shmproc::segment::header::fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-/// ```
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {

@@ -19,8 +19,8 @@ use super::header::{
 };
 use super::{Segment, TypeFingerprint};
 use crate::error::{Error, Result};
-use crate::sys::proc::{self, TaskId};
 use crate::sys::shm::NAME_PREFIX;
+use crate::sys::task::{self, TaskId};
 
 /// Where named segments live.
 const SHM_DIR: &str = "/dev/shm";
@@ -29,8 +29,8 @@ const SHM_DIR: &str = "/dev/shm";
 ///
 /// # Examples
 /// ```
-/// use shmproc::segment::inspect::{info, Status};
-/// let name = shmproc::segment::unique_name("doc-status");
+/// use shmproc::inspect::{info, Status};
+/// let name = format!("doc-status-{}", std::process::id());
 /// let _ev = shmproc::Event::builder().name(&name).create()?;
 /// assert_eq!(info(&name)?.status, Status::Ready);
 /// # Ok::<(), shmproc::Error>(())
@@ -64,11 +64,11 @@ impl std::fmt::Display for Status {
 ///
 /// # Examples
 /// ```
-/// let name = shmproc::segment::unique_name("doc-seginfo");
+/// let name = format!("doc-seginfo-{}", std::process::id());
 /// let _v = shmproc::Value::builder().name(&name).value(1u32).create()?;
-/// let i = shmproc::segment::inspect::info(&name)?;
+/// let i = shmproc::inspect::info(&name)?;
 /// assert_eq!((i.type_name.as_str(), i.type_size), ("u32", 4));
-/// assert_eq!(i.creator.map(|c| c.tid), Some(std::process::id()));
+/// assert_eq!(i.creator, Some(std::process::id()));
 /// # Ok::<(), shmproc::Error>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -87,8 +87,11 @@ pub struct SegmentInfo {
     pub type_size: u32,
     /// The layout version in the header.
     pub version: u32,
-    /// Who created it (pid and start time), if the header is readable.
-    pub creator: Option<TaskId>,
+    /// The pid of the process that created it, if the header is readable.
+    pub creator: Option<u32>,
+    /// That process's start time (clock ticks since boot): with the pid,
+    /// names it across pid reuse.
+    creator_start: Option<u64>,
     /// Whether that creator still runs (pid *and* start time match, so a
     /// reused pid does not count), if known.
     pub creator_alive: Option<bool>,
@@ -106,10 +109,10 @@ impl SegmentInfo {
     ///
     /// # Examples
     /// ```
-    /// let name = shmproc::segment::unique_name("doc-orphan");
+    /// let name = format!("doc-orphan-{}", std::process::id());
     /// let _l = shmproc::Lock::builder().name(&name).create()?;
     /// // Our creator (this process) is alive: never an orphan.
-    /// assert!(!shmproc::segment::inspect::info(&name)?.is_orphan(true));
+    /// assert!(!shmproc::inspect::info(&name)?.is_orphan(true));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn is_orphan(&self, corrupt: bool) -> bool {
@@ -156,15 +159,7 @@ fn names() -> Result<Vec<String>> {
 ///
 /// # Errors
 /// The OS error if `/dev/shm` cannot be read.
-///
-/// # Examples
-/// ```
-/// for s in shmproc::segment::inspect::list()? {
-///     println!("{} {:?} {}", s.name, s.kind, s.status);
-/// }
-/// # Ok::<(), shmproc::Error>(())
-/// ```
-pub fn list() -> Result<Vec<SegmentInfo>> {
+pub(crate) fn list() -> Result<Vec<SegmentInfo>> {
     let users = users_by_name();
     let mut out = Vec::new();
     for name in names()? {
@@ -185,10 +180,10 @@ pub fn list() -> Result<Vec<SegmentInfo>> {
 ///
 /// # Examples
 /// ```
-/// let name = shmproc::segment::unique_name("doc-info");
+/// let name = format!("doc-info-{}", std::process::id());
 /// let lock = shmproc::Lock::builder().name(&name).create()?;
-/// let info = shmproc::segment::inspect::info(&name)?;
-/// assert_eq!(info.kind, Some(shmproc::segment::Kind::Lock));
+/// let info = shmproc::inspect::info(&name)?;
+/// assert_eq!(info.kind, Some(shmproc::inspect::Kind::Lock));
 /// assert_eq!(info.creator_alive, Some(true));
 /// # Ok::<(), shmproc::Error>(())
 /// ```
@@ -206,6 +201,7 @@ fn unreadable(name: &str, e: Error, users: &HashMap<String, Vec<u32>>) -> Segmen
         type_size: 0,
         version: 0,
         creator: None,
+        creator_start: None,
         creator_alive: None,
         params: [0; PARAMS],
         counters: [0; COUNTERS],
@@ -263,8 +259,9 @@ fn read_info(name: &str, users: &HashMap<String, Vec<u32>>) -> Result<SegmentInf
     let start = u64_at(&img, offset_of!(Header, creator_start));
     if pid != 0 {
         let who = TaskId { tid: pid, start };
-        info.creator = Some(who);
-        info.creator_alive = Some(proc::is_alive(who));
+        info.creator = Some(who.tid);
+        info.creator_start = Some(who.start);
+        info.creator_alive = Some(who.is_alive());
     }
     if info.version != LAYOUT_VERSION {
         info.status = Status::Incompatible(format!(
@@ -306,16 +303,7 @@ fn read_info(name: &str, users: &HashMap<String, Vec<u32>>) -> Result<SegmentInf
 ///
 /// # Errors
 /// As [`Segment::open`]; `Corrupt` for an unknown kind.
-///
-/// # Examples
-/// ```
-/// let name = shmproc::segment::unique_name("doc-found");
-/// let _a = shmproc::Array::<u16>::builder().name(&name).len(3).create()?;
-/// let seg = shmproc::segment::inspect::open_as_found(&name)?; // no type needed
-/// assert_eq!(seg.kind(), shmproc::segment::Kind::Array);
-/// # Ok::<(), shmproc::Error>(())
-/// ```
-pub fn open_as_found(name: &str) -> Result<Segment> {
+pub(crate) fn open_as_found(name: &str) -> Result<Segment> {
     // The header only: no need to scan /proc for users here.
     let info = read_info(name, &HashMap::new())?;
     let kind = info.kind.ok_or_else(|| Error::Corrupt {
@@ -351,10 +339,10 @@ pub fn open_as_found(name: &str) -> Result<Segment> {
 ///
 /// # Examples
 /// ```
-/// let name = shmproc::segment::unique_name("doc-remove");
+/// let name = format!("doc-remove-{}", std::process::id());
 /// std::fs::write(format!("/dev/shm/shmproc.{name}"), b"junk")?;
-/// shmproc::segment::inspect::remove(&name)?;
-/// assert!(shmproc::segment::inspect::info(&name).is_err());
+/// shmproc::inspect::remove(&name)?;
+/// assert!(shmproc::inspect::info(&name).is_err());
 /// # Ok::<(), shmproc::Error>(())
 /// ```
 pub fn remove(name: &str) -> Result<()> {
@@ -369,7 +357,7 @@ pub fn remove(name: &str) -> Result<()> {
 ///
 /// # Examples
 /// ```
-/// for c in shmproc::segment::inspect::clean("doc-no-such-prefix-", false)? {
+/// for c in shmproc::inspect::clean("doc-no-such-prefix-", false)? {
 ///     println!("{} {}: {}", if c.removed { "removed" } else { "kept" }, c.name, c.reason);
 /// }
 /// # Ok::<(), shmproc::Error>(())
@@ -398,9 +386,9 @@ pub struct Cleaned {
 ///
 /// # Examples
 /// ```
-/// let name = shmproc::segment::unique_name("doc-clean");
+/// let name = format!("doc-clean-{}", std::process::id());
 /// let _l = shmproc::Lock::builder().name(&name).create()?;
-/// let report = shmproc::segment::inspect::clean(&name, false)?;
+/// let report = shmproc::inspect::clean(&name, false)?;
 /// assert!(!report[0].removed); // its creator (us) is alive
 /// # Ok::<(), shmproc::Error>(())
 /// ```
@@ -416,7 +404,7 @@ pub fn clean(prefix: &str, corrupt: bool) -> Result<Vec<Cleaned>> {
             let why = if !s.users.is_empty() {
                 format!("in use by pid {}", join_pids(&s.users))
             } else if s.creator_alive == Some(true) {
-                format!("creator {} is alive", s.creator.map_or(0, |c| c.tid))
+                format!("creator {} is alive", s.creator.unwrap_or(0))
             } else {
                 format!("{} (use --corrupt to remove)", s.status)
             };
@@ -425,7 +413,9 @@ pub fn clean(prefix: &str, corrupt: bool) -> Result<Vec<Cleaned>> {
         }
         // Re-check just before removing: same creator, still unused.
         match info(&s.name) {
-            Ok(again) if again.creator == s.creator && again.is_orphan(corrupt) => {}
+            Ok(again)
+                if (again.creator, again.creator_start) == (s.creator, s.creator_start)
+                    && again.is_orphan(corrupt) => {}
             Ok(_) => {
                 out.push(keep("changed while cleaning".into()));
                 continue;
@@ -436,7 +426,7 @@ pub fn clean(prefix: &str, corrupt: bool) -> Result<Vec<Cleaned>> {
             }
         }
         let reason = match s.creator {
-            Some(c) => format!("creator {} is dead and nobody uses it", c.tid),
+            Some(pid) => format!("creator {pid} is dead and nobody uses it"),
             None => format!("{} and nobody uses it", s.status),
         };
         out.push(match remove(&s.name) {
@@ -462,7 +452,7 @@ fn join_pids(pids: &[u32]) -> String {
 /// `/proc/<pid>/maps`) or hold it open (`/proc/<pid>/fd`). Processes we may
 /// not read (other users) are skipped: they cannot open our 0600 files.
 fn users_by_name() -> HashMap<String, Vec<u32>> {
-    let me = proc::pid();
+    let me = task::pid();
     let mut users: HashMap<String, Vec<u32>> = HashMap::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return users;
@@ -576,7 +566,7 @@ mod tests {
         assert_eq!(i.type_name, "u64");
         assert_eq!(i.params[0], 7);
         assert_eq!(i.counters[0], 1);
-        assert_eq!(i.creator.unwrap().tid, proc::pid());
+        assert_eq!(i.creator, Some(task::pid()));
         assert_eq!(i.creator_alive, Some(true));
         assert_eq!(i.file_len, HEADER_LEN as u64 + 64);
         assert!(i.users.is_empty(), "this process is never listed");

@@ -7,10 +7,10 @@
 //! `docs/protocols/segment.md` for the layout and the init protocol.
 
 pub mod counters;
-pub mod header;
-pub mod inspect;
-pub mod name;
-pub mod transfer;
+pub(crate) mod header;
+pub(crate) mod inspect;
+pub(crate) mod name;
+pub(crate) mod transfer;
 
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -22,11 +22,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
 use crate::sys::{self, futex};
-pub use header::{
-    Header, Kind, TypeFingerprint, COUNTERS, HEADER_LEN, INIT_READY, LAYOUT_VERSION, MAGIC,
-};
-pub use name::{unique_name, unlink};
-pub use transfer::Wire;
+pub use header::Kind;
+pub(crate) use header::{Header, TypeFingerprint, HEADER_LEN, INIT_READY, LAYOUT_VERSION, MAGIC};
+#[cfg(test)]
+pub(crate) use name::unique_name;
+pub use name::unlink;
+pub(crate) use transfer::Wire;
 
 /// How long an opener waits for a creator to finish initialising.
 const INIT_WAIT: Duration = Duration::from_secs(2);
@@ -52,13 +53,6 @@ unsafe impl ShmSafe for AtomicU64 {}
 unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {}
 
 /// What a new segment is: its kind, element type, payload size and parameters.
-///
-/// # Examples
-/// ```
-/// use shmproc::segment::{Kind, Spec, TypeFingerprint};
-/// let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 8, params: [0; 4] };
-/// assert_eq!(spec.ty.size, 8);
-/// ```
 #[derive(Debug, Clone)]
 pub struct Spec {
     /// The object kind.
@@ -72,12 +66,6 @@ pub struct Spec {
 }
 
 /// Where a new segment lives.
-///
-/// # Examples
-/// ```
-/// let anonymous = shmproc::segment::Placement::default();
-/// assert!(anonymous.name.is_none() && !anonymous.persist);
-/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Placement {
     /// `None` for an anonymous segment, else the name (validated).
@@ -87,16 +75,6 @@ pub struct Placement {
 }
 
 /// A handle to one mapped segment. Clones share the mapping.
-///
-/// # Examples
-/// ```
-/// # use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
-/// # let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] };
-/// # let seg = Segment::create(&spec, &Placement::default(), |_| Ok(()))?;
-/// let copy = seg.clone(); // the same mapping
-/// assert_eq!(copy.payload_len(), 64);
-/// # Ok::<(), shmproc::Error>(())
-/// ```
 #[derive(Clone)]
 pub struct Segment {
     inner: Arc<Inner>,
@@ -116,7 +94,7 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if self.unlink_on_drop && sys::proc::pid() == self.handle_pid {
+        if self.unlink_on_drop && sys::task::pid() == self.handle_pid {
             if let Some(name) = &self.name {
                 if sys::shm::unlink_named(name).is_ok() {
                     log::debug!("shmproc: unlinked named segment {name} (creator's last handle)");
@@ -140,19 +118,6 @@ impl Segment {
     /// Creates a segment, runs `init` on it (the payload is zeroed), then
     /// publishes it as ready. A named segment whose name is taken fails with
     /// an `Os` error carrying `EEXIST`.
-    ///
-    /// # Examples
-    /// ```
-    /// use std::sync::atomic::{AtomicU64, Ordering};
-    /// use shmproc::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
-    /// let spec = Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 8, params: [0; 4] };
-    /// let seg = Segment::create(&spec, &Placement::default(), |s| {
-    ///     s.view::<AtomicU64>(0)?.store(7, Ordering::Relaxed); // before openers see it
-    ///     Ok(())
-    /// })?;
-    /// assert_eq!(seg.view::<AtomicU64>(0)?.load(Ordering::Relaxed), 7);
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
     pub fn create(
         spec: &Spec,
         place: &Placement,
@@ -184,12 +149,12 @@ impl Segment {
                 name: place.name.clone(),
                 kind: spec.kind,
                 unlink_on_drop: place.name.is_some() && !place.persist,
-                handle_pid: sys::proc::pid(),
+                handle_pid: sys::task::pid(),
             }),
         };
         // From here on, dropping `seg` on an error path unlinks the name.
         let h = seg.header();
-        let me = sys::proc::current_task();
+        let me = sys::task::current();
         // Relaxed: nothing is visible to openers before the Release store of `init`.
         h.magic.store(MAGIC, Ordering::Relaxed);
         h.version.store(LAYOUT_VERSION, Ordering::Relaxed);
@@ -199,9 +164,9 @@ impl Segment {
         h.type_hash.store(spec.ty.hash, Ordering::Relaxed);
         h.set_type_name(spec.ty.name);
         h.total_len.store(total, Ordering::Relaxed);
-        h.creator_pid.store(sys::proc::pid(), Ordering::Relaxed);
+        h.creator_pid.store(sys::task::pid(), Ordering::Relaxed);
         h.creator_start.store(
-            sys::proc::start_time(sys::proc::pid()).unwrap_or(me.start),
+            sys::task::start_time(sys::task::pid()).unwrap_or(me.start),
             Ordering::Relaxed,
         );
         for (slot, v) in h.params.iter().zip(spec.params) {
@@ -222,19 +187,6 @@ impl Segment {
     }
 
     /// Opens the named segment `name`, expecting `kind` and element type `ty`.
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::segment::{unique_name, Kind, Placement, Segment, Spec, TypeFingerprint};
-    /// let name = unique_name("doc-seg");
-    /// let spec = Spec { kind: Kind::Event, ty: TypeFingerprint::none(), payload_len: 8, params: [0; 4] };
-    /// let place = Placement { name: Some(name.clone()), persist: false };
-    /// let seg = Segment::create(&spec, &place, |_| Ok(()))?;
-    /// let again = Segment::open(&name, Kind::Event, &TypeFingerprint::none())?;
-    /// assert!(Segment::open(&name, Kind::Lock, &TypeFingerprint::none()).is_err()); // other kind
-    /// # drop((again, seg));
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
     pub fn open(name: &str, kind: Kind, ty: &TypeFingerprint) -> Result<Segment> {
         name::validate(name)?;
         let fd = sys::shm::open_named(name)?;
@@ -242,15 +194,6 @@ impl Segment {
     }
 
     /// Maps and validates the segment behind `fd` (anonymous when `name` is None).
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::segment::{Kind, Segment, TypeFingerprint};
-    /// let fd = std::fs::File::open("/dev/null")?.into();
-    /// // Not a segment: an error, never a crash.
-    /// assert!(Segment::from_fd(fd, None, Kind::Lock, &TypeFingerprint::none()).is_err());
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
     pub fn from_fd(
         fd: OwnedFd,
         name: Option<String>,
@@ -280,7 +223,7 @@ impl Segment {
                 name,
                 kind,
                 unlink_on_drop: false,
-                handle_pid: sys::proc::pid(),
+                handle_pid: sys::task::pid(),
             }),
         };
         seg.validate(len, kind, ty, &corrupt)?;
@@ -391,14 +334,6 @@ impl Segment {
     }
 
     /// The header at the start of the mapping.
-    ///
-    /// # Examples
-    /// ```
-    /// # use shmproc::segment::*;
-    /// # let seg = Segment::create(&Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] }, &Placement::default(), |_| Ok(()))?;
-    /// assert_eq!(seg.header().type_name(), "u64");
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
     pub fn header(&self) -> &Header {
         // SAFETY:
         // - the mapping is at least HEADER_LEN bytes (checked on open; set on create);
@@ -409,61 +344,24 @@ impl Segment {
     }
 
     /// Kind-specific parameter `i` from the header (untrusted: validate it).
-    ///
-    /// # Examples
-    /// ```
-    /// # use shmproc::segment::*;
-    /// # let seg = Segment::create(&Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] }, &Placement::default(), |_| Ok(()))?;
-    /// assert_eq!(seg.param(2), 3);
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
     pub fn param(&self, i: usize) -> u64 {
         // Relaxed: header fields are immutable after the Acquire of `init`.
         self.header().params[i].load(Ordering::Relaxed)
     }
 
     /// Payload length in bytes (mapping length minus the header).
-    ///
-    /// # Examples
-    /// ```
-    /// # use shmproc::segment::*;
-    /// # let seg = Segment::create(&Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] }, &Placement::default(), |_| Ok(()))?;
-    /// assert_eq!(seg.payload_len(), 64);
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
     pub fn payload_len(&self) -> usize {
         self.inner.map.len() - HEADER_LEN
     }
 
     /// A reference to a `T` at payload offset `offset`, bounds- and
     /// alignment-checked.
-    ///
-    /// # Examples
-    /// ```
-    /// use std::sync::atomic::AtomicU64;
-    /// # use shmproc::segment::*;
-    /// # let seg = Segment::create(&Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] }, &Placement::default(), |_| Ok(()))?;
-    /// assert!(seg.view::<AtomicU64>(56).is_ok());
-    /// assert!(seg.view::<AtomicU64>(64).is_err()); // past the end
-    /// assert!(seg.view::<AtomicU64>(4).is_err()); // misaligned
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
     pub fn view<T: ShmSafe>(&self, offset: usize) -> Result<&T> {
         self.view_slice::<T>(offset, 1).map(|s| &s[0])
     }
 
     /// A slice of `count` `T`s at payload offset `offset`, bounds- and
     /// alignment-checked.
-    ///
-    /// # Examples
-    /// ```
-    /// use std::sync::atomic::AtomicU32;
-    /// # use shmproc::segment::*;
-    /// # let seg = Segment::create(&Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] }, &Placement::default(), |_| Ok(()))?;
-    /// assert_eq!(seg.view_slice::<AtomicU32>(0, 16)?.len(), 16);
-    /// assert!(seg.view_slice::<AtomicU32>(0, 17).is_err());
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
     pub fn view_slice<T: ShmSafe>(&self, offset: usize, count: usize) -> Result<&[T]> {
         let size = std::mem::size_of::<T>();
         let end = count
@@ -494,16 +392,30 @@ impl Segment {
         Ok(unsafe { std::slice::from_raw_parts(addr as *const T, count) })
     }
 
+    /// A pointer to the `len` plain bytes at payload offset `offset`,
+    /// bounds-checked (for data that protocols move with plain copies: ring
+    /// bytes, array elements). Callers synchronise their accesses themselves.
+    pub(crate) fn bytes_at(&self, offset: usize, len: usize) -> Result<std::ptr::NonNull<u8>> {
+        if offset
+            .checked_add(len)
+            .is_none_or(|end| end > self.payload_len())
+        {
+            return Err(Error::Corrupt {
+                segment: self.label(),
+                what: "payload length".into(),
+                expected: format!("room for {len} bytes at offset {offset}"),
+                found: format!("{} payload bytes", self.payload_len()),
+            });
+        }
+        // In bounds (checked above), so wrapping_add needs no unsafe.
+        Ok(
+            std::ptr::NonNull::new(self.payload_ptr().wrapping_add(offset))
+                .expect("mapping is non-null"),
+        )
+    }
+
     /// Raw pointer to the first payload byte. Callers that write through it must
     /// keep within [`payload_len`](Self::payload_len) and synchronise themselves.
-    ///
-    /// # Examples
-    /// ```
-    /// # use shmproc::segment::*;
-    /// # let seg = Segment::create(&Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] }, &Placement::default(), |_| Ok(()))?;
-    /// assert_eq!(seg.payload_ptr() as usize % shmproc::segment::HEADER_LEN, 0);
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
     pub fn payload_ptr(&self) -> *mut u8 {
         // HEADER_LEN is within the mapping (checked on open and create), so the
         // offset pointer stays in bounds; wrapping_add needs no unsafe.
@@ -511,40 +423,16 @@ impl Segment {
     }
 
     /// The segment's name, if it is named.
-    ///
-    /// # Examples
-    /// ```
-    /// # use shmproc::segment::*;
-    /// # let seg = Segment::create(&Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] }, &Placement::default(), |_| Ok(()))?;
-    /// assert_eq!(seg.name(), None);
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
     pub fn name(&self) -> Option<&str> {
         self.inner.name.as_deref()
     }
 
     /// The kind this handle was created or opened as.
-    ///
-    /// # Examples
-    /// ```
-    /// # use shmproc::segment::*;
-    /// # let seg = Segment::create(&Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] }, &Placement::default(), |_| Ok(()))?;
-    /// assert_eq!(seg.kind(), Kind::Value);
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
     pub fn kind(&self) -> Kind {
         self.inner.kind
     }
 
     /// The name, or `anonymous`, for messages.
-    ///
-    /// # Examples
-    /// ```
-    /// # use shmproc::segment::*;
-    /// # let seg = Segment::create(&Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] }, &Placement::default(), |_| Ok(()))?;
-    /// assert_eq!(seg.label(), "anonymous");
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
     pub fn label(&self) -> String {
         self.inner
             .name
@@ -552,33 +440,8 @@ impl Segment {
             .unwrap_or_else(|| "anonymous".into())
     }
 
-    /// The creator's process id, as recorded in the header.
-    ///
-    /// # Examples
-    /// ```
-    /// # use shmproc::segment::*;
-    /// # let seg = Segment::create(&Spec { kind: Kind::Value, ty: TypeFingerprint::of::<u64>(), payload_len: 64, params: [1, 2, 3, 4] }, &Placement::default(), |_| Ok(()))?;
-    /// assert_eq!(seg.creator_pid(), std::process::id());
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
-    pub fn creator_pid(&self) -> u32 {
-        // Relaxed: immutable after init.
-        self.header().creator_pid.load(Ordering::Relaxed)
-    }
-
     /// The reference this handle serializes to, registering an anonymous
     /// segment's descriptor with the current export scope.
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::segment::{unique_name, Kind, Placement, Segment, Spec, TypeFingerprint};
-    /// let name = unique_name("doc-seg");
-    /// let spec = Spec { kind: Kind::Event, ty: TypeFingerprint::none(), payload_len: 8, params: [0; 4] };
-    /// let place = Placement { name: Some(name.clone()), persist: false };
-    /// let seg = Segment::create(&spec, &place, |_| Ok(()))?;
-    /// assert_eq!(seg.to_wire()?, shmproc::segment::Wire::Named(name));
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
     pub fn to_wire(&self) -> Result<Wire> {
         if let Some(n) = &self.inner.name {
             return Ok(Wire::Named(n.clone()));
@@ -604,18 +467,6 @@ impl Segment {
     }
 
     /// Opens the segment a [`Wire`] reference names, expecting `kind` and `ty`.
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::segment::{unique_name, Kind, Placement, Segment, Spec, TypeFingerprint};
-    /// let name = unique_name("doc-seg");
-    /// let spec = Spec { kind: Kind::Event, ty: TypeFingerprint::none(), payload_len: 8, params: [0; 4] };
-    /// let place = Placement { name: Some(name.clone()), persist: false };
-    /// let seg = Segment::create(&spec, &place, |_| Ok(()))?;
-    /// let again = Segment::from_wire(seg.to_wire()?, Kind::Event, &TypeFingerprint::none())?;
-    /// assert_eq!(again.name(), Some(name.as_str()));
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
     pub fn from_wire(wire: Wire, kind: Kind, ty: &TypeFingerprint) -> Result<Segment> {
         match wire {
             Wire::Named(n) => Segment::open(&n, kind, ty),
@@ -640,14 +491,6 @@ impl Segment {
     }
 
     /// Serializes this handle (for the `Serialize` impls of shared objects).
-    ///
-    /// # Examples
-    /// ```
-    /// // The serde impls of every shared object are built on it:
-    /// let bytes = postcard::to_stdvec(&shmproc::Lock::builder().name(shmproc::segment::unique_name("doc-ser")).create()?);
-    /// assert!(bytes.is_ok());
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
     pub fn serialize_handle<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::Error as _;
         match self.to_wire() {
@@ -661,17 +504,6 @@ impl Segment {
     }
 
     /// Deserializes a handle of `kind`/`ty` (for the `Deserialize` impls).
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::Lock;
-    /// let lock = Lock::builder().name(shmproc::segment::unique_name("doc-de")).create()?;
-    /// let bytes = postcard::to_stdvec(&lock).unwrap();
-    /// let back: Lock = postcard::from_bytes(&bytes).unwrap(); // the same lock
-    /// let _g = back.acquire()?;
-    /// assert!(lock.is_locked());
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
     pub fn deserialize_handle<'de, D: Deserializer<'de>>(
         d: D,
         kind: Kind,

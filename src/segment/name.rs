@@ -1,30 +1,14 @@
 //! Segment names: what a user may call a named object.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use crate::error::{Error, Result};
 use crate::sys;
 
 /// Longest accepted name (NAME_MAX is 255; the `shmproc.` prefix takes 8).
-///
-/// # Examples
-/// ```
-/// use shmproc::segment::name::{validate, MAX_NAME_LEN};
-/// assert!(validate(&"a".repeat(MAX_NAME_LEN)).is_ok());
-/// assert!(validate(&"a".repeat(MAX_NAME_LEN + 1)).is_err());
-/// ```
-pub const MAX_NAME_LEN: usize = 200;
+pub(crate) const MAX_NAME_LEN: usize = 200;
 
 /// Checks a user-chosen segment name: 1 to [`MAX_NAME_LEN`] bytes of ASCII
 /// letters, digits, `.`, `_` and `-`, not starting with `.`.
-///
-/// # Examples
-/// ```
-/// use shmproc::segment::name::validate;
-/// assert!(validate("jobs-1.q").is_ok());
-/// assert!(validate("../etc").is_err());
-/// ```
-pub fn validate(name: &str) -> Result<()> {
+pub(crate) fn validate(name: &str) -> Result<()> {
     let expected = "1 to 200 ASCII letters, digits, '.', '_' or '-', not starting with '.'";
     if name.is_empty() || name.len() > MAX_NAME_LEN {
         return Err(Error::invalid(
@@ -60,7 +44,7 @@ pub fn validate(name: &str) -> Result<()> {
 ///
 /// # Examples
 /// ```
-/// let name = shmproc::segment::unique_name("doc-unlink");
+/// let name = format!("doc-unlink-{}", std::process::id());
 /// drop(shmproc::Lock::builder().name(&name).persist(true).create()?);
 /// shmproc::unlink(&name)?;
 /// assert!(shmproc::Lock::open(&name).is_err());
@@ -73,19 +57,14 @@ pub fn unlink(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// A unique name for tests and examples: prefix, pid and a counter.
-///
-/// # Examples
-/// ```
-/// let a = shmproc::segment::unique_name("t");
-/// let b = shmproc::segment::unique_name("t");
-/// assert_ne!(a, b);
-/// ```
-pub fn unique_name(prefix: &str) -> String {
+/// A unique name for tests: prefix, pid and a counter.
+#[cfg(test)]
+pub(crate) fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     // Relaxed: only uniqueness matters, not ordering with other memory.
     let n = N.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix}-{}-{n}", sys::proc::pid())
+    format!("{prefix}-{}-{n}", sys::task::pid())
 }
 
 #[cfg(test)]

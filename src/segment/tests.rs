@@ -38,7 +38,12 @@ fn create_open_roundtrip() {
         42
     );
     assert_eq!(other.payload_len(), 64);
-    assert_eq!(seg.creator_pid(), std::process::id());
+    assert_eq!(
+        seg.header()
+            .creator_pid
+            .load(std::sync::atomic::Ordering::Relaxed),
+        std::process::id()
+    );
     drop(other);
     assert!(shm_file(&name).exists());
     drop(seg);

@@ -15,16 +15,6 @@ use std::os::fd::OwnedFd;
 use serde::{Deserialize, Serialize};
 
 /// How a segment handle is written in serialized arguments.
-///
-/// # Examples
-/// ```
-/// let name = shmproc::segment::unique_name("doc-wire");
-/// let lock = shmproc::Lock::builder().name(&name).create()?;
-/// let bytes = postcard::to_stdvec(&lock).unwrap();
-/// let wire: shmproc::segment::Wire = postcard::from_bytes(&bytes).unwrap();
-/// assert_eq!(wire, shmproc::segment::Wire::Named(name));
-/// # Ok::<(), shmproc::Error>(())
-/// ```
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub enum Wire {
     /// A named segment: open it by name.
@@ -42,17 +32,6 @@ thread_local! {
 /// Runs `f` (which serializes handles) collecting the descriptors of the
 /// anonymous segments it serializes; returns `f`'s result and those
 /// descriptors, in slot order.
-///
-/// # Examples
-/// ```
-/// use shmproc::segment::transfer::export_scope;
-/// let lock = shmproc::Lock::new()?; // anonymous
-/// let (bytes, fds) = export_scope(|| postcard::to_stdvec(&lock));
-/// assert!(bytes.is_ok());
-/// assert_eq!(fds.len(), 1); // its descriptor, for the launcher to pass on
-/// assert!(postcard::to_stdvec(&lock).is_err()); // outside a scope it cannot travel
-/// # Ok::<(), shmproc::Error>(())
-/// ```
 pub fn export_scope<R>(f: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
     let outer = EXPORT.with(|e| e.borrow_mut().replace(Vec::new()));
     let r = f();
@@ -72,17 +51,6 @@ pub(crate) fn export_fd(fd: OwnedFd) -> Option<u32> {
 
 /// Runs `f` (which deserializes handles) with `fds` as the inherited slots.
 /// Descriptors no handle claimed are closed when the scope ends.
-///
-/// # Examples
-/// ```
-/// use shmproc::segment::transfer::{export_scope, import_scope};
-/// let lock = shmproc::Lock::new()?;
-/// let (bytes, fds) = export_scope(|| postcard::to_stdvec(&lock).unwrap());
-/// let back: shmproc::Lock = import_scope(fds, || postcard::from_bytes(&bytes).unwrap());
-/// let _g = back.acquire()?;
-/// assert!(lock.is_locked());
-/// # Ok::<(), shmproc::Error>(())
-/// ```
 pub fn import_scope<R>(fds: Vec<OwnedFd>, f: impl FnOnce() -> R) -> R {
     let slots = fds.into_iter().map(Some).collect();
     let outer = IMPORT.with(|i| i.borrow_mut().replace(slots));
@@ -127,28 +95,12 @@ pub(crate) fn note_handle_error(e: crate::Error) {
 }
 
 /// Takes the reason the last handle (de)serialization on this thread failed.
-///
-/// # Examples
-/// ```
-/// use shmproc::segment::transfer::take_handle_error;
-/// let lock = shmproc::Lock::new()?;
-/// assert!(postcard::to_stdvec(&lock).is_err());
-/// let why = take_handle_error().unwrap();
-/// assert!(why.to_string().contains("anonymous lock"));
-/// # Ok::<(), shmproc::Error>(())
-/// ```
 pub fn take_handle_error() -> Option<crate::Error> {
     HANDLE_ERROR.with(|h| h.borrow_mut().take())
 }
 
 /// Clears a stale reason before a codec call, so that a later failure that is not
 /// about a handle is not blamed on an old one.
-///
-/// # Examples
-/// ```
-/// shmproc::segment::transfer::clear_handle_error();
-/// assert!(shmproc::segment::transfer::take_handle_error().is_none());
-/// ```
 pub fn clear_handle_error() {
     HANDLE_ERROR.with(|h| *h.borrow_mut() = None);
 }
@@ -177,57 +129,13 @@ pub(crate) fn why_decode_fails<T: serde::de::DeserializeOwned>(
 /// Encodes `value` with postcard; a handle that cannot travel fails with its own
 /// error (e.g. "an anonymous queue travels only as an argument of Process::spawn")
 /// rather than postcard's generic one.
-///
-/// # Examples
-/// ```
-/// use shmproc::segment::transfer::{decode, encode};
-/// let bytes = encode(&(1u8, "x"), "example")?;
-/// let back: (u8, String) = decode(&bytes, "example")?;
-/// assert_eq!(back, (1, "x".to_string()));
-/// let e = encode(&shmproc::Lock::new()?, "example").unwrap_err();
-/// assert!(e.to_string().contains("anonymous lock"));
-/// # Ok::<(), shmproc::Error>(())
-/// ```
 pub fn encode<T: serde::Serialize + ?Sized>(value: &T, context: &str) -> crate::Result<Vec<u8>> {
     clear_handle_error();
     postcard::to_stdvec(value)
         .map_err(|e| take_handle_error().unwrap_or_else(|| crate::Error::codec(context, e)))
 }
 
-/// Appends the postcard encoding of `value` to `out` (see [`encode`]).
-///
-/// # Examples
-/// ```
-/// let mut out = vec![0xff];
-/// shmproc::segment::transfer::encode_into(&7u8, &mut out, "example")?;
-/// assert_eq!(out, [0xff, 7]);
-/// # Ok::<(), shmproc::Error>(())
-/// ```
-pub fn encode_into<T: serde::Serialize + ?Sized>(
-    value: &T,
-    out: &mut Vec<u8>,
-    context: &str,
-) -> crate::Result<()> {
-    clear_handle_error();
-    let buf = std::mem::take(out);
-    match postcard::to_extend(value, buf) {
-        Ok(buf) => {
-            *out = buf;
-            Ok(())
-        }
-        Err(e) => Err(take_handle_error().unwrap_or_else(|| crate::Error::codec(context, e))),
-    }
-}
-
 /// Decodes a postcard `T` from `bytes` (see [`encode`]); trailing bytes are an error.
-///
-/// # Examples
-/// ```
-/// use shmproc::segment::transfer::decode;
-/// assert_eq!(decode::<u8>(&[5], "example")?, 5);
-/// assert!(decode::<u8>(&[5, 6], "example").is_err()); // trailing bytes
-/// # Ok::<(), shmproc::Error>(())
-/// ```
 pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], context: &str) -> crate::Result<T> {
     clear_handle_error();
     match postcard::take_from_bytes::<T>(bytes) {

@@ -4,8 +4,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::segment::{counters, Kind, Segment, TypeFingerprint};
-use crate::sync::handle::{self, impl_handle_serde, Builder, CountingFutex, Mapped, ShmHandle};
+use crate::sync::handle::{self, impl_handle_serde, Builder, Mapped, ShmHandle};
 use crate::sync::lock::create_segment;
+use crate::sync::park::CountingFutex;
 use crate::sync::signal::{BarrierError, RawBarrier, MAX_PARTIES};
 
 /// A reusable barrier for a fixed number of parties (Python
@@ -82,7 +83,7 @@ impl Barrier {
     ///
     /// # Examples
     /// ```
-    /// let name = shmproc::segment::unique_name("doc-barrier");
+    /// let name = format!("doc-barrier-{}", std::process::id());
     /// let b = shmproc::Barrier::builder().name(&name).parties(3).create()?;
     /// assert_eq!(shmproc::Barrier::open(&name)?.parties(), 3);
     /// # drop(b);
@@ -100,7 +101,7 @@ impl Barrier {
     ///
     /// # Examples
     /// ```
-    /// let name = shmproc::segment::unique_name("doc-barrier-open");
+    /// let name = format!("doc-barrier-open-{}", std::process::id());
     /// let _b = shmproc::Barrier::builder().name(&name).parties(2).create()?;
     /// assert_eq!(shmproc::Barrier::open(&name)?.n_waiting(), 0);
     /// # Ok::<(), shmproc::Error>(())

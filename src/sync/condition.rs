@@ -4,11 +4,12 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::segment::{counters, Kind, Segment, TypeFingerprint};
-use crate::sync::handle::{self, impl_handle_serde, Builder, CountingFutex, Mapped, ShmHandle};
+use crate::sync::handle::{self, impl_handle_serde, Builder, Mapped, ShmHandle};
 use crate::sync::lock::{create_segment, lock_state, try_lock_state, LockGuard};
+use crate::sync::park::CountingFutex;
+use crate::sync::park::Futex;
 use crate::sync::robust::RobustState;
 use crate::sync::signal::RawCondition;
-use crate::sync::wait::Futex;
 
 /// Payload offset of the sequence word, after the lock.
 const SEQ_OFFSET: usize = std::mem::size_of::<RobustState>();
@@ -83,7 +84,7 @@ impl Condition {
     ///
     /// # Examples
     /// ```
-    /// let name = shmproc::segment::unique_name("doc-cond");
+    /// let name = format!("doc-cond-{}", std::process::id());
     /// let cond = shmproc::Condition::builder().name(&name).create()?;
     /// let _other = shmproc::Condition::open(&name)?;
     /// # drop(cond);
@@ -100,7 +101,7 @@ impl Condition {
     ///
     /// # Examples
     /// ```
-    /// let name = shmproc::segment::unique_name("doc-cond-open");
+    /// let name = format!("doc-cond-open-{}", std::process::id());
     /// let _cond = shmproc::Condition::builder().name(&name).create()?;
     /// assert!(shmproc::Condition::open(&name)?.try_acquire().is_ok());
     /// # Ok::<(), shmproc::Error>(())

@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use crate::error::Result;
 use crate::segment::{counters, Kind, TypeFingerprint};
-use crate::sync::handle::{self, impl_mapped_handle, Builder, CountingFutex, Mapped, ShmHandle};
+use crate::sync::handle::{self, impl_mapped_handle, Builder, Mapped, ShmHandle};
 use crate::sync::lock::create_segment;
+use crate::sync::park::CountingFutex;
+use crate::sync::park::Futex;
 use crate::sync::signal::RawEvent;
-use crate::sync::wait::Futex;
 
 /// A flag processes can wait on (Python `multiprocessing.Event`).
 ///
@@ -58,7 +59,7 @@ impl Event {
     ///
     /// # Examples
     /// ```
-    /// let name = shmproc::segment::unique_name("doc-event");
+    /// let name = format!("doc-event-{}", std::process::id());
     /// let ev = shmproc::Event::builder().name(&name).create()?;
     /// shmproc::Event::open(&name)?.set(); // e.g. from another process
     /// assert!(ev.is_set());
@@ -75,7 +76,7 @@ impl Event {
     ///
     /// # Examples
     /// ```
-    /// let name = shmproc::segment::unique_name("doc-event-open");
+    /// let name = format!("doc-event-open-{}", std::process::id());
     /// let _ev = shmproc::Event::builder().name(&name).create()?;
     /// assert!(!shmproc::Event::open(&name)?.is_set());
     /// # Ok::<(), shmproc::Error>(())

@@ -1,6 +1,6 @@
 //! What every synchronisation handle shares: a validated pointer into its
 //! segment, the `name`/`persist` builder, the serde impls (one macro instead of
-//! seven copies) and the production owner-liveness check.
+//! seven copies) and the lock description `shmproc inspect` shows.
 
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -8,10 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::Result;
 use crate::segment::{Kind, Placement, Segment, ShmSafe, TypeFingerprint};
-use crate::sync::atomic::AtomicU32;
-use crate::sync::robust::Liveness;
-use crate::sync::wait::{Futex, Park, Wake};
-use crate::sys::proc::{self, TaskId};
+use crate::sync::liveness::{Liveness, ProcLiveness};
+use crate::sys::task;
 
 /// A `T` inside a segment, validated once (bounds, alignment) and then read
 /// without re-checking on every call.
@@ -78,7 +76,7 @@ pub(crate) trait ShmHandle: Sized {
 
 /// Opens the named segment `name` as an `H`.
 pub(crate) fn open<H: ShmHandle>(name: &str) -> Result<H> {
-    proc::install_fork_hook();
+    task::install_fork_hook();
     H::from_segment(Segment::open(name, H::KIND, &H::fingerprint())?)
 }
 
@@ -89,7 +87,7 @@ where
     H: ShmHandle,
 {
     use serde::de::Error as _;
-    proc::install_fork_hook();
+    task::install_fork_hook();
     let seg = Segment::deserialize_handle(d, H::KIND, &H::fingerprint())?;
     H::from_segment(seg).map_err(D::Error::custom)
 }
@@ -139,7 +137,7 @@ pub(crate) use impl_mapped_handle;
 ///
 /// # Examples
 /// ```
-/// let name = shmproc::segment::unique_name("doc-builder");
+/// let name = format!("doc-builder-{}", std::process::id());
 /// let lock = shmproc::Lock::builder().name(&name).create()?;
 /// assert_eq!(lock.name(), Some(name.as_str()));
 /// # Ok::<(), shmproc::Error>(())
@@ -166,7 +164,7 @@ impl<T, C> Builder<T, C> {
     ///
     /// # Examples
     /// ```
-    /// let name = shmproc::segment::unique_name("doc-named");
+    /// let name = format!("doc-named-{}", std::process::id());
     /// let ev = shmproc::Event::builder().name(&name).create()?;
     /// assert!(shmproc::Event::open(&name).is_ok());
     /// # drop(ev);
@@ -182,7 +180,7 @@ impl<T, C> Builder<T, C> {
     ///
     /// # Examples
     /// ```
-    /// let name = shmproc::segment::unique_name("doc-persist");
+    /// let name = format!("doc-persist-{}", std::process::id());
     /// drop(shmproc::Lock::builder().name(&name).persist(true).create()?);
     /// assert!(shmproc::Lock::open(&name).is_ok()); // still there
     /// shmproc::unlink(&name)?;
@@ -194,96 +192,16 @@ impl<T, C> Builder<T, C> {
     }
 }
 
-/// The production owner check: `/proc/<tid>/stat` with a start-time match, and
-/// sleep slices of 2 ms doubling to 50 ms between checks.
-pub(crate) struct ProcLiveness;
-
-impl Liveness for ProcLiveness {
-    fn is_dead(&self, tid: u32, start: Option<u64>) -> bool {
-        match start {
-            Some(start) => !proc::is_alive(TaskId { tid, start }),
-            // Not yet published: dead only once no task has that id.
-            None => !proc::pid_exists(tid),
-        }
-    }
-
-    fn check_interval(&self, n: u32) -> Option<Duration> {
-        Some(Duration::from_millis((2u64 << n.min(5)).min(50)))
-    }
-}
-
-/// Shared futexes that bump the segment's counter `slot` at the first sleep
-/// of one operation (one `CountingFutex` per operation): "operations that
-/// had to sleep", counted where a futex syscall is paid anyway.
-pub(crate) struct CountingFutex<'a> {
-    seg: &'a Segment,
-    slot: usize,
-    counted: std::cell::Cell<bool>,
-}
-
-impl<'a> CountingFutex<'a> {
-    /// Counts into `seg`'s counter `slot` (see `segment::counters`).
-    #[inline]
-    pub(crate) fn new(seg: &'a Segment, slot: usize) -> Self {
-        CountingFutex {
-            seg,
-            slot,
-            counted: std::cell::Cell::new(false),
-        }
-    }
-}
-
-impl Park for CountingFutex<'_> {
-    fn wait(&self, word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Wake {
-        if !self.counted.replace(true) {
-            self.seg.bump(self.slot);
-        }
-        Futex.wait(word, expected, deadline)
-    }
-
-    #[inline]
-    fn wake(&self, word: &AtomicU32, n: u32) {
-        Futex.wake(word, n);
-    }
-}
-
-/// Shared futexes that bump the segment's counter `slot` at every sleep.
-/// Held by a handle (no per-call state), so passing `&SleepCounter` costs
-/// what passing `&Futex` does; only `wait`, which sleeps anyway, counts.
-#[derive(Clone)]
-pub(crate) struct SleepCounter {
-    seg: Segment,
-    slot: usize,
-}
-
-impl SleepCounter {
-    /// Counts into `seg`'s counter `slot` (see `segment::counters`).
-    pub(crate) fn new(seg: Segment, slot: usize) -> Self {
-        SleepCounter { seg, slot }
-    }
-}
-
-impl Park for SleepCounter {
-    fn wait(&self, word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Wake {
-        self.seg.bump(self.slot);
-        Futex.wait(word, expected, deadline)
-    }
-
-    #[inline]
-    fn wake(&self, word: &AtomicU32, n: u32) {
-        Futex.wake(word, n);
-    }
-}
-
 /// "free", or who holds `state` and whether that holder is alive, for
 /// `shmproc inspect`.
 pub(crate) fn describe_lock(state: &crate::sync::robust::RobustState) -> String {
     match state.holder() {
         None => "free".into(),
-        Some((tid, start, waiters)) => {
-            let dead = ProcLiveness.is_dead(tid, start);
+        Some((holder, waiters)) => {
+            let dead = ProcLiveness.is_dead(holder);
             format!(
-                "held by thread {tid}{}{}",
+                "held by thread {}{}{}",
+                holder.tid(),
                 if dead {
                     " (dead: the next acquirer recovers it)"
                 } else {
@@ -298,37 +216,4 @@ pub(crate) fn describe_lock(state: &crate::sync::robust::RobustState) -> String 
 /// The absolute deadline `timeout` from now (`None` if it overflows: forever).
 pub(crate) fn deadline(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
-}
-
-/// The calling thread's identity (no syscall once cached).
-#[inline]
-pub(crate) fn me() -> TaskId {
-    proc::current_task_cached()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn proc_liveness_uses_start_time_against_reuse() {
-        let me = proc::current_task();
-        assert!(!ProcLiveness.is_dead(me.tid, Some(me.start)));
-        // Same tid, another start time: the task we knew is gone (reuse).
-        assert!(ProcLiveness.is_dead(me.tid, Some(me.start + 1)));
-        // Unpublished owner: alive while some task has the id.
-        assert!(!ProcLiveness.is_dead(me.tid, None));
-        // No task can have an id with bit 31 set (scribbled word).
-        assert!(ProcLiveness.is_dead(0x8000_0001, None));
-        let gone = std::thread::spawn(proc::current_task).join().unwrap();
-        assert!(ProcLiveness.is_dead(gone.tid, Some(gone.start)));
-    }
-
-    #[test]
-    fn check_interval_grows_to_50ms() {
-        let slices: Vec<_> = (0..8)
-            .map(|n| ProcLiveness.check_interval(n).unwrap().as_millis())
-            .collect();
-        assert_eq!(slices, [2, 4, 8, 16, 32, 50, 50, 50]);
-    }
 }

@@ -11,12 +11,11 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::segment::counters;
 use crate::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
-use crate::sync::handle::{
-    self, impl_mapped_handle, Builder, CountingFutex, Mapped, ProcLiveness, ShmHandle,
-};
+use crate::sync::handle::{self, impl_mapped_handle, Builder, Mapped, ShmHandle};
+use crate::sync::liveness::ProcLiveness;
+use crate::sync::park::{CountingFutex, Futex};
 use crate::sync::robust::{AcquireError, Acquired, RobustState};
-use crate::sync::wait::Futex;
-use crate::sys::proc::{self, TaskId};
+use crate::sys::task::{self, TaskId};
 
 /// Creates a segment of `kind` with `payload_len` zeroed bytes (plus `init`).
 pub(crate) fn create_segment(
@@ -27,7 +26,7 @@ pub(crate) fn create_segment(
     place: &Placement,
     init: impl FnOnce(&Segment) -> Result<()>,
 ) -> Result<Segment> {
-    proc::install_fork_hook();
+    task::install_fork_hook();
     let spec = Spec {
         kind,
         ty,
@@ -47,7 +46,7 @@ pub(crate) fn lock_state(
     seg: &Segment,
     deadline: Option<Instant>,
 ) -> Result<(TaskId, bool)> {
-    let me = handle::me();
+    let me = task::me();
     if state.lock_fast(me) {
         return Ok((me, false));
     }
@@ -73,7 +72,7 @@ fn lock_state_slow(
 /// Takes `state` (living in `seg`) without sleeping (recovering it from a
 /// dead owner).
 pub(crate) fn try_lock_state(state: &RobustState, seg: &Segment) -> Result<(TaskId, bool)> {
-    let me = handle::me();
+    let me = task::me();
     match state.try_lock(me, &ProcLiveness) {
         Ok(Acquired::Clean) => Ok((me, false)),
         Ok(Acquired::OwnerDied) => Ok((me, owner_died(seg))),
@@ -158,7 +157,7 @@ impl Lock {
     ///
     /// # Examples
     /// ```
-    /// let name = shmproc::segment::unique_name("doc-lock");
+    /// let name = format!("doc-lock-{}", std::process::id());
     /// let lock = shmproc::Lock::builder().name(&name).create()?;
     /// let _g = lock.acquire()?;
     /// assert!(shmproc::Lock::open(&name)?.is_locked()); // seen through another handle
@@ -176,7 +175,7 @@ impl Lock {
     ///
     /// # Examples
     /// ```
-    /// let name = shmproc::segment::unique_name("doc-lock-open");
+    /// let name = format!("doc-lock-open-{}", std::process::id());
     /// let _lock = shmproc::Lock::builder().name(&name).create()?;
     /// assert!(shmproc::Lock::open(&name)?.try_acquire().is_ok());
     /// # Ok::<(), shmproc::Error>(())
@@ -380,7 +379,7 @@ impl<'a> LockGuard<'a> {
 /// identity differs (the atfork hook reset it), so the copy releases nothing.
 #[inline]
 pub(crate) fn release_state(state: &RobustState, me: TaskId) -> Result<()> {
-    if handle::me() != me {
+    if task::me() != me {
         return Err(forked_guard());
     }
     state.unlock(me, &Futex).map_err(|e| {

@@ -1,15 +1,22 @@
 //! Cross-process synchronisation primitives over futex words in shared memory.
 //!
-//! Algorithms (no syscalls, generic over [`wait::Park`], loom-checked):
-//! [`robust`] (the robust lock state machine) and [`signal`] (semaphore,
-//! event, condition sequence, barrier). Public types wrap them in segments:
-//! [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Event`],
-//! [`Condition`], [`Barrier`]. Protocol: `docs/protocols/lock.md`.
+//! The waiting vocabulary every layer above sleeps with: `atomic` (the one
+//! shim naming std or loom atomics), `park` (wait/wake on a word as a trait,
+//! real futexes or a loom table), `wait` (the one wait word and the one
+//! spin-then-sleep policy) and `liveness` (is the holder alive).
+//!
+//! Algorithms (no syscalls, loom-checked): `robust` (the robust lock state
+//! machine) and `signal` (semaphore, event, condition sequence, barrier).
+//! Public types wrap them in segments: [`Lock`], [`RLock`], [`Semaphore`],
+//! [`BoundedSemaphore`], [`Event`], [`Condition`], [`Barrier`]. Protocol:
+//! `docs/protocols/lock.md`.
 
-pub mod atomic;
-pub mod robust;
-pub mod signal;
-pub mod wait;
+pub(crate) mod atomic;
+pub(crate) mod liveness;
+pub(crate) mod park;
+pub(crate) mod robust;
+pub(crate) mod signal;
+pub(crate) mod wait;
 
 #[cfg(not(loom))]
 mod barrier;

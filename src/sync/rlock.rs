@@ -10,7 +10,7 @@ use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::handle::{self, impl_mapped_handle, Builder, Mapped, ShmHandle};
 use crate::sync::lock::{create_segment, forked_guard, lock_state, release_state, try_lock_state};
 use crate::sync::robust::RobustState;
-use crate::sys::proc::TaskId;
+use crate::sys::task::{self, TaskId};
 
 /// The shared state of an [`RLock`]: the robust lock and the recursion count.
 #[repr(C)]
@@ -77,7 +77,7 @@ impl RLock {
     ///
     /// # Examples
     /// ```
-    /// let name = shmproc::segment::unique_name("doc-rlock");
+    /// let name = format!("doc-rlock-{}", std::process::id());
     /// let lock = shmproc::RLock::builder().name(&name).create()?;
     /// let _g = lock.acquire()?;
     /// assert_eq!(shmproc::RLock::open(&name)?.depth(), 1);
@@ -94,7 +94,7 @@ impl RLock {
     ///
     /// # Examples
     /// ```
-    /// let name = shmproc::segment::unique_name("doc-rlock-open");
+    /// let name = format!("doc-rlock-open-{}", std::process::id());
     /// let _lock = shmproc::RLock::builder().name(&name).create()?;
     /// assert!(shmproc::RLock::open(&name)?.try_acquire().is_ok());
     /// # Ok::<(), shmproc::Error>(())
@@ -166,7 +166,7 @@ impl RLock {
 
     /// A nested guard if this thread holds the lock already.
     fn reenter(&self) -> Result<Option<RLockGuard<'_>>> {
-        let me = handle::me();
+        let me = task::me();
         if !self.state.lock.is_held_by(me) {
             return Ok(None);
         }
@@ -221,7 +221,7 @@ impl RLock {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn is_owned(&self) -> bool {
-        self.state.lock.is_held_by(handle::me())
+        self.state.lock.is_held_by(task::me())
     }
 }
 
@@ -313,7 +313,7 @@ impl<'a> RLockGuard<'a> {
 
     fn release_level(&self) -> Result<()> {
         let st = &self.lock.state;
-        if handle::me() != self.me {
+        if task::me() != self.me {
             return Err(forked_guard());
         }
         if !st.lock.is_held_by(self.me) {

@@ -12,100 +12,48 @@
 //! | `T`             | held by thread `T`, nobody sleeps        |
 //! | `T \| WAITERS`  | held by `T`, someone may sleep on `word` |
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use crate::sync::wait::{Park, Wake};
-use crate::sys::proc::TaskId;
+use crate::sync::liveness::Liveness;
+use crate::sync::park::{Park, Wake};
+use crate::sync::wait::{self, Spin};
+use crate::sys::task::{Holder, TaskId};
 
 /// Set while a waiter may be sleeping on the word.
-///
-/// # Examples
-/// ```
-/// use shmproc::sync::robust::{has_waiters, owner_of, WAITERS};
-/// assert!(has_waiters(42 | WAITERS));
-/// assert_eq!(owner_of(42 | WAITERS), 42);
-/// ```
-pub const WAITERS: u32 = 1 << 30;
-/// How many times an acquirer spins before it sleeps (none in loom models,
-/// where spinning only multiplies the interleavings).
-const SPINS: u32 = if cfg!(loom) { 0 } else { 100 };
+pub(crate) const WAITERS: u32 = 1 << 30;
 
 /// Whether `word` is free.
-///
-/// # Examples
-/// ```
-/// use shmproc::sync::robust::{is_free, WAITERS};
-/// assert!(is_free(0) && is_free(WAITERS));
-/// assert!(!is_free(7));
-/// ```
 #[inline]
-pub fn is_free(word: u32) -> bool {
+pub(crate) fn is_free(word: u32) -> bool {
     owner_of(word) == 0
 }
 
 /// The owner bits of `word` (everything but [`WAITERS`]; bit 31 is never set
 /// by us, so a word with it names a thread that cannot exist).
-///
-/// # Examples
-/// ```
-/// assert_eq!(shmproc::sync::robust::owner_of(7), 7);
-/// ```
 #[inline]
-pub fn owner_of(word: u32) -> u32 {
+pub(crate) fn owner_of(word: u32) -> u32 {
     word & !WAITERS
 }
 
 /// Whether a waiter may be sleeping on `word`.
-///
-/// # Examples
-/// ```
-/// assert!(!shmproc::sync::robust::has_waiters(7));
-/// ```
 #[inline]
-pub fn has_waiters(word: u32) -> bool {
+pub(crate) fn has_waiters(word: u32) -> bool {
     word & WAITERS != 0
 }
 
-/// Decides whether an owner is dead, and how long waiters sleep between checks.
-///
-/// # Examples
-/// ```
-/// use shmproc::sync::robust::*;
-/// use shmproc::sync::wait::Futex;
-/// use shmproc::sys::proc::current_task;
-/// struct NeverDead;
-/// impl Liveness for NeverDead {
-///     fn is_dead(&self, _: u32, _: Option<u64>) -> bool { false }
-///     fn check_interval(&self, _: u32) -> Option<std::time::Duration> { Some(std::time::Duration::from_millis(1)) }
-/// }
-/// let s = RobustState::new();
-/// assert_eq!(s.try_lock(current_task(), &NeverDead), Ok(Acquired::Clean));
-/// ```
-pub trait Liveness {
-    /// Whether the owner `tid` is dead. `start` is its published start time, or
-    /// `None` if the owner has won the lock but not yet published it.
-    fn is_dead(&self, tid: u32, start: Option<u64>) -> bool;
-    /// How long a waiter sleeps before its `n`-th liveness check (`n` from 0).
-    /// `None`: sleep until woken and check after every wake-up (loom models,
-    /// whose `Park` returns at once when the word's owner is dead, as a slice
-    /// expiry would).
-    fn check_interval(&self, n: u32) -> Option<Duration>;
+/// The holder an owner word names: exact once the owner published its
+/// start time (`start`), else only its id.
+fn recorded(owner: u32, start: Option<u64>) -> Holder {
+    match start {
+        Some(start) => Holder::exact(TaskId { tid: owner, start }),
+        None => Holder::unrecorded(owner),
+    }
 }
 
 /// How a lock was acquired.
-///
-/// # Examples
-/// ```
-/// use shmproc::sync::robust::*;
-/// use shmproc::sync::wait::Futex;
-/// use shmproc::sys::proc::current_task;
-/// # struct NeverDead; impl Liveness for NeverDead { fn is_dead(&self, _: u32, _: Option<u64>) -> bool { false } fn check_interval(&self, _: u32) -> Option<std::time::Duration> { None } }
-/// let s = RobustState::new();
-/// assert_eq!(s.lock(current_task(), &Futex, &NeverDead, None), Ok(Acquired::Clean));
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Acquired {
+pub(crate) enum Acquired {
     /// Taken from a free state or a live owner's release.
     Clean,
     /// Taken over from an owner that died holding it: the data it guards may be
@@ -114,20 +62,8 @@ pub enum Acquired {
 }
 
 /// Why an acquire failed.
-///
-/// # Examples
-/// ```
-/// use shmproc::sync::robust::*;
-/// use shmproc::sync::wait::Futex;
-/// use shmproc::sys::proc::current_task;
-/// # struct NeverDead; impl Liveness for NeverDead { fn is_dead(&self, _: u32, _: Option<u64>) -> bool { false } fn check_interval(&self, _: u32) -> Option<std::time::Duration> { None } }
-/// let s = RobustState::new();
-/// let me = current_task();
-/// s.lock(me, &Futex, &NeverDead, None).unwrap();
-/// assert_eq!(s.lock(me, &Futex, &NeverDead, None), Err(AcquireError::WouldDeadlock));
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AcquireError {
+pub(crate) enum AcquireError {
     /// The deadline passed (or, for `try_lock`, the lock is held by a live owner).
     Timeout,
     /// The calling thread already holds this lock.
@@ -135,38 +71,16 @@ pub enum AcquireError {
 }
 
 /// Release by a thread that does not own the lock (the word names someone else).
-///
-/// # Examples
-/// ```
-/// use shmproc::sync::robust::*;
-/// use shmproc::sync::wait::Futex;
-/// use shmproc::sys::proc::current_task;
-/// let s = RobustState::new();
-/// assert_eq!(s.unlock(current_task(), &Futex), Err(NotOwner { found: 0 }));
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NotOwner {
+pub(crate) struct NotOwner {
     /// The owner bits found in the word.
     pub found: u32,
 }
 
 /// The shared state of one robust lock. See the module docs for `word`.
-///
-/// # Examples
-/// ```
-/// use shmproc::sync::robust::*;
-/// use shmproc::sync::wait::Futex;
-/// use shmproc::sys::proc::current_task;
-/// # struct NeverDead; impl Liveness for NeverDead { fn is_dead(&self, _: u32, _: Option<u64>) -> bool { false } fn check_interval(&self, _: u32) -> Option<std::time::Duration> { None } }
-/// let s = RobustState::new();
-/// let me = current_task();
-/// s.lock(me, &Futex, &NeverDead, None).unwrap();
-/// assert!(s.is_held_by(me));
-/// s.unlock(me, &Futex).unwrap();
-/// ```
 #[repr(C)]
 #[derive(Debug, Default)]
-pub struct RobustState {
+pub(crate) struct RobustState {
     word: AtomicU32,
     /// Equals the tid in `word` once the owner has stored `owner_start`; 0 otherwise.
     owner_tid: AtomicU32,
@@ -183,47 +97,16 @@ const _: () = assert!(std::mem::size_of::<RobustState>() == 16);
 unsafe impl crate::segment::ShmSafe for RobustState {}
 
 impl RobustState {
-    /// A free lock (all zeros, which is also what a fresh segment holds).
-    ///
-    /// # Examples
-    /// ```
-    /// assert_eq!(shmproc::sync::robust::RobustState::new().owner(), 0);
-    /// ```
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// The owner bits of the word now (0 = free); a snapshot, for diagnostics.
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::sync::robust::*;
-    /// use shmproc::sync::wait::Futex;
-    /// use shmproc::sys::proc::current_task;
-    /// let s = RobustState::new();
-    /// assert!(s.lock_fast(current_task()));
-    /// assert_eq!(s.owner(), current_task().tid);
-    /// ```
-    pub fn owner(&self) -> u32 {
+    pub(crate) fn owner(&self) -> u32 {
         // Relaxed: a snapshot that orders nothing.
         owner_of(self.word.load(Ordering::Relaxed))
     }
 
-    /// The word's owner tid and, if published, its start time; `None` when
-    /// free. A snapshot for diagnostics (`shmproc inspect`).
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::sync::robust::*;
-    /// use shmproc::sync::wait::Futex;
-    /// use shmproc::sys::proc::current_task;
-    /// let s = RobustState::new();
-    /// assert_eq!(s.holder(), None);
-    /// let me = current_task();
-    /// s.lock_fast(me);
-    /// assert_eq!(s.holder(), Some((me.tid, Some(me.start), false)));
-    /// ```
-    pub fn holder(&self) -> Option<(u32, Option<u64>, bool)> {
+    /// Who holds the lock as far as its words recorded it, and whether
+    /// waiters may sleep; `None` when free. A snapshot for diagnostics
+    /// (`shmproc inspect`).
+    pub(crate) fn holder(&self) -> Option<(Holder, bool)> {
         // Relaxed: a snapshot that orders nothing; the echo check below only
         // decides whether the start time shown belongs to this owner.
         let w = self.word.load(Ordering::Relaxed);
@@ -233,23 +116,11 @@ impl RobustState {
         }
         let start = (self.owner_tid.load(Ordering::Relaxed) == owner)
             .then(|| self.owner_start.load(Ordering::Relaxed));
-        Some((owner, start, has_waiters(w)))
+        Some((recorded(owner, start), has_waiters(w)))
     }
 
     /// Whether the caller `me` holds the lock (tid and published start time match).
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::sync::robust::*;
-    /// use shmproc::sync::wait::Futex;
-    /// use shmproc::sys::proc::current_task;
-    /// let s = RobustState::new();
-    /// let me = current_task();
-    /// assert!(!s.is_held_by(me));
-    /// s.lock_fast(me);
-    /// assert!(s.is_held_by(me));
-    /// ```
-    pub fn is_held_by(&self, me: TaskId) -> bool {
+    pub(crate) fn is_held_by(&self, me: TaskId) -> bool {
         // Relaxed: the only writer of a word naming `me` is `me` itself (or a
         // scribbler, against which no ordering helps).
         owner_of(self.word.load(Ordering::Relaxed)) == me.tid
@@ -260,18 +131,8 @@ impl RobustState {
     /// The uncontended acquire alone: takes a free lock for `me` and says
     /// whether it did (callers then go to [`lock`](Self::lock), which retries
     /// it first). Lets wrappers keep their slow-path bookkeeping out of line.
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::sync::robust::*;
-    /// use shmproc::sync::wait::Futex;
-    /// use shmproc::sys::proc::current_task;
-    /// let s = RobustState::new();
-    /// assert!(s.lock_fast(current_task()));
-    /// assert!(!s.lock_fast(current_task())); // held
-    /// ```
     #[inline]
-    pub fn lock_fast(&self, me: TaskId) -> bool {
+    pub(crate) fn lock_fast(&self, me: TaskId) -> bool {
         // SYNC POINT: lock-handoff (Acquire pairs with the Release of `unlock`).
         if self
             .word
@@ -285,19 +146,8 @@ impl RobustState {
     }
 
     /// Acquires the lock for `me`, blocking until `deadline` (`None`: forever).
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::sync::robust::*;
-    /// use shmproc::sync::wait::Futex;
-    /// use shmproc::sys::proc::current_task;
-    /// # struct NeverDead; impl Liveness for NeverDead { fn is_dead(&self, _: u32, _: Option<u64>) -> bool { false } fn check_interval(&self, _: u32) -> Option<std::time::Duration> { None } }
-    /// let s = RobustState::new();
-    /// let soon = std::time::Instant::now() + std::time::Duration::from_millis(5);
-    /// assert!(s.lock(current_task(), &Futex, &NeverDead, Some(soon)).is_ok());
-    /// ```
     #[inline]
-    pub fn lock<P: Park, L: Liveness>(
+    pub(crate) fn lock<P: Park, L: Liveness>(
         &self,
         me: TaskId,
         park: &P,
@@ -319,19 +169,11 @@ impl RobustState {
 
     /// Takes the lock if it is free, or if its owner is dead (then `OwnerDied`).
     /// Never sleeps; a held lock gives `Timeout`.
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::sync::robust::*;
-    /// use shmproc::sync::wait::Futex;
-    /// use shmproc::sys::proc::current_task;
-    /// # struct NeverDead; impl Liveness for NeverDead { fn is_dead(&self, _: u32, _: Option<u64>) -> bool { false } fn check_interval(&self, _: u32) -> Option<std::time::Duration> { None } }
-    /// let s = RobustState::new();
-    /// let me = current_task();
-    /// assert_eq!(s.try_lock(me, &NeverDead), Ok(Acquired::Clean));
-    /// assert_eq!(s.try_lock(me, &NeverDead), Err(AcquireError::Timeout));
-    /// ```
-    pub fn try_lock<L: Liveness>(&self, me: TaskId, live: &L) -> Result<Acquired, AcquireError> {
+    pub(crate) fn try_lock<L: Liveness>(
+        &self,
+        me: TaskId,
+        live: &L,
+    ) -> Result<Acquired, AcquireError> {
         // SYNC POINT: lock-handoff.
         if self
             .word
@@ -377,7 +219,7 @@ impl RobustState {
         live: &L,
         deadline: Option<Instant>,
     ) -> Result<Acquired, AcquireError> {
-        let mut spins = 0;
+        let mut spin = Spin::new();
         let mut checks = 0;
         // Once we have slept we take the lock with WAITERS set: others may sleep.
         let mut slept = false;
@@ -397,9 +239,7 @@ impl RobustState {
                 }
                 continue;
             }
-            if spins < SPINS && !has_waiters(w) {
-                spins += 1;
-                std::hint::spin_loop();
+            if !has_waiters(w) && spin.step() {
                 continue;
             }
             if owner_of(w) == me.tid {
@@ -423,7 +263,7 @@ impl RobustState {
                 continue;
             }
             let w = w | WAITERS;
-            let interval = live.check_interval(checks);
+            let interval = wait::slice(checks);
             let slice_end = interval.map(|d| Instant::now() + d);
             let until = match (slice_end, deadline) {
                 (Some(s), Some(d)) => Some(s.min(d)),
@@ -464,7 +304,7 @@ impl RobustState {
             if start == Some(me.start) {
                 return false;
             }
-        } else if !live.is_dead(owner, start) {
+        } else if !live.is_dead(recorded(owner, start)) {
             return false;
         }
         // Re-read: a holder that released and re-acquired while we looked at
@@ -500,20 +340,8 @@ impl RobustState {
     /// # Errors
     /// `NotOwner` if the word does not name `me` (the lock was taken over, or
     /// a peer scribbled on it); the word is then left alone.
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::sync::robust::*;
-    /// use shmproc::sync::wait::Futex;
-    /// use shmproc::sys::proc::current_task;
-    /// let s = RobustState::new();
-    /// let me = current_task();
-    /// s.lock_fast(me);
-    /// assert_eq!(s.unlock(me, &Futex), Ok(()));
-    /// assert_eq!(s.owner(), 0);
-    /// ```
     #[inline]
-    pub fn unlock<P: Park>(&self, me: TaskId, park: &P) -> Result<(), NotOwner> {
+    pub(crate) fn unlock<P: Park>(&self, me: TaskId, park: &P) -> Result<(), NotOwner> {
         // Relaxed: ordered before the Release CAS below. (If we turn out not to
         // be the owner, the real owner now reads as unpublished: it can still
         // only be declared dead once its tid is gone, never while alive.)
@@ -555,18 +383,16 @@ impl RobustState {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::sync::wait::Futex;
+    use crate::sync::park::Futex;
     use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
 
     /// Liveness by a set of dead tids.
     struct Dead(Vec<u32>, AtomicBool);
     impl Liveness for Dead {
-        fn is_dead(&self, tid: u32, _start: Option<u64>) -> bool {
+        fn is_dead(&self, h: Holder) -> bool {
             self.1.store(true, Ordering::Relaxed);
-            self.0.contains(&tid)
-        }
-        fn check_interval(&self, _n: u32) -> Option<Duration> {
-            Some(Duration::from_millis(1))
+            self.0.contains(&h.tid())
         }
     }
 
@@ -579,7 +405,7 @@ mod tests {
 
     #[test]
     fn lock_unlock_states() {
-        let s = RobustState::new();
+        let s = RobustState::default();
         let live = Dead(vec![], AtomicBool::new(false));
         assert_eq!(s.lock(id(5), &Futex, &live, None), Ok(Acquired::Clean));
         assert_eq!(s.owner(), 5);
@@ -594,7 +420,7 @@ mod tests {
 
     #[test]
     fn relock_by_owner_is_reported() {
-        let s = RobustState::new();
+        let s = RobustState::default();
         let live = Dead(vec![], AtomicBool::new(false));
         s.lock(id(5), &Futex, &live, None).unwrap();
         assert_eq!(
@@ -605,7 +431,7 @@ mod tests {
 
     #[test]
     fn timeout_against_live_owner() {
-        let s = RobustState::new();
+        let s = RobustState::default();
         let live = Dead(vec![], AtomicBool::new(false));
         s.lock(id(5), &Futex, &live, None).unwrap();
         let d = Instant::now() + Duration::from_millis(20);
@@ -620,7 +446,7 @@ mod tests {
 
     #[test]
     fn dead_owner_is_taken_over() {
-        let s = RobustState::new();
+        let s = RobustState::default();
         let live = Dead(vec![5], AtomicBool::new(false));
         s.lock(id(5), &Futex, &live, None).unwrap();
         assert_eq!(s.lock(id(6), &Futex, &live, None), Ok(Acquired::OwnerDied));
@@ -632,7 +458,7 @@ mod tests {
 
     #[test]
     fn try_lock_takes_over_dead_owner() {
-        let s = RobustState::new();
+        let s = RobustState::default();
         let live = Dead(vec![5], AtomicBool::new(false));
         s.lock(id(5), &Futex, &live, None).unwrap();
         assert_eq!(s.try_lock(id(6), &live), Ok(Acquired::OwnerDied));
@@ -640,7 +466,7 @@ mod tests {
 
     #[test]
     fn scribbled_word_heals() {
-        let s = RobustState::new();
+        let s = RobustState::default();
         // Bit 31 names no thread: the production liveness says dead.
         s.word.store(0x8000_0001, Ordering::Relaxed);
         let live = Dead(vec![0x8000_0001], AtomicBool::new(false));
@@ -653,7 +479,7 @@ mod tests {
 
     #[test]
     fn reused_own_tid_with_stale_word_is_taken_over() {
-        let s = RobustState::new();
+        let s = RobustState::default();
         let live = Dead(vec![], AtomicBool::new(false));
         // A dead thread with tid 5 (another start time) left the lock held.
         s.lock(TaskId { tid: 5, start: 1 }, &Futex, &live, None)
@@ -666,14 +492,11 @@ mod tests {
         use std::sync::Arc;
         struct Alive;
         impl Liveness for Alive {
-            fn is_dead(&self, _: u32, _: Option<u64>) -> bool {
+            fn is_dead(&self, _: Holder) -> bool {
                 false
             }
-            fn check_interval(&self, _: u32) -> Option<Duration> {
-                Some(Duration::from_millis(2))
-            }
         }
-        let s = Arc::new((RobustState::new(), AtomicU64::new(0)));
+        let s = Arc::new((RobustState::default(), AtomicU64::new(0)));
         let ts: Vec<_> = (1..=4)
             .map(|t| {
                 let s = s.clone();

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::segment::{counters, Kind, Segment, TypeFingerprint};
-use crate::sync::handle::{self, impl_handle_serde, Builder, CountingFutex, Mapped, ShmHandle};
+use crate::sync::handle::{self, impl_handle_serde, Builder, Mapped, ShmHandle};
 use crate::sync::lock::create_segment;
+use crate::sync::park::CountingFutex;
+use crate::sync::park::Futex;
 use crate::sync::signal::RawSemaphore;
-use crate::sync::wait::Futex;
 
 /// The state both semaphore kinds share: the words and the release bound.
 #[derive(Clone)]
@@ -187,7 +188,7 @@ macro_rules! semaphore_type {
             /// # Examples
             /// ```
             #[doc = concat!("use shmproc::", stringify!($ty), " as S;")]
-            /// let name = shmproc::segment::unique_name("doc-sem");
+            /// let name = format!("doc-sem-{}", std::process::id());
             /// let s = S::builder().name(&name).value(2).create()?;
             /// let other = S::open(&name)?; // e.g. in another process
             /// let _permit = other.acquire()?;
@@ -206,7 +207,7 @@ macro_rules! semaphore_type {
             /// # Examples
             /// ```
             #[doc = concat!("use shmproc::", stringify!($ty), " as S;")]
-            /// let name = shmproc::segment::unique_name("doc-sem-open");
+            /// let name = format!("doc-sem-open-{}", std::process::id());
             /// let s = S::builder().name(&name).value(2).create()?;
             /// let other = S::open(&name)?; // e.g. in another process
             /// let _permit = other.acquire()?;

@@ -2,13 +2,11 @@
 //! sequence and barrier. See the "Other primitives" table in
 //! `docs/protocols/lock.md`.
 //!
-//! Each is a futex word plus a `waiters` counter. A waiter increments `waiters`,
-//! then a `fence(SeqCst)`, then the futex re-checks the word; a waker changes the
-//! word, then a `fence(SeqCst)`, then reads `waiters`. The two SeqCst fences are
-//! totally ordered, so either the waker sees the waiter and wakes it, or the
-//! waiter's futex sees the new word and does not sleep (the Dekker pattern): no
-//! lost wake-up, and no `FUTEX_WAKE` when nobody waits. (Fences rather than
-//! SeqCst accesses: that is the textbook form, and loom models only the fence.)
+//! Each is one [`WaitWord`] whose word is the primitive's state (a permit
+//! count, a flag, a sequence, a barrier state): waiters spin per the policy,
+//! then sleep on the exact value they saw; wakers change the state with a
+//! SeqCst RMW and wake only when the count says someone sleeps (the dekker
+//! protocol of `sync/wait.rs`).
 //!
 //! Every value read from the words is untrusted (a peer may write anything):
 //! each is checked, and every loop either makes progress by a CAS or sleeps on
@@ -16,129 +14,69 @@
 
 use std::time::Instant;
 
-use crate::sync::atomic::{fence, AtomicU32, Ordering};
-use crate::sync::wait::{Park, Wake};
+use crate::sync::atomic::Ordering;
+use crate::sync::park::{Park, Wake};
+use crate::sync::wait::{Spin, WaitWord};
 
 /// The deadline passed.
-///
-/// # Examples
-/// ```
-/// use shmproc::sync::{signal::*, wait::Futex};
-/// let s = RawSemaphore::default(); // 0 permits
-/// let soon = std::time::Instant::now() + std::time::Duration::from_millis(2);
-/// assert_eq!(s.acquire(&Futex, Some(soon)), Err(TimedOut));
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimedOut;
+pub(crate) struct TimedOut;
 
-/// Sleeps on `word == seen` counted in `waiters`.
+/// Spins per the policy until `done()`, then returns false (sleep next).
 #[inline]
-fn sleep<P: Park>(
-    park: &P,
-    word: &AtomicU32,
-    waiters: &AtomicU32,
-    seen: u32,
-    deadline: Option<Instant>,
-) -> Wake {
-    // Relaxed + SeqCst fence: the increment precedes the futex's re-read of
-    // `word` across the fence (SYNC POINT: dekker, with `anyone_waits`).
-    waiters.fetch_add(1, Ordering::Relaxed);
-    fence(Ordering::SeqCst);
-    let r = park.wait(word, seen, deadline);
-    // Relaxed: the count only decides whether wakers make a syscall.
-    waiters.fetch_sub(1, Ordering::Relaxed);
-    r
-}
-
-/// Whether a waker must issue a wake (someone counted in `waiters`).
-#[inline]
-fn anyone_waits(waiters: &AtomicU32) -> bool {
-    // SYNC POINT: dekker (with `sleep`): the caller's change of the word
-    // precedes this read across the fence.
-    fence(Ordering::SeqCst);
-    // Relaxed: ordered by the fence above.
-    waiters.load(Ordering::Relaxed) != 0
+fn spin_until(done: impl Fn() -> bool) -> bool {
+    let mut spin = Spin::new();
+    loop {
+        if done() {
+            return true;
+        }
+        if !spin.step() {
+            return false;
+        }
+    }
 }
 
 /// A counting semaphore: `value` permits, futex on `value == 0`.
-///
-/// # Examples
-/// ```
-/// use shmproc::sync::{signal::*, wait::Futex};
-/// let s = RawSemaphore::default();
-/// s.init(1);
-/// assert!(s.try_acquire());
-/// assert!(!s.try_acquire());
-/// s.release(&Futex, u32::MAX).unwrap();
-/// ```
 #[repr(C)]
 #[derive(Debug, Default)]
-pub struct RawSemaphore {
-    value: AtomicU32,
-    waiters: AtomicU32,
+pub(crate) struct RawSemaphore {
+    /// The word is the number of free permits.
+    value: WaitWord,
 }
 
 /// Why a semaphore release failed.
-///
-/// # Examples
-/// ```
-/// use shmproc::sync::{signal::*, wait::Futex};
-/// let s = RawSemaphore::default();
-/// s.init(1);
-/// assert_eq!(s.release(&Futex, 1), Err(AboveMax { value: 1 }));
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AboveMax {
+pub(crate) struct AboveMax {
     /// The value found when releasing.
     pub value: u32,
 }
 
 impl RawSemaphore {
     /// Sets the initial value (before the segment is published).
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::sync::{signal::*, wait::Futex};
-    /// let s = RawSemaphore::default();
-    /// s.init(3);
-    /// assert_eq!(s.value(), 3);
-    /// ```
-    pub fn init(&self, value: u32) {
+    pub(crate) fn init(&self, value: u32) {
         // Relaxed: published by the segment-ready Release store.
-        self.value.store(value, Ordering::Relaxed);
+        self.value.word().store(value, Ordering::Relaxed);
     }
 
     /// The current value (a snapshot).
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::sync::{signal::*, wait::Futex};
-    /// let s = RawSemaphore::default();
-    /// assert_eq!(s.value(), 0);
-    /// ```
-    pub fn value(&self) -> u32 {
+    pub(crate) fn value(&self) -> u32 {
         // Relaxed: a snapshot that orders nothing.
-        self.value.load(Ordering::Relaxed)
+        self.value.word().load(Ordering::Relaxed)
     }
 
     /// Takes a permit if one is free.
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::sync::{signal::*, wait::Futex};
-    /// let s = RawSemaphore::default();
-    /// assert!(!s.try_acquire());
-    /// ```
     #[inline]
-    pub fn try_acquire(&self) -> bool {
+    pub(crate) fn try_acquire(&self) -> bool {
         // Relaxed: the CAS validates the value.
-        let mut v = self.value.load(Ordering::Relaxed);
+        let mut v = self.value.word().load(Ordering::Relaxed);
         while v > 0 {
             // SYNC POINT: semaphore-permit (Acquire pairs with `release`).
-            match self
-                .value
-                .compare_exchange_weak(v, v - 1, Ordering::Acquire, Ordering::Relaxed)
-            {
+            match self.value.word().compare_exchange_weak(
+                v,
+                v - 1,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return true,
                 Err(now) => v = now,
             }
@@ -147,16 +85,12 @@ impl RawSemaphore {
     }
 
     /// Takes a permit, sleeping until one is free or `deadline` passes.
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::sync::{signal::*, wait::Futex};
-    /// let s = RawSemaphore::default();
-    /// s.init(1);
-    /// assert_eq!(s.acquire(&Futex, None), Ok(()));
-    /// ```
     #[inline]
-    pub fn acquire<P: Park>(&self, park: &P, deadline: Option<Instant>) -> Result<(), TimedOut> {
+    pub(crate) fn acquire<P: Park>(
+        &self,
+        park: &P,
+        deadline: Option<Instant>,
+    ) -> Result<(), TimedOut> {
         if self.try_acquire() {
             return Ok(());
         }
@@ -165,11 +99,14 @@ impl RawSemaphore {
 
     #[cold]
     fn acquire_slow<P: Park>(&self, park: &P, deadline: Option<Instant>) -> Result<(), TimedOut> {
+        if spin_until(|| self.try_acquire()) {
+            return Ok(());
+        }
         loop {
             if self.try_acquire() {
                 return Ok(());
             }
-            if sleep(park, &self.value, &self.waiters, 0, deadline) == Wake::TimedOut {
+            if self.value.sleep_on(park, 0, deadline) == Wake::TimedOut {
                 return if self.try_acquire() {
                     Ok(())
                 } else {
@@ -181,27 +118,19 @@ impl RawSemaphore {
 
     /// Returns a permit; fails without changing anything when the value is
     /// already `max` (use `u32::MAX` for an unbounded semaphore).
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::sync::{signal::*, wait::Futex};
-    /// let s = RawSemaphore::default();
-    /// s.release(&Futex, u32::MAX).unwrap();
-    /// assert_eq!(s.value(), 1);
-    /// ```
     #[inline]
-    pub fn release<P: Park>(&self, park: &P, max: u32) -> Result<(), AboveMax> {
+    pub(crate) fn release<P: Park>(&self, park: &P, max: u32) -> Result<(), AboveMax> {
         // SYNC POINT: semaphore-permit (Release pairs with `try_acquire`).
+        // SeqCst: the waker's change of the dekker protocol (sync/wait.rs).
         let r = self
             .value
-            .fetch_update(Ordering::Release, Ordering::Relaxed, |v| {
+            .word()
+            .fetch_update(Ordering::SeqCst, Ordering::Relaxed, |v| {
                 (v < max).then_some(v + 1)
             });
         match r {
             Ok(_) => {
-                if anyone_waits(&self.waiters) {
-                    park.wake(&self.value, 1);
-                }
+                self.value.wake(park, 1);
                 Ok(())
             }
             Err(value) => Err(AboveMax { value }),
@@ -210,82 +139,45 @@ impl RawSemaphore {
 }
 
 /// A manual-reset event: `flag` 0 (clear) or non-zero (set).
-///
-/// # Examples
-/// ```
-/// use shmproc::sync::{signal::*, wait::Futex};
-/// let e = RawEvent::default();
-/// e.set(&Futex);
-/// assert!(e.wait(&Futex, None));
-/// ```
 #[repr(C)]
 #[derive(Debug, Default)]
-pub struct RawEvent {
-    flag: AtomicU32,
-    waiters: AtomicU32,
+pub(crate) struct RawEvent {
+    /// The word is the flag.
+    flag: WaitWord,
 }
 
 impl RawEvent {
     /// Whether the flag is set.
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::sync::{signal::*, wait::Futex};
-    /// assert!(!RawEvent::default().is_set());
-    /// ```
     #[inline]
-    pub fn is_set(&self) -> bool {
+    pub(crate) fn is_set(&self) -> bool {
         // SYNC POINT: event-set (Acquire pairs with `set`).
-        self.flag.load(Ordering::Acquire) != 0
+        self.flag.word().load(Ordering::Acquire) != 0
     }
 
     /// Sets the flag and wakes every waiter.
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::sync::{signal::*, wait::Futex};
-    /// let e = RawEvent::default();
-    /// e.set(&Futex);
-    /// assert!(e.is_set());
-    /// ```
-    pub fn set<P: Park>(&self, park: &P) {
-        // SYNC POINT: event-set (Release pairs with `is_set`).
-        self.flag.swap(1, Ordering::Release);
-        if anyone_waits(&self.waiters) {
-            park.wake_all(&self.flag);
-        }
+    pub(crate) fn set<P: Park>(&self, park: &P) {
+        // SYNC POINT: event-set (Release pairs with `is_set`). SeqCst: the
+        // waker's change of the dekker protocol (sync/wait.rs).
+        self.flag.word().swap(1, Ordering::SeqCst);
+        self.flag.wake(park, u32::MAX);
     }
 
     /// Clears the flag.
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::sync::{signal::*, wait::Futex};
-    /// let e = RawEvent::default();
-    /// e.set(&Futex);
-    /// e.clear();
-    /// assert!(!e.is_set());
-    /// ```
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         // Relaxed: clearing publishes nothing; waiters re-check the flag.
-        self.flag.store(0, Ordering::Relaxed);
+        self.flag.word().store(0, Ordering::Relaxed);
     }
 
     /// Waits until the flag is set or `deadline` passes; returns whether it is set.
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::sync::{signal::*, wait::Futex};
-    /// let e = RawEvent::default();
-    /// let soon = std::time::Instant::now() + std::time::Duration::from_millis(2);
-    /// assert!(!e.wait(&Futex, Some(soon)));
-    /// ```
-    pub fn wait<P: Park>(&self, park: &P, deadline: Option<Instant>) -> bool {
+    pub(crate) fn wait<P: Park>(&self, park: &P, deadline: Option<Instant>) -> bool {
+        if spin_until(|| self.is_set()) {
+            return true;
+        }
         loop {
             if self.is_set() {
                 return true;
             }
-            if sleep(park, &self.flag, &self.waiters, 0, deadline) == Wake::TimedOut {
+            if self.flag.sleep_on(park, 0, deadline) == Wake::TimedOut {
                 return self.is_set();
             }
         }
@@ -293,79 +185,44 @@ impl RawEvent {
 }
 
 /// A condition variable's sequence word (the lock lives beside it).
-///
-/// # Examples
-/// ```
-/// use shmproc::sync::{signal::*, wait::Futex};
-/// let c = RawCondition::default();
-/// let seen = c.prepare();
-/// c.notify(&Futex, 1);
-/// assert!(c.wait(&Futex, seen, None)); // the sequence moved: returns at once
-/// ```
 #[repr(C)]
 #[derive(Debug, Default)]
-pub struct RawCondition {
-    seq: AtomicU32,
-    waiters: AtomicU32,
+pub(crate) struct RawCondition {
+    /// The word is a sequence bumped by every notify.
+    seq: WaitWord,
 }
 
 impl RawCondition {
     /// Call while holding the lock, before releasing it: the sequence to wait on.
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::sync::{signal::*, wait::Futex};
-    /// let c = RawCondition::default();
-    /// let a = c.prepare();
-    /// c.notify(&Futex, 1);
-    /// assert_ne!(c.prepare(), a);
-    /// ```
-    pub fn prepare(&self) -> u32 {
+    pub(crate) fn prepare(&self) -> u32 {
         // Relaxed: read under the lock; a notifier that takes the lock after us
         // increments it, so any later notify changes it from this value.
-        self.seq.load(Ordering::Relaxed)
+        self.seq.word().load(Ordering::Relaxed)
     }
 
     /// Sleeps (after the lock was released) until the sequence moves from
     /// `seen`, a spurious wake-up, or `deadline`. Returns false on timeout.
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::sync::{signal::*, wait::Futex};
-    /// let c = RawCondition::default();
-    /// let seen = c.prepare();
-    /// let soon = std::time::Instant::now() + std::time::Duration::from_millis(2);
-    /// assert!(!c.wait(&Futex, seen, Some(soon))); // nobody notified
-    /// ```
-    pub fn wait<P: Park>(&self, park: &P, seen: u32, deadline: Option<Instant>) -> bool {
-        sleep(park, &self.seq, &self.waiters, seen, deadline) == Wake::Woken
+    pub(crate) fn wait<P: Park>(&self, park: &P, seen: u32, deadline: Option<Instant>) -> bool {
+        // Relaxed: a notify's data is published by the lock its caller holds.
+        if spin_until(|| self.seq.word().load(Ordering::Relaxed) != seen) {
+            return true;
+        }
+        self.seq.sleep_on(park, seen, deadline) == Wake::Woken
     }
 
     /// Wakes up to `n` waiters.
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::sync::{signal::*, wait::Futex};
-    /// RawCondition::default().notify(&Futex, 1); // nobody waits: no syscall
-    /// ```
-    pub fn notify<P: Park>(&self, park: &P, n: u32) {
-        // Relaxed: the sequence only says "something happened"; the data is
-        // published by the lock the notifier holds; `anyone_waits` fences.
-        self.seq.fetch_add(1, Ordering::Relaxed);
-        if n > 0 && anyone_waits(&self.waiters) {
-            park.wake(&self.seq, n);
+    pub(crate) fn notify<P: Park>(&self, park: &P, n: u32) {
+        // SeqCst: the waker's change of the dekker protocol (sync/wait.rs);
+        // the data itself is published by the lock the notifier holds.
+        self.seq.word().fetch_add(1, Ordering::SeqCst);
+        if n > 0 {
+            self.seq.wake(park, n);
         }
     }
 }
 
 /// Largest number of parties a barrier accepts (the count has 16 bits).
-///
-/// # Examples
-/// ```
-/// use shmproc::sync::{signal::*, wait::Futex};
-/// assert_eq!(MAX_PARTIES, 65_535); // the count is 16 bits of the futex word
-/// ```
-pub const MAX_PARTIES: u32 = 0xffff;
+pub(crate) const MAX_PARTIES: u32 = 0xffff;
 const COUNT_MASK: u32 = 0xffff;
 const GEN_ONE: u32 = 1 << 16;
 
@@ -375,31 +232,16 @@ const GEN_ONE: u32 = 1 << 16;
 /// |----------------|---------|
 /// | `g << 16 \| c` | generation `g`, `c < parties` parties waiting |
 /// | `(g+1) << 16`  | the last party of `g` arrived: `g` released |
-///
-/// # Examples
-/// ```
-/// use shmproc::sync::{signal::*, wait::Futex};
-/// let b = RawBarrier::default();
-/// assert_eq!(b.wait(&Futex, 1, None), Ok(0)); // one party: passes
-/// ```
 #[repr(C)]
 #[derive(Debug, Default)]
-pub struct RawBarrier {
-    state: AtomicU32,
-    waiters: AtomicU32,
+pub(crate) struct RawBarrier {
+    /// The word is the state above.
+    state: WaitWord,
 }
 
 /// Why a barrier wait failed.
-///
-/// # Examples
-/// ```
-/// use shmproc::sync::{signal::*, wait::Futex};
-/// let b = RawBarrier::default();
-/// let soon = std::time::Instant::now() + std::time::Duration::from_millis(2);
-/// assert_eq!(b.wait(&Futex, 2, Some(soon)), Err(BarrierError::TimedOut));
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BarrierError {
+pub(crate) enum BarrierError {
     /// The deadline passed; our arrival was withdrawn.
     TimedOut,
     /// The shared count is not below the party count (a peer scribbled).
@@ -413,25 +255,15 @@ impl RawBarrier {
     /// Arrives and waits until `parties` parties have arrived; returns the
     /// arrival index (0 for the first, `parties - 1` for the one that
     /// released the others).
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::sync::{signal::*, wait::Futex};
-    /// let b = std::sync::Arc::new(RawBarrier::default());
-    /// let b2 = b.clone();
-    /// let t = std::thread::spawn(move || b2.wait(&Futex, 2, None).unwrap());
-    /// let mine = b.wait(&Futex, 2, None).unwrap();
-    /// assert_eq!(mine + t.join().unwrap(), 1);
-    /// ```
-    pub fn wait<P: Park>(
+    pub(crate) fn wait<P: Park>(
         &self,
         park: &P,
         parties: u32,
         deadline: Option<Instant>,
     ) -> Result<u32, BarrierError> {
         debug_assert!((1..=MAX_PARTIES).contains(&parties));
-        // Relaxed: the CAS validates; its AcqRel orders the data.
-        let mut s = self.state.load(Ordering::Relaxed);
+        // Relaxed: the CAS validates; it orders the data.
+        let mut s = self.state.word().load(Ordering::Relaxed);
         let (gen, index) = loop {
             let count = s & COUNT_MASK;
             if count >= parties {
@@ -444,15 +276,16 @@ impl RawBarrier {
                 s + 1
             };
             // SYNC POINT: barrier-arrive. AcqRel: each arrival releases what it
-            // wrote and acquires the earlier arrivals.
-            match self
-                .state
-                .compare_exchange_weak(s, next, Ordering::AcqRel, Ordering::Relaxed)
-            {
+            // wrote and acquires the earlier arrivals; SeqCst: the waker's
+            // change of the dekker protocol (sync/wait.rs).
+            match self.state.word().compare_exchange_weak(
+                s,
+                next,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) if last => {
-                    if anyone_waits(&self.waiters) {
-                        park.wake_all(&self.state);
-                    }
+                    self.state.wake(park, u32::MAX);
                     return Ok(count);
                 }
                 Ok(_) => break (s & !COUNT_MASK, count),
@@ -469,13 +302,18 @@ impl RawBarrier {
         index: u32,
         deadline: Option<Instant>,
     ) -> Result<u32, BarrierError> {
+        // SYNC POINT: barrier-arrive (Acquire of the last arrival's CAS).
+        let passed = || self.state.word().load(Ordering::Acquire) & !COUNT_MASK != gen;
+        if spin_until(passed) {
+            return Ok(index);
+        }
         loop {
-            // SYNC POINT: barrier-arrive (Acquire of the last arrival's CAS).
-            let s = self.state.load(Ordering::Acquire);
+            // SYNC POINT: barrier-arrive (as above).
+            let s = self.state.word().load(Ordering::Acquire);
             if s & !COUNT_MASK != gen {
                 return Ok(index);
             }
-            if sleep(park, &self.state, &self.waiters, s, deadline) == Wake::TimedOut {
+            if self.state.sleep_on(park, s, deadline) == Wake::TimedOut {
                 return self.withdraw(gen, index);
             }
         }
@@ -485,7 +323,7 @@ impl RawBarrier {
     /// meanwhile (then we passed the barrier after all).
     fn withdraw(&self, gen: u32, index: u32) -> Result<u32, BarrierError> {
         // Acquire: if the generation moved we passed, and read what others wrote.
-        let mut s = self.state.load(Ordering::Acquire);
+        let mut s = self.state.word().load(Ordering::Acquire);
         loop {
             if s & !COUNT_MASK != gen {
                 return Ok(index);
@@ -494,10 +332,12 @@ impl RawBarrier {
                 return Err(BarrierError::Corrupt { count: 0 });
             }
             // SYNC POINT: barrier-arrive.
-            match self
-                .state
-                .compare_exchange_weak(s, s - 1, Ordering::AcqRel, Ordering::Acquire)
-            {
+            match self.state.word().compare_exchange_weak(
+                s,
+                s - 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => return Err(BarrierError::TimedOut),
                 Err(now) => s = now,
             }
@@ -505,15 +345,9 @@ impl RawBarrier {
     }
 
     /// How many parties are waiting now (a snapshot).
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::sync::{signal::*, wait::Futex};
-    /// assert_eq!(RawBarrier::default().waiting(), 0);
-    /// ```
-    pub fn waiting(&self) -> u32 {
+    pub(crate) fn waiting(&self) -> u32 {
         // Relaxed: a snapshot.
-        self.state.load(Ordering::Relaxed) & COUNT_MASK
+        self.state.word().load(Ordering::Relaxed) & COUNT_MASK
     }
 }
 
@@ -525,8 +359,8 @@ mod shm {
     const _: () = assert!(std::mem::size_of::<RawEvent>() == 8);
     const _: () = assert!(std::mem::size_of::<RawCondition>() == 8);
     const _: () = assert!(std::mem::size_of::<RawBarrier>() == 8);
-    // SAFETY: two std u32 atomics each: every bit pattern valid, no pointers,
-    // all shared mutation atomic.
+    // SAFETY: one WaitWord each (two std u32 atomics): every bit pattern
+    // valid, no pointers, all shared mutation atomic.
     unsafe impl ShmSafe for RawSemaphore {}
     // SAFETY: as RawSemaphore.
     unsafe impl ShmSafe for RawEvent {}
@@ -539,7 +373,7 @@ mod shm {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::sync::wait::Futex;
+    use crate::sync::park::Futex;
     use std::time::Duration;
 
     fn soon() -> Option<Instant> {
@@ -576,7 +410,7 @@ mod tests {
         assert_eq!(b.wait(&Futex, 1, None), Ok(0));
         assert_eq!(b.wait(&Futex, 2, soon()), Err(BarrierError::TimedOut));
         assert_eq!(b.waiting(), 0, "the timed-out arrival was withdrawn");
-        b.state.store(7, Ordering::Relaxed);
+        b.state.word().store(7, Ordering::Relaxed);
         assert_eq!(
             b.wait(&Futex, 2, None),
             Err(BarrierError::Corrupt { count: 7 })

@@ -1,123 +1,395 @@
-//! Wait/wake as a small trait, so algorithms make no syscalls themselves.
+//! The one way shmproc waits: a [`WaitWord`] (a futex word and a count of
+//! its sleepers) and one spin-then-sleep policy ([`Spin`], [`slice`]).
 //!
-//! The lock state machine and the queue ring call [`Park::wait`] and
-//! [`Park::wake`] on their state words. In shared memory the implementation is
-//! [`Futex`] (shared futexes); under `--cfg loom` it is `loom_park::LoomPark`,
-//! a tiny futex table over loom's `Mutex`/`Condvar`, so a lost wake-up shows up
-//! as a deadlock in the model (the model is iceoryx2's `strategy/mutex.rs`).
+//! Every place that sleeps uses these: the semaphore, event, condition and
+//! barrier algorithms (the word is their state), the slot ring's getters and
+//! putters, the byte ring's reader and writer, the pool's doorbell (the word
+//! is a sequence bumped by wakers). Locks keep their own state machine (the
+//! waiter bit lives in the lock word, `robust.rs`) but spin with [`Spin`] and
+//! sleep in [`slice`]s.
+//!
+//! # The wake-up protocol (SYNC POINT: dekker)
+//!
+//! | side   | steps |
+//! |--------|-------|
+//! | waiter | read `seen` (the word); register (`waiters += 1`, SeqCst RMW); SeqCst fence; re-check its condition; futex-wait while `word == seen`; unregister |
+//! | waker  | make its change with a SeqCst store or RMW, or follow it with a SeqCst fence; load `waiters` (SeqCst); if non-zero, wake (bumping the word first when the word is a sequence) |
+//!
+//! All these SeqCst operations are in one total order, so either the waker's
+//! load sees the registration and wakes, or the waiter's re-check (after its
+//! fence) sees the change and does not sleep: no lost wake-up, and no
+//! `FUTEX_WAKE` syscall when nobody sleeps. A wake that comes between the
+//! re-check and the futex call changes the word first, so the kernel sees
+//! `word != seen` and the wait returns at once.
+//!
+//! Loom models SeqCst RMWs and loads as AcqRel/Acquire (it supports SeqCst
+//! fences), so under loom the waker side adds the fence the C++ model does
+//! not need.
+//!
+//! # The policy (measured in `docs/decisions.md`, "One wait word")
+//!
+//! A cache-line hand-off between two processes costs ~70 ns here, a futex
+//! wake-up ~30 µs one way. So a waiter first spins for [`SPIN`] (catching a
+//! peer that is awake), yielding the core every [`YIELD_EVERY`] steps so that
+//! oversubscribed cores (more processes than cores) let the peer run; then it
+//! sleeps. Sleeps last at most a [`slice`] (2 ms doubling to 50 ms), after
+//! which the waiter asks whether the party it waits for is alive: a dead
+//! party never wakes anyone.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::sync::atomic::AtomicU32;
+use crate::sync::atomic::{fence, AtomicU32, Ordering};
+use crate::sync::park::{Park, Wake};
 
-/// How a wait ended.
-///
-/// # Examples
-/// ```
-/// use shmproc::sync::wait::{Futex, Park, Wake};
-/// use std::sync::atomic::AtomicU32;
-/// let word = AtomicU32::new(1);
-/// assert_eq!(Futex.wait(&word, 0, None), Wake::Woken); // value differs: at once
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wake {
-    /// Woken, value changed, or spurious: re-check the condition.
-    Woken,
-    /// The deadline passed.
-    TimedOut,
+/// How long a waiter spins before it sleeps.
+pub(crate) const SPIN: Duration = Duration::from_micros(60);
+/// Every this many spin steps, the spinner yields the core once.
+const YIELD_EVERY: u32 = 8;
+/// `spin_loop` hints per spin step (the steps in between read the clock).
+const PAUSES: u32 = 16;
+/// How long a stall (the same blocking state) lasts before the waiter asks
+/// whether the party holding it is alive.
+pub(crate) const LIVENESS_AFTER: Duration = Duration::from_millis(20);
+/// The longest sleep slice.
+pub(crate) const SLICE_MAX: Duration = Duration::from_millis(50);
+
+/// How long the `n`-th sleep (from 0) of one wait may last before the
+/// waiter re-checks the liveness of what it waits for: 2 ms doubling to
+/// [`SLICE_MAX`]. `None` under loom: there is no time, and the models wake
+/// a sleeper whose party dies (see the loom futex tables).
+#[inline]
+pub(crate) fn slice(n: u32) -> Option<Duration> {
+    if cfg!(loom) {
+        return None;
+    }
+    Some(Duration::from_millis(2u64 << n.min(5)).min(SLICE_MAX))
 }
 
-/// Blocking primitives an algorithm needs: futex semantics.
-///
-/// # Examples
-/// ```
-/// use shmproc::sync::wait::{Futex, Park, Wake};
-/// use std::sync::atomic::AtomicU32;
-/// let word = AtomicU32::new(0);
-/// let soon = std::time::Instant::now() + std::time::Duration::from_millis(2);
-/// assert_eq!(Futex.wait(&word, 0, Some(soon)), Wake::TimedOut);
-/// Futex.wake(&word, 1); // nobody sleeps: harmless
-/// ```
-pub trait Park {
-    /// Blocks while `*word == expected` until woken or `deadline`.
-    fn wait(&self, word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Wake;
-    /// Wakes up to `n` waiters on `word`.
-    fn wake(&self, word: &AtomicU32, n: u32);
-    /// Wakes every waiter on `word`.
-    fn wake_all(&self, word: &AtomicU32) {
-        self.wake(word, u32::MAX);
+/// The end of a sleep that starts `now` with slice `n`, never past `deadline`.
+#[inline]
+pub(crate) fn slice_end(n: u32, now: Instant, deadline: Option<Instant>) -> Option<Instant> {
+    match (slice(n).map(|s| now + s), deadline) {
+        (Some(s), Some(d)) => Some(s.min(d)),
+        (s, d) => s.or(d),
     }
 }
 
-/// Shared futexes: the implementation used on real shared memory.
+/// The spin phase of one wait.
 ///
-/// # Examples
+/// ```text
+/// let mut spin = Spin::new();
+/// while !ready() {
+///     if !spin.step() { /* sleep on a WaitWord */ }
+/// }
 /// ```
-/// use shmproc::sync::wait::{Futex, Park, Wake};
-/// use std::sync::atomic::AtomicU32;
-/// let word = std::sync::Arc::new(AtomicU32::new(0));
-/// let w2 = word.clone();
-/// let t = std::thread::spawn(move || while w2.load(std::sync::atomic::Ordering::Acquire) == 0 { Futex.wait(&w2, 0, None); });
-/// word.store(1, std::sync::atomic::Ordering::Release);
-/// Futex.wake_all(&word);
-/// t.join().unwrap();
-/// ```
-#[cfg(not(loom))]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Futex;
+#[derive(Debug)]
+pub(crate) struct Spin {
+    started: Instant,
+    steps: u32,
+}
 
-#[cfg(not(loom))]
-impl Park for Futex {
+impl Spin {
+    /// A spin phase starting now.
     #[inline]
-    fn wait(&self, word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Wake {
-        match crate::sys::futex::wait(word, expected, deadline) {
-            crate::sys::futex::WaitOutcome::Woken => Wake::Woken,
-            crate::sys::futex::WaitOutcome::TimedOut => Wake::TimedOut,
+    pub(crate) fn new() -> Spin {
+        Spin::since(Instant::now())
+    }
+
+    /// A spin phase that started at `started`.
+    #[inline]
+    pub(crate) fn since(started: Instant) -> Spin {
+        Spin { started, steps: 0 }
+    }
+
+    /// One step of spinning (reads the clock); false once the phase is over.
+    #[inline]
+    pub(crate) fn step(&mut self) -> bool {
+        self.step_at(Instant::now())
+    }
+
+    /// One step at `now` (for callers that read the clock anyway); false
+    /// once the phase is over. Under loom always false: spinning only
+    /// multiplies the interleavings.
+    #[inline]
+    pub(crate) fn step_at(&mut self, now: Instant) -> bool {
+        if cfg!(loom) || now.duration_since(self.started) >= SPIN {
+            return false;
+        }
+        self.steps = self.steps.wrapping_add(1);
+        if self.steps % YIELD_EVERY == 0 {
+            // Let a runnable peer on this core go on (oversubscribed
+            // machines); returns at once when nobody else wants the core.
+            std::thread::yield_now();
+        } else {
+            for _ in 0..PAUSES {
+                std::hint::spin_loop();
+            }
+        }
+        true
+    }
+}
+
+/// A futex word and the count of parties asleep (or about to sleep) on it.
+/// 8 bytes, `#[repr(C)]`, in shared memory; every value is untrusted (a
+/// scribbled count costs at most a needless wake or a slice of sleep).
+///
+/// The word is either the state itself (a semaphore's value, an event's
+/// flag: wakers change it and call [`wake`](Self::wake)) or a sequence that
+/// only says "something changed" (rings, bells: wakers call
+/// [`notify`](Self::notify), which bumps it).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct WaitWord {
+    word: AtomicU32,
+    waiters: AtomicU32,
+}
+
+/// A registration as a sleeper on a [`WaitWord`]; dropping it unregisters.
+pub(crate) struct Registered<'a>(&'a WaitWord);
+
+impl Registered<'_> {
+    /// Sleeps while the word is `seen` (read before registering), until
+    /// woken or `deadline`.
+    #[inline]
+    pub(crate) fn wait(&self, park: &impl Park, seen: u32, deadline: Option<Instant>) -> Wake {
+        park.wait(&self.0.word, seen, deadline)
+    }
+}
+
+impl Drop for Registered<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // Relaxed: the count only decides whether wakers make a syscall; a
+        // stale value costs one needless wake.
+        self.0.waiters.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl WaitWord {
+    /// The futex word (for algorithms whose state it is).
+    #[inline]
+    pub(crate) fn word(&self) -> &AtomicU32 {
+        &self.word
+    }
+
+    /// Waiter: the value to sleep on, read before registering, so a change
+    /// made after the registration makes the futex wait return at once.
+    #[inline]
+    pub(crate) fn seen(&self) -> u32 {
+        // SeqCst: part of the dekker protocol (module docs).
+        self.word.load(Ordering::SeqCst)
+    }
+
+    /// Waiter: registers as a sleeper. Re-check the condition after this,
+    /// then [`Registered::wait`] if it still does not hold.
+    #[inline]
+    pub(crate) fn register(&self) -> Registered<'_> {
+        // SYNC POINT: dekker. SeqCst RMW then SeqCst fence: the registration
+        // precedes the caller's re-check in the total order.
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        Registered(self)
+    }
+
+    /// Waiter: sleeps once (until woken, a change of the word from `seen`,
+    /// read with [`seen`](Self::seen) before the caller last checked its
+    /// condition, or `deadline`) unless `ready()`, re-checked after
+    /// registering, holds.
+    #[inline]
+    pub(crate) fn sleep(
+        &self,
+        park: &impl Park,
+        seen: u32,
+        deadline: Option<Instant>,
+        ready: impl FnOnce() -> bool,
+    ) -> Wake {
+        let reg = self.register();
+        if ready() {
+            return Wake::Woken;
+        }
+        reg.wait(park, seen, deadline)
+    }
+
+    /// Waiter, for state words: sleeps once while the word is `seen`.
+    #[inline]
+    pub(crate) fn sleep_on(&self, park: &impl Park, seen: u32, deadline: Option<Instant>) -> Wake {
+        self.register().wait(park, seen, deadline)
+    }
+
+    /// Sleeps while the word is `seen` without registering: wakers that
+    /// wake only registered sleepers pass this one by; only a
+    /// [`bump_wake`](Self::bump_wake) (or `deadline`) ends it early. For a
+    /// party that wants to be woken by some wakers and not others (the
+    /// pool's supervisor while callers pump for themselves).
+    #[inline]
+    pub(crate) fn doze(&self, park: &impl Park, seen: u32, deadline: Option<Instant>) -> Wake {
+        park.wait(&self.word, seen, deadline)
+    }
+
+    /// Waker: whether anyone sleeps or is about to. The caller's change was
+    /// a SeqCst store or RMW, or is followed by a SeqCst fence.
+    #[inline]
+    pub(crate) fn has_waiters(&self) -> bool {
+        #[cfg(loom)]
+        fence(Ordering::SeqCst);
+        // SYNC POINT: dekker (the load half; module docs).
+        self.waiters.load(Ordering::SeqCst) != 0
+    }
+
+    /// Waker, for state words: after changing the word (SeqCst), wakes up
+    /// to `n` sleepers if any.
+    #[inline]
+    pub(crate) fn wake(&self, park: &impl Park, n: u32) {
+        if self.has_waiters() {
+            park.wake(&self.word, n);
         }
     }
 
+    /// Waker, for sequences: after changing what the word guards (SeqCst,
+    /// or fenced), bumps the word and wakes up to `n` sleepers, if any sleep.
     #[inline]
-    fn wake(&self, word: &AtomicU32, n: u32) {
-        crate::sys::futex::wake(word, n);
+    pub(crate) fn notify(&self, park: &impl Park, n: u32) {
+        if self.has_waiters() {
+            self.bump_wake(park, n);
+        }
+    }
+
+    /// Bumps the word and wakes up to `n` sleepers, whether or not any
+    /// registered (closing, or waking a party that sleeps unregistered).
+    #[cold]
+    pub(crate) fn bump_wake(&self, park: &impl Park, n: u32) {
+        // SeqCst: ordered after the registration the caller observed, so
+        // the sleeper's futex sees a new value.
+        self.word.fetch_add(1, Ordering::SeqCst);
+        park.wake(&self.word, n);
+    }
+
+    /// Waiters registered now (a snapshot, for `shmproc inspect`).
+    pub(crate) fn waiters(&self) -> u32 {
+        // Relaxed: a display snapshot.
+        self.waiters.load(Ordering::Relaxed)
+    }
+
+    /// Resets both words (only when nobody can use them: the segment is
+    /// being recycled for a new peer).
+    pub(crate) fn reset(&self) {
+        // Relaxed: published by whatever hands the segment to the next user.
+        self.word.store(0, Ordering::Relaxed);
+        self.waiters.store(0, Ordering::Relaxed);
     }
 }
 
-/// The loom model of a futex table.
-#[cfg(loom)]
-pub mod loom_park {
+/// Spins per the policy until `ready()`, then sleeps on `ww` in slices until
+/// `ready()` or `deadline`. Returns whether `ready()` held. For waits whose
+/// waker cannot die unnoticed (or whose caller checks liveness itself
+/// between calls).
+pub(crate) fn wait_until(
+    ww: &WaitWord,
+    park: &impl Park,
+    deadline: Option<Instant>,
+    ready: impl Fn() -> bool,
+) -> bool {
+    let mut spin = Spin::new();
+    loop {
+        if ready() {
+            return true;
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return false;
+        }
+        if !spin.step_at(now) {
+            break;
+        }
+    }
+    wait_until_slow(ww, park, deadline, ready)
+}
+
+#[cold]
+fn wait_until_slow(
+    ww: &WaitWord,
+    park: &impl Park,
+    deadline: Option<Instant>,
+    ready: impl Fn() -> bool,
+) -> bool {
+    let mut n = 0;
+    loop {
+        let end = slice_end(n, Instant::now(), deadline);
+        if ww.sleep(park, ww.seen(), end, &ready) == Wake::TimedOut {
+            if ready() {
+                return true;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
+            }
+            n = n.saturating_add(1);
+        }
+        if ready() {
+            return true;
+        }
+    }
+}
+
+#[cfg(not(loom))]
+const _: () = assert!(std::mem::size_of::<WaitWord>() == 8);
+
+// SAFETY: two std u32 atomics (outside loom): every bit pattern is valid,
+// there are no pointers, and all shared mutation is atomic.
+#[cfg(not(loom))]
+unsafe impl crate::segment::ShmSafe for WaitWord {}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
     use super::*;
-    use crate::sync::atomic::Ordering;
-    use loom::sync::{Condvar, Mutex};
+    use crate::sync::park::Futex;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
 
-    /// One mutex+condvar guards every word: `wait` re-checks the word under the
-    /// mutex, `wake` notifies under it, exactly the futex guarantee (no wake-up
-    /// is lost between the check and the sleep). Deadlines are ignored: loom has
-    /// no time, so a timed wait is modelled as an untimed one that may also wake
-    /// spuriously.
-    #[derive(Default)]
-    pub struct LoomPark {
-        lock: Mutex<()>,
-        cv: Condvar,
+    #[test]
+    fn slices_grow_to_50ms() {
+        let ms: Vec<_> = (0..8).map(|n| slice(n).unwrap().as_millis()).collect();
+        assert_eq!(ms, [2, 4, 8, 16, 32, 50, 50, 50]);
     }
 
-    impl Park for LoomPark {
-        fn wait(&self, word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Wake {
-            let guard = self.lock.lock().unwrap();
-            if word.load(Ordering::SeqCst) != expected {
-                return Wake::Woken;
-            }
-            if deadline.is_some() {
-                // A timed wait may give up: let loom explore both outcomes.
-                drop(guard);
-                return Wake::TimedOut;
-            }
-            drop(self.cv.wait(guard).unwrap());
-            Wake::Woken
-        }
+    #[test]
+    fn spin_ends() {
+        let mut s = Spin::since(Instant::now() - SPIN);
+        assert!(!s.step());
+        let mut s = Spin::new();
+        assert!(s.step());
+    }
 
-        fn wake(&self, _word: &AtomicU32, _n: u32) {
-            let _guard = self.lock.lock().unwrap();
-            self.cv.notify_all();
-        }
+    #[test]
+    fn sleep_returns_at_once_when_ready_after_registering() {
+        let ww = WaitWord::default();
+        assert_eq!(ww.sleep(&Futex, ww.seen(), None, || true), Wake::Woken);
+        assert_eq!(ww.waiters(), 0, "unregistered on return");
+    }
+
+    #[test]
+    fn notify_bumps_only_with_waiters() {
+        let ww = WaitWord::default();
+        ww.notify(&Futex, 1);
+        assert_eq!(ww.seen(), 0, "nobody waits: no bump, no syscall");
+        let reg = ww.register();
+        ww.notify(&Futex, 1);
+        assert_eq!(ww.seen(), 1);
+        drop(reg);
+    }
+
+    #[test]
+    fn wait_until_wakes_on_notify_and_times_out() {
+        let ww = Arc::new(WaitWord::default());
+        let flag = Arc::new(AtomicBool::new(false));
+        let (w2, f2) = (ww.clone(), flag.clone());
+        let t = std::thread::spawn(move || {
+            wait_until(&w2, &Futex, None, || f2.load(Ordering::Acquire))
+        });
+        flag.store(true, Ordering::SeqCst);
+        ww.notify(&Futex, u32::MAX);
+        assert!(t.join().unwrap());
+        let soon = Instant::now() + Duration::from_millis(3);
+        assert!(!wait_until(&ww, &Futex, Some(soon), || false));
+        assert!(Instant::now() >= soon);
     }
 }

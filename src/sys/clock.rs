@@ -4,13 +4,6 @@
 
 /// Milliseconds on the coarse monotonic clock (resolution: one scheduler
 /// tick, 1 to 4 ms). Only differences are meaningful.
-///
-/// # Examples
-/// ```
-/// let a = shmproc::sys::clock::coarse_millis();
-/// std::thread::sleep(std::time::Duration::from_millis(20));
-/// assert!(shmproc::sys::clock::coarse_millis() >= a + 10);
-/// ```
 pub fn coarse_millis() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,

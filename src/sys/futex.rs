@@ -11,15 +11,6 @@ use std::sync::atomic::AtomicU32;
 use std::time::Instant;
 
 /// What a futex wait ended with.
-///
-/// # Examples
-/// ```
-/// use shmproc::sys::futex::{self, WaitOutcome};
-/// use std::sync::atomic::AtomicU32;
-/// let w = AtomicU32::new(0);
-/// let soon = std::time::Instant::now() + std::time::Duration::from_millis(2);
-/// assert_eq!(futex::wait(&w, 0, Some(soon)), WaitOutcome::TimedOut);
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitOutcome {
     /// Woken, the value differed on entry, or a spurious wake-up: re-check the word.
@@ -59,14 +50,6 @@ fn deadline_timespec(deadline: Instant) -> libc::timespec {
 ///
 /// Returns at once (as `Woken`) if the word already differs. Callers loop and
 /// re-check their condition: a `Woken` result promises nothing about the word.
-///
-/// # Examples
-/// ```
-/// use shmproc::sys::futex::{self, WaitOutcome};
-/// use std::sync::atomic::AtomicU32;
-/// let w = AtomicU32::new(5);
-/// assert_eq!(futex::wait(&w, 0, None), WaitOutcome::Woken); // not 0: returns at once
-/// ```
 pub fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> WaitOutcome {
     loop {
         if let Some(d) = deadline {
@@ -108,14 +91,6 @@ pub fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> WaitO
 }
 
 /// Wakes up to `n` waiters blocked on `word`; returns how many were woken.
-///
-/// # Examples
-/// ```
-/// use shmproc::sys::futex::{self, WaitOutcome};
-/// use std::sync::atomic::AtomicU32;
-/// let w = AtomicU32::new(0);
-/// futex::wake(&w, 1); // nobody sleeps: harmless
-/// ```
 pub fn wake(word: &AtomicU32, n: u32) -> usize {
     let n = n.min(i32::MAX as u32) as i32;
     // SAFETY: `word` is a live reference to an aligned u32; FUTEX_WAKE (shared) reads
@@ -125,14 +100,6 @@ pub fn wake(word: &AtomicU32, n: u32) -> usize {
 }
 
 /// Wakes every waiter blocked on `word`.
-///
-/// # Examples
-/// ```
-/// use shmproc::sys::futex::{self, WaitOutcome};
-/// use std::sync::atomic::AtomicU32;
-/// let w = AtomicU32::new(0);
-/// futex::wake_all(&w);
-/// ```
 pub fn wake_all(word: &AtomicU32) -> usize {
     wake(word, i32::MAX as u32)
 }

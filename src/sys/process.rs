@@ -16,21 +16,9 @@ use crate::error::{Error, Result};
 
 /// How a reaped child ended, as Python's `exitcode`: the exit status, or
 /// minus the number of the signal that killed it.
-///
-/// # Examples
-/// ```
-/// let killed: shmproc::sys::process::ExitCode = -9; // SIGKILL, as Python
-/// assert!(killed < 0);
-/// ```
 pub type ExitCode = i32;
 
 /// The result of a non-blocking reap.
-///
-/// # Examples
-/// ```
-/// use shmproc::sys::process::{try_reap, Reap};
-/// assert!(matches!(try_reap(1), Ok(Reap::NotAChild))); // init is nobody's child
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reap {
     /// The child is still running.
@@ -45,17 +33,6 @@ pub enum Reap {
 ///
 /// # Errors
 /// An OS error other than `ECHILD` (which is [`Reap::NotAChild`]).
-///
-/// # Examples
-/// ```
-/// use shmproc::sys::process::{try_reap, Reap};
-/// let child = std::process::Command::new("true").spawn()?;
-/// let pid = child.id();
-/// while matches!(try_reap(pid)?, Reap::Running) {
-///     std::thread::sleep(std::time::Duration::from_millis(1));
-/// }
-/// # Ok::<(), shmproc::Error>(())
-/// ```
 pub fn try_reap(pid: u32) -> Result<Reap> {
     loop {
         match waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG)) {
@@ -74,18 +51,6 @@ pub fn try_reap(pid: u32) -> Result<Reap> {
 
 /// Opens a pidfd for `pid` (`pidfd_open`, Linux 5.3+); `None` where the
 /// kernel lacks it (`ENOSYS`) or forbids it, so callers fall back to polling.
-///
-/// # Examples
-/// ```
-/// use shmproc::sys::process::{pidfd_open, wait_pidfd};
-/// use std::os::fd::AsFd;
-/// let mut child = std::process::Command::new("true").spawn()?;
-/// if let Some(fd) = pidfd_open(child.id()) {
-///     assert!(wait_pidfd(fd.as_fd(), None)?); // readable once it has ended
-/// }
-/// child.wait()?;
-/// # Ok::<(), shmproc::Error>(())
-/// ```
 pub fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and a flags word and returns a new
     // descriptor or -1; no pointers are involved.
@@ -103,17 +68,6 @@ pub fn pidfd_open(pid: u32) -> Option<OwnedFd> {
 ///
 /// # Errors
 /// The OS error from `poll`.
-///
-/// # Examples
-/// ```
-/// use shmproc::sys::process::{pidfd_open, wait_pidfd};
-/// use std::os::fd::AsFd;
-/// if let Some(me) = pidfd_open(std::process::id()) {
-///     let soon = std::time::Instant::now() + std::time::Duration::from_millis(2);
-///     assert!(!wait_pidfd(me.as_fd(), Some(soon))?); // we are still running
-/// }
-/// # Ok::<(), shmproc::Error>(())
-/// ```
 pub fn wait_pidfd(pidfd: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<bool> {
     loop {
         let timeout_ms: libc::c_int = match deadline {
@@ -158,15 +112,6 @@ pub fn wait_pidfd(pidfd: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<bo
 ///
 /// # Errors
 /// The OS error from `kill` (`ESRCH` cannot happen for an unreaped child).
-///
-/// # Examples
-/// ```
-/// use nix::sys::signal::Signal;
-/// let mut child = std::process::Command::new("sleep").arg("30").spawn()?;
-/// shmproc::sys::process::send_signal(child.id(), Signal::SIGKILL)?;
-/// assert!(!child.wait()?.success());
-/// # Ok::<(), shmproc::Error>(())
-/// ```
 pub fn send_signal(pid: u32, sig: Signal) -> Result<()> {
     nix::sys::signal::kill(Pid::from_raw(pid as i32), sig)
         .map_err(|e| Error::os(format!("sending {sig} to process {pid}"), e))
@@ -177,13 +122,6 @@ pub fn send_signal(pid: u32, sig: Signal) -> Result<()> {
 ///
 /// # Errors
 /// The raw OS error from `fcntl`.
-///
-/// # Examples
-/// ```
-/// use std::os::fd::AsRawFd;
-/// let f = std::fs::File::open("/dev/null").unwrap(); // close-on-exec by default
-/// shmproc::sys::process::clear_cloexec(f.as_raw_fd()).unwrap();
-/// ```
 pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
     // SAFETY: F_GETFD/F_SETFD take an int descriptor and an int flag word; a
     // bad descriptor yields EBADF, never memory unsafety.
@@ -205,12 +143,6 @@ pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
 ///
 /// # Errors
 /// The raw OS error from `prctl`.
-///
-/// # Examples
-/// ```no_run
-/// // In a freshly forked child, between fork and exec:
-/// shmproc::sys::process::die_with_parent(std::os::unix::process::parent_id()).unwrap();
-/// ```
 pub fn die_with_parent(parent: u32) -> io::Result<()> {
     // SAFETY: PR_SET_PDEATHSIG takes a signal number; the trailing arguments
     // are unused and passed as 0.
@@ -237,19 +169,6 @@ pub fn die_with_parent(parent: u32) -> io::Result<()> {
 ///   other threads (locks they held stay locked forever in the child).
 /// - The child must end with [`exit_now`], never by returning into code that
 ///   would run the parent's destructors twice.
-///
-/// # Examples
-/// ```no_run
-/// use shmproc::sys::process::{exit_now, fork, try_reap, Reap};
-/// // SAFETY: this example's process has no other threads.
-/// match unsafe { fork() }? {
-///     None => exit_now(0), // the child
-///     Some(pid) => while matches!(try_reap(pid)?, Reap::Running) {
-///         std::thread::sleep(std::time::Duration::from_millis(1));
-///     },
-/// }
-/// # Ok::<(), shmproc::Error>(())
-/// ```
 pub unsafe fn fork() -> Result<Option<u32>> {
     // SAFETY: the caller upholds the child-side rules above.
     match unsafe { nix::unistd::fork() } {
@@ -261,11 +180,6 @@ pub unsafe fn fork() -> Result<Option<u32>> {
 
 /// Ends the process at once with `code`: no destructors, no `atexit`
 /// handlers, no stdio flush (flush first).
-///
-/// # Examples
-/// ```no_run
-/// shmproc::sys::process::exit_now(3); // like _exit(3)
-/// ```
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and has no preconditions.
     unsafe { libc::_exit(code) }
@@ -275,13 +189,6 @@ pub fn exit_now(code: i32) -> ! {
 ///
 /// # Errors
 /// The OS error from `getrandom`.
-///
-/// # Examples
-/// ```
-/// let (a, b) = (shmproc::sys::process::random_u64()?, shmproc::sys::process::random_u64()?);
-/// assert_ne!(a, b);
-/// # Ok::<(), shmproc::Error>(())
-/// ```
 pub fn random_u64() -> Result<u64> {
     let mut buf = [0u8; 8];
     let mut done = 0;
@@ -311,15 +218,6 @@ pub fn random_u64() -> Result<u64> {
 ///
 /// # Errors
 /// The OS error from `dup2`.
-///
-/// # Examples
-/// ```
-/// use std::os::fd::{AsFd, AsRawFd};
-/// let a = std::fs::File::open("/dev/null")?;
-/// let b = std::fs::File::open("/dev/zero")?;
-/// shmproc::sys::process::dup_onto(a.as_fd(), b.as_raw_fd())?; // b now reads /dev/null
-/// # Ok::<(), shmproc::Error>(())
-/// ```
 pub fn dup_onto(src: BorrowedFd<'_>, dst: RawFd) -> Result<()> {
     // SAFETY: dup2 takes two int descriptors; a bad one yields EBADF.
     if unsafe { libc::dup2(src.as_raw_fd(), dst) } < 0 {

@@ -15,25 +15,11 @@ use nix::sys::stat::Mode;
 use crate::error::{Error, Result};
 
 /// Prefix of every named segment in `/dev/shm` (and of memfd names).
-///
-/// # Examples
-/// ```
-/// assert_eq!(shmproc::sys::shm::shm_path("jobs"), format!("/{}jobs", shmproc::sys::shm::NAME_PREFIX));
-/// ```
 pub const NAME_PREFIX: &str = "shmproc.";
 
 /// Creates an anonymous segment file of `len` bytes, sealed against grow and
 /// shrink so no process that receives it can truncate it under a reader
 /// (which would turn reads into SIGBUS).
-///
-/// # Examples
-/// ```
-/// use shmproc::sys::shm;
-/// let fd = shm::create_anonymous("doc", 4096)?;
-/// assert!(shm::is_sealed(&fd));
-/// assert_eq!(shm::file_len(&fd)?, 4096);
-/// # Ok::<(), shmproc::Error>(())
-/// ```
 pub fn create_anonymous(label: &str, len: u64) -> Result<OwnedFd> {
     let name = CString::new(format!("{NAME_PREFIX}{label}"))
         .map_err(|_| Error::invalid("segment label", "no NUL byte", label))?;
@@ -56,14 +42,6 @@ pub fn create_anonymous(label: &str, len: u64) -> Result<OwnedFd> {
 }
 
 /// Whether `fd` carries the grow and shrink seals (a memfd made by us).
-///
-/// # Examples
-/// ```
-/// use shmproc::sys::shm;
-/// let f: std::os::fd::OwnedFd = std::fs::File::open("/dev/null")?.into();
-/// assert!(!shm::is_sealed(&f));
-/// # Ok::<(), shmproc::Error>(())
-/// ```
 pub fn is_sealed(fd: &OwnedFd) -> bool {
     match nix::fcntl::fcntl(fd, FcntlArg::F_GET_SEALS) {
         Ok(bits) => {
@@ -75,29 +53,12 @@ pub fn is_sealed(fd: &OwnedFd) -> bool {
 }
 
 /// The `/dev/shm` path name of a validated segment name.
-///
-/// # Examples
-/// ```
-/// assert_eq!(shmproc::sys::shm::shm_path("jobs"), "/shmproc.jobs");
-/// ```
 pub fn shm_path(name: &str) -> String {
     format!("/{NAME_PREFIX}{name}")
 }
 
 /// Creates a named segment of `len` bytes; fails with `AlreadyExists` if the name
 /// is taken. Owner-only permissions (0600).
-///
-/// # Examples
-/// ```
-/// use shmproc::sys::shm;
-/// let name = shmproc::segment::unique_name("doc-shm");
-/// let fd = shm::create_named(&name, 4096)?;
-/// assert!(shm::create_named(&name, 4096).is_err()); // taken
-/// assert_eq!(shm::file_len(&shm::open_named(&name)?)?, 4096);
-/// shm::unlink_named(&name)?;
-/// # drop(fd);
-/// # Ok::<(), shmproc::Error>(())
-/// ```
 pub fn create_named(name: &str, len: u64) -> Result<OwnedFd> {
     let path = shm_path(name);
     let fd = shm_open(
@@ -118,12 +79,6 @@ pub fn create_named(name: &str, len: u64) -> Result<OwnedFd> {
 }
 
 /// Opens an existing named segment read-write.
-///
-/// # Examples
-/// ```
-/// use shmproc::sys::shm;
-/// assert!(shm::open_named("doc-never-created").is_err());
-/// ```
 pub fn open_named(name: &str) -> Result<OwnedFd> {
     let path = shm_path(name);
     shm_open(
@@ -135,45 +90,18 @@ pub fn open_named(name: &str) -> Result<OwnedFd> {
 }
 
 /// Removes a named segment's name; mappings stay valid until unmapped.
-///
-/// # Examples
-/// ```
-/// use shmproc::sys::shm;
-/// let name = shmproc::segment::unique_name("doc-unlink-named");
-/// drop(shm::create_named(&name, 8)?);
-/// shm::unlink_named(&name)?;
-/// assert!(shm::open_named(&name).is_err());
-/// # Ok::<(), shmproc::Error>(())
-/// ```
 pub fn unlink_named(name: &str) -> Result<()> {
     shm_unlink(shm_path(name).as_str())
         .map_err(|e| Error::os(format!("unlinking named segment {name:?}"), e))
 }
 
 /// The current size of the file behind `fd`.
-///
-/// # Examples
-/// ```
-/// use shmproc::sys::shm;
-/// let fd = shm::create_anonymous("doc-len", 100)?;
-/// assert_eq!(shm::file_len(&fd)?, 100);
-/// # Ok::<(), shmproc::Error>(())
-/// ```
 pub fn file_len(fd: &OwnedFd) -> Result<u64> {
     let st = nix::sys::stat::fstat(fd).map_err(|e| Error::os("fstat on segment", e))?;
     Ok(st.st_size as u64)
 }
 
 /// Maps `len` bytes of `fd` shared and read-write.
-///
-/// # Examples
-/// ```
-/// use shmproc::sys::shm;
-/// let fd = shm::create_anonymous("doc-map", 4096)?;
-/// let m = shm::map(&fd, 4096)?;
-/// assert_eq!(m.len(), 4096);
-/// # Ok::<(), shmproc::Error>(())
-/// ```
 pub fn map(fd: &OwnedFd, len: u64) -> Result<MmapRaw> {
     let len_usize = usize::try_from(len)
         .map_err(|_| Error::invalid("segment length", "at most usize::MAX", len))?;
@@ -184,15 +112,6 @@ pub fn map(fd: &OwnedFd, len: u64) -> Result<MmapRaw> {
 }
 
 /// Duplicates `fd` (close-on-exec set).
-///
-/// # Examples
-/// ```
-/// use shmproc::sys::shm;
-/// let fd = shm::create_anonymous("doc-dup", 8)?;
-/// let again = shm::dup(&fd)?;
-/// assert_eq!(shm::file_len(&again)?, 8);
-/// # Ok::<(), shmproc::Error>(())
-/// ```
 pub fn dup(fd: &OwnedFd) -> Result<OwnedFd> {
     fd.try_clone()
         .map_err(|e| Error::os("dup of segment fd", e))
@@ -200,13 +119,6 @@ pub fn dup(fd: &OwnedFd) -> Result<OwnedFd> {
 
 /// Takes ownership of a raw fd received from a parent process, after checking
 /// that it is open.
-///
-/// # Examples
-/// ```
-/// use shmproc::sys::shm;
-/// assert!(shm::adopt_fd(1_000_000).is_err()); // not open
-/// # Ok::<(), shmproc::Error>(())
-/// ```
 pub fn adopt_fd(raw: i32) -> Result<OwnedFd> {
     // SAFETY: F_GETFD on any integer is harmless: it only queries the fd table.
     let r = unsafe { libc::fcntl(raw, libc::F_GETFD) };
@@ -219,28 +131,4 @@ pub fn adopt_fd(raw: i32) -> Result<OwnedFd> {
     // SAFETY: the fd is open (checked above) and the launcher hands each
     // inherited fd to exactly one adopter, so nothing else owns or closes it.
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
-}
-
-/// Lists the segment names (without prefix) present in `/dev/shm`.
-///
-/// # Examples
-/// ```
-/// use shmproc::sys::shm;
-/// let name = shmproc::segment::unique_name("doc-list");
-/// let _l = shmproc::Lock::builder().name(&name).create()?;
-/// assert!(shm::list_named()?.contains(&name));
-/// # Ok::<(), shmproc::Error>(())
-/// ```
-pub fn list_named() -> Result<Vec<String>> {
-    let mut names = Vec::new();
-    let dir = std::fs::read_dir("/dev/shm").map_err(|e| Error::os("reading /dev/shm", e))?;
-    for entry in dir.flatten() {
-        if let Some(n) = entry.file_name().to_str() {
-            if let Some(rest) = n.strip_prefix(NAME_PREFIX) {
-                names.push(rest.to_owned());
-            }
-        }
-    }
-    names.sort();
-    Ok(names)
 }

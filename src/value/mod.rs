@@ -23,7 +23,7 @@ use crate::segment::{Kind, Segment, TypeFingerprint};
 use crate::sync::handle::{self, impl_handle_serde, Builder, ShmHandle};
 use crate::sync::lock::{lock_state, release_state, try_lock_state};
 use crate::sync::robust::RobustState;
-use crate::sys::proc::TaskId;
+use crate::sys::task::TaskId;
 
 /// Acquires a region's lock, panicking only when the calling thread already
 /// holds it (a guard is alive): blocking would never end.
@@ -115,7 +115,7 @@ impl<T: Pod> Value<T> {
     /// # Examples
     /// ```
     /// use shmproc::Value;
-    /// let name = shmproc::segment::unique_name("doc-value");
+    /// let name = format!("doc-value-{}", std::process::id());
     /// let v = Value::<u64>::builder().name(&name).value(5).create()?;
     /// let same = Value::<u64>::open(&name)?; // e.g. in an unrelated process
     /// same.set(6);
@@ -135,7 +135,7 @@ impl<T: Pod> Value<T> {
     /// # Examples
     /// ```
     /// use shmproc::Value;
-    /// let name = shmproc::segment::unique_name("doc-value-open");
+    /// let name = format!("doc-value-open-{}", std::process::id());
     /// let _v = Value::<f64>::builder().name(&name).value(1.5).create()?;
     /// assert_eq!(Value::<f64>::open(&name)?.get(), 1.5);
     /// assert!(Value::<u32>::open(&name).is_err()); // another element type
@@ -469,7 +469,7 @@ impl<T: Pod> RawValue<T> {
     /// # Examples
     /// ```
     /// use shmproc::RawValue;
-    /// let name = shmproc::segment::unique_name("doc-raw");
+    /// let name = format!("doc-raw-{}", std::process::id());
     /// let v = RawValue::<u32>::builder().name(&name).value(1).create()?;
     /// assert_eq!(RawValue::<u32>::open(&name)?.get(), 1);
     /// # drop(v);
@@ -487,7 +487,7 @@ impl<T: Pod> RawValue<T> {
     /// # Examples
     /// ```
     /// use shmproc::RawValue;
-    /// let name = shmproc::segment::unique_name("doc-raw-open");
+    /// let name = format!("doc-raw-open-{}", std::process::id());
     /// let _v = RawValue::<i8>::builder().name(&name).value(-1).create()?;
     /// assert_eq!(RawValue::<i8>::open(&name)?.get(), -1);
     /// # Ok::<(), shmproc::Error>(())

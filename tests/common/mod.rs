@@ -105,3 +105,23 @@ impl Drop for Watchdog {
         self.0.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+/// A name no other test (or test run) uses: prefix, pid and a counter.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    // Relaxed: only uniqueness matters.
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", std::process::id())
+}
+
+/// Whether process `pid` exists and is not a zombie (`/proc/<pid>/stat`).
+pub fn pid_exists(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    !matches!(state, Some("Z") | Some("X") | Some("x") | None)
+}

@@ -9,7 +9,7 @@ use loom::sync::atomic::AtomicBool;
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 
-/// The futex table of `wait::loom_park`, plus the one thing production slices
+/// The futex table of `park::loom_park`, plus the one thing production slices
 /// give: a sleeper on a word whose owner is dead returns at once (its slice
 /// expires). A death is a flag set under the table's mutex, so it cannot slip
 /// between a waiter's check and its sleep.
@@ -68,13 +68,10 @@ impl Park for DeathPark {
 }
 
 impl Liveness for DeathPark {
-    fn is_dead(&self, tid: u32, _start: Option<u64>) -> bool {
+    fn is_dead(&self, h: Holder) -> bool {
         self.dead
-            .get(tid as usize)
+            .get(h.tid() as usize)
             .is_some_and(|d| d.load(Ordering::SeqCst))
-    }
-    fn check_interval(&self, _n: u32) -> Option<Duration> {
-        None
     }
 }
 
@@ -94,7 +91,7 @@ fn id(tid: u32) -> TaskId {
 
 fn world() -> Arc<World> {
     Arc::new(World {
-        lock: RobustState::new(),
+        lock: RobustState::default(),
         park: DeathPark::new(),
         data: AtomicU32::new(0),
     })

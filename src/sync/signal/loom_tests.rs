@@ -4,12 +4,13 @@
 //! A lost wake-up shows as a loom deadlock.
 
 use super::*;
-use crate::sync::robust::{Liveness, RobustState};
-use crate::sync::wait::loom_park::LoomPark;
-use crate::sys::proc::TaskId;
+use crate::sync::atomic::AtomicU32;
+use crate::sync::liveness::Liveness;
+use crate::sync::park::loom_park::LoomPark;
+use crate::sync::robust::RobustState;
+use crate::sys::task::{Holder, TaskId};
 use loom::sync::Arc;
 use loom::thread;
-use std::time::Duration;
 
 #[test]
 fn loom_semaphore_one_permit_excludes() {
@@ -73,11 +74,8 @@ fn loom_barrier_two_parties() {
 
 struct Alive;
 impl Liveness for Alive {
-    fn is_dead(&self, _: u32, _: Option<u64>) -> bool {
+    fn is_dead(&self, _: Holder) -> bool {
         false
-    }
-    fn check_interval(&self, _: u32) -> Option<Duration> {
-        None
     }
 }
 
@@ -93,7 +91,7 @@ fn loom_condition_no_lost_notify() {
             ready: AtomicU32,
         }
         let c = Arc::new(C {
-            lock: RobustState::new(),
+            lock: RobustState::default(),
             cond: RawCondition::default(),
             park: LoomPark::default(),
             ready: AtomicU32::new(0),

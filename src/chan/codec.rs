@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::segment::transfer;
+use crate::segment::{transfer, TypeFingerprint};
 use crate::wire;
 
 /// Turns items into message bytes and back. Implemented by [`Serde`] (the
@@ -224,4 +224,13 @@ impl<T: bytemuck::Pod + Send + Sync> Codec<T> for Pod {
         // two items. The floor of 16 bytes fits a bulk descriptor.
         (std::mem::size_of::<T>() as u64).div_ceil(8).max(2) * 8
     }
+}
+
+/// The type fingerprint of a channel of `T` with codec `C`.
+pub(crate) fn fingerprint<T, C: Codec<T>>() -> TypeFingerprint {
+    let mut fp = TypeFingerprint::of::<T>();
+    fp.hash = crate::segment::header::fnv1a(
+        format!("{}/{}", std::any::type_name::<T>(), C::NAME).as_bytes(),
+    );
+    fp
 }

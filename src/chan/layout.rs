@@ -2,106 +2,84 @@
 //!
 //! ```text
 //! payload offset  what
-//!      0          Control: ring control (tail | head | sync words), bulk
-//!                 control, two end tables (pipes)             1024 bytes
-//!   1024          cap slots of (16-byte Slot header + data_size bytes)
-//!   1024+cap*stride  bulk stream bytes (bulk_len, may be 0)
+//!      0          Control                                        2048 bytes
+//!                   0  ring control: tail | head | wait words     384
+//!                 384  bulk stream: byte ring control             384
+//!                 768  bulk stream: locks and message cursors     128
+//!                 896  the front end's own words (pipe end tables,
+//!                      a joinable queue's task count)            1152
+//!   2048          cap slots of (16-byte Slot header + data_size bytes)
+//!   2048+cap*stride  bulk stream bytes (bulk_len, may be 0)
 //! ```
 //! Header params: `[cap, data_size, bulk_len, max_message]`.
 
+use crate::chan::bytes::BytesCtl;
+use crate::chan::ring::{RingCtrl, Slot, MAX_CAP};
 use crate::error::{Error, Result};
-use crate::queue::ring::{Pad, RingCtrl, Slot, MAX_CAP};
 use crate::segment::{Segment, ShmSafe};
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use crate::sync::atomic::{AtomicU64, Pad};
+use crate::sync::robust::RobustState;
 
 /// Bytes of control before the first slot.
-pub const CONTROL_LEN: usize = 1024;
+pub(crate) const CONTROL_LEN: usize = 2048;
 /// Bytes of a slot header.
-pub const SLOT_HEADER: usize = 16;
+pub(crate) const SLOT_HEADER: usize = 16;
 /// Smallest slot data size (a bulk descriptor is 16 bytes).
-pub const MIN_DATA: u64 = 16;
+pub(crate) const MIN_DATA: u64 = 16;
 /// Largest slot data size.
-pub const MAX_DATA: u64 = 1 << 20;
+pub(crate) const MAX_DATA: u64 = 1 << 20;
 /// Largest bulk stream area.
-pub const MAX_BULK: u64 = 1 << 30;
+pub(crate) const MAX_BULK: u64 = 1 << 30;
 /// Largest message the bulk stream carries when no limit is configured.
-pub const MAX_MESSAGE: u64 = 1 << 40;
-/// Entries per end table.
-pub const END_ENTRIES: usize = 15;
+pub(crate) const MAX_MESSAGE: u64 = 1 << 40;
+/// Payload offset of the front end's words.
+pub(crate) const FRONT_OFFSET: usize = 896;
+/// Bytes of the front end's words.
+pub(crate) const FRONT_LEN: usize = CONTROL_LEN - FRONT_OFFSET;
 
-/// Control words of the bulk stream (see `docs/protocols/queue.md`).
+/// The bulk stream's locks and the cursor of the message being written
+/// (see `docs/protocols/queue.md`, "Bulk stream").
 #[repr(C)]
 #[derive(Debug, Default)]
-pub struct BulkCtrl {
-    /// Writer lock: `tid << 32 | start_lo` of the holder, 0 when free.
-    pub put_lock: AtomicU64,
-    /// Reader lock, same encoding.
-    pub get_lock: AtomicU64,
-    /// Bytes written and published (monotonic).
-    pub w_pos: AtomicU64,
-    /// Bytes consumed (monotonic).
-    pub r_pos: AtomicU64,
+pub(crate) struct BulkLocks {
+    /// The writer's lock (robust: a dead holder is taken over).
+    pub(crate) put_lock: RobustState,
+    /// The reader's lock.
+    pub(crate) get_lock: RobustState,
     /// End (incl. trailer) of the message the put_lock holder is writing.
-    pub w_end: AtomicU64,
+    pub(crate) w_end: AtomicU64,
     /// Start of the message the put_lock holder is writing.
-    pub w_start: AtomicU64,
+    pub(crate) w_start: AtomicU64,
     /// `start + 1` of the last message aborted by its writer's death (0: none).
-    pub aborted: AtomicU64,
-    /// Futex: bumped when `w_pos` moves while a reader sleeps.
-    pub data: AtomicU32,
-    /// Futex: bumped when `r_pos` moves while a writer sleeps.
-    pub space: AtomicU32,
-    /// Futex: bumped when a lock is released while someone waits for it.
-    pub locks: AtomicU32,
-    /// Readers asleep on `data`.
-    pub data_waiters: AtomicU32,
-    /// Writers asleep on `space`.
-    pub space_waiters: AtomicU32,
-    /// Lock waiters asleep on `locks`.
-    pub lock_waiters: AtomicU32,
+    pub(crate) aborted: AtomicU64,
 }
 
-/// One process holding an end of a pipe: pid, its start time, handle count.
+/// The bulk stream: a byte ring and its locks.
 #[repr(C)]
 #[derive(Debug, Default)]
-pub struct EndEntry {
-    /// Process id, 0 when the entry is free.
-    pub pid: AtomicU32,
-    /// How many registrations (handles' shared states) the process holds.
-    pub count: AtomicU32,
-    /// The process's start time (pid-reuse check).
-    pub start: AtomicU64,
-}
-
-/// The processes holding one end of a pipe.
-#[repr(C)]
-#[derive(Debug, Default)]
-pub struct EndTable {
-    /// Entries; a free entry has pid 0.
-    pub entries: [EndEntry; END_ENTRIES],
-    /// Non-zero once some registration failed because the table was full
-    /// (then the end is assumed alive forever).
-    pub overflow: AtomicU32,
-    /// Non-zero once any process registered at this end (a named pipe's
-    /// other end may not have connected yet: that end is not gone).
-    pub connected: AtomicU32,
-    /// Reserved.
-    pub spare: [AtomicU32; 2],
+pub(crate) struct BulkCtrl {
+    /// Positions and wait words of the stream bytes.
+    pub(crate) bytes: BytesCtl,
+    /// Who writes and who reads, and the message being written.
+    pub(crate) locks: Pad<BulkLocks>,
 }
 
 /// Everything before the slots.
 #[repr(C)]
-#[derive(Debug, Default)]
-pub struct Control {
-    /// Ring control: tail, head, sync words.
-    pub ring: RingCtrl,
+#[derive(Debug)]
+pub(crate) struct Control {
+    /// Ring control: tail, head, wait words.
+    pub(crate) ring: RingCtrl,
     /// Bulk stream control.
-    pub bulk: Pad<BulkCtrl>,
-    /// Pipes: `[senders, receivers]`.
-    pub ends: [EndTable; 2],
+    pub(crate) bulk: BulkCtrl,
+    /// The front end's words: it views its own `#[repr(C)]` struct of
+    /// atomics here (at most [`FRONT_LEN`] bytes).
+    front: [AtomicU64; FRONT_LEN / 8],
 }
 
 const _: () = assert!(std::mem::size_of::<RingCtrl>() == 384);
+const _: () = assert!(std::mem::size_of::<BulkCtrl>() == 512);
+const _: () = assert!(std::mem::offset_of!(Control, front) == FRONT_OFFSET);
 const _: () = assert!(std::mem::size_of::<Control>() == CONTROL_LEN);
 const _: () = assert!(std::mem::size_of::<Slot>() == SLOT_HEADER);
 
@@ -113,40 +91,40 @@ unsafe impl ShmSafe for Slot {}
 
 /// Validated geometry of a ring segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Geometry {
+pub(crate) struct Geometry {
     /// Slots.
-    pub cap: u64,
+    pub(crate) cap: u64,
     /// Data bytes per slot (multiple of 8).
-    pub data_size: u64,
+    pub(crate) data_size: u64,
     /// Bulk stream bytes (0: no messages larger than a slot).
-    pub bulk_len: u64,
+    pub(crate) bulk_len: u64,
     /// Hard message size limit (bytes).
-    pub max_message: u64,
+    pub(crate) max_message: u64,
 }
 
 impl Geometry {
     /// Bytes from one slot to the next.
-    pub fn stride(&self) -> u64 {
+    pub(crate) fn stride(&self) -> u64 {
         SLOT_HEADER as u64 + self.data_size
     }
 
     /// Payload bytes a segment of this geometry has.
-    pub fn payload_len(&self) -> u64 {
+    pub(crate) fn payload_len(&self) -> u64 {
         CONTROL_LEN as u64 + self.cap * self.stride() + self.bulk_len
     }
 
     /// Offset of the bulk stream.
-    pub fn bulk_offset(&self) -> u64 {
+    pub(crate) fn bulk_offset(&self) -> u64 {
         CONTROL_LEN as u64 + self.cap * self.stride()
     }
 
     /// The header params.
-    pub fn params(&self) -> [u64; 4] {
+    pub(crate) fn params(&self) -> [u64; 4] {
         [self.cap, self.data_size, self.bulk_len, self.max_message]
     }
 
     /// Checks a geometry asked for by a caller.
-    pub fn check_new(&self) -> Result<()> {
+    pub(crate) fn check_new(&self) -> Result<()> {
         if self.cap == 0 || self.cap > MAX_CAP {
             return Err(Error::invalid(
                 "maxsize",
@@ -182,7 +160,7 @@ impl Geometry {
     }
 
     /// Reads and validates the geometry of an opened segment.
-    pub fn of(seg: &Segment) -> Result<Geometry> {
+    pub(crate) fn of(seg: &Segment) -> Result<Geometry> {
         let g = Geometry {
             cap: seg.param(0),
             data_size: seg.param(1),

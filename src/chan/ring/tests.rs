@@ -1,6 +1,6 @@
 //! Unit tests of the slot ring on the heap (std atomics, no blocking).
 use super::*;
-use crate::sync::wait::Futex;
+use crate::sync::park::Futex;
 
 struct VecSlots(Vec<Slot>);
 impl Slots for VecSlots {
@@ -20,10 +20,7 @@ fn ring_of(cap: u64) -> (RingCtrl, VecSlots) {
     (RingCtrl::default(), VecSlots(slots))
 }
 
-const ME: Who = Who {
-    tid: 5,
-    start_lo: 9,
-};
+const ME: TaskId = TaskId { tid: 5, start: 9 };
 
 fn put(r: &Ring<'_, VecSlots>) -> u64 {
     let Ok(Attempt::Got(c)) = r.try_claim_put(ME) else {
@@ -86,14 +83,18 @@ fn full_and_empty_stalls_are_protocol_states() {
 fn reclaim_needs_a_dead_claimer() {
     struct Alive;
     impl Liveness for Alive {
-        fn is_dead(&self, _: u32, _: Option<u16>) -> bool {
+        fn is_dead(&self, _: Holder) -> bool {
             false
         }
     }
     struct Dead;
     impl Liveness for Dead {
-        fn is_dead(&self, _: u32, start: Option<u16>) -> bool {
-            assert_eq!(start, Some(9), "the tag names the claim's start time");
+        fn is_dead(&self, h: Holder) -> bool {
+            assert_eq!(
+                h,
+                Holder::low_bits(5, 9, 16),
+                "the tag names the claim's start time"
+            );
             true
         }
     }

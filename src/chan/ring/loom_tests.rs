@@ -15,8 +15,8 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::*;
-use crate::queue::block::{claim, Env, Until};
-use crate::sync::wait::loom_park::LoomPark;
+use crate::chan::block::{claim, Env, Until};
+use crate::sync::park::loom_park::LoomPark;
 
 struct HeapSlots {
     slots: Vec<Slot>,
@@ -46,14 +46,14 @@ struct Model {
 
 struct NeverDead;
 impl Liveness for NeverDead {
-    fn is_dead(&self, _tid: u32, _start: Option<u16>) -> bool {
+    fn is_dead(&self, _: Holder) -> bool {
         false
     }
 }
 struct DeadTid(u32);
 impl Liveness for DeadTid {
-    fn is_dead(&self, tid: u32, _start: Option<u16>) -> bool {
-        tid == self.0
+    fn is_dead(&self, h: Holder) -> bool {
+        h.tid() == self.0
     }
 }
 
@@ -72,8 +72,8 @@ fn model(cap: u64) -> Arc<Model> {
     })
 }
 
-fn who(tid: u32) -> Who {
-    Who { tid, start_lo: 1 }
+fn who(tid: u32) -> TaskId {
+    TaskId { tid, start: 1 }
 }
 
 fn never_gone() -> bool {
@@ -88,7 +88,7 @@ impl Model {
         }
     }
 
-    fn put(&self, me: Who, v: u64) {
+    fn put(&self, me: TaskId, v: u64) {
         let env = Env {
             park: &self.park,
             live: &NeverDead,
@@ -104,7 +104,7 @@ impl Model {
         ring.publish(c, 8, 0, &self.park);
     }
 
-    fn get(&self, me: Who, live: &impl Liveness) -> Option<u64> {
+    fn get(&self, me: TaskId, live: &impl Liveness) -> Option<u64> {
         let env = Env {
             park: &self.park,
             live,
@@ -252,7 +252,7 @@ impl Model {
     /// Puts `vals` as one run (as `Chan::put_batch`): a blocking claim for
     /// the first, direct claims after it, Release-store publishes, one
     /// `end_run`. A direct claim that fails ends the run and blocks.
-    fn put_run(&self, me: Who, vals: &[u64]) {
+    fn put_run(&self, me: TaskId, vals: &[u64]) {
         let env = Env {
             park: &self.park,
             live: &NeverDead,
@@ -290,7 +290,7 @@ impl Model {
 
     /// Gets one item blocking, then up to `more` ready ones as a run (as
     /// `Chan::get_batch`), freeing each slot with a Release store.
-    fn get_run(&self, me: Who, more: usize) -> Vec<u64> {
+    fn get_run(&self, me: TaskId, more: usize) -> Vec<u64> {
         let env = Env {
             park: &self.park,
             live: &NeverDead,

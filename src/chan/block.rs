@@ -1,14 +1,18 @@
-//! Blocking claims on the ring: spin briefly, then sleep on the futex in
-//! bounded slices, asking about dead claimers and gone peers between slices.
+//! Blocking claims on the ring: spin, then sleep on the side's wait word in
+//! slices (the policy of `sync/wait.rs`), asking about dead claimers and gone
+//! peers between slices.
 //!
 //! Generic over [`Park`] and [`Liveness`], no syscalls of its own (time is
 //! read with `Instant`), so loom drives it too.
 
 use std::time::{Duration, Instant};
 
-use super::ring::{Attempt, Bad, Liveness, Recheck, Ring, Side, Slots, Who, LIVENESS_AFTER};
+use super::ring::{Attempt, Bad, Recheck, Ring, Side, Slots};
 use crate::sync::atomic::Ordering;
-use crate::sync::wait::Park;
+use crate::sync::liveness::Liveness;
+use crate::sync::park::Park;
+use crate::sync::wait::{self, Spin, LIVENESS_AFTER, SLICE_MAX};
+use crate::sys::task::TaskId;
 
 /// Why a blocking claim stopped without a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,16 +60,6 @@ impl Until {
     }
 }
 
-/// Spinning before sleeping: the futex wake-up costs ~30 µs one way on these
-/// machines, a cache-line handoff ~70 ns, so a short spin catches a peer that
-/// is awake; yielding after a while keeps oversubscribed cores usable.
-#[cfg(not(loom))]
-const SPIN: Duration = Duration::from_micros(60);
-/// Every this many spin steps, yield the core once instead.
-#[cfg(not(loom))]
-const YIELD_EVERY: u32 = 8;
-/// Longest single sleep: sleepers re-check dead claimers and gone peers.
-pub const SLICE: Duration = Duration::from_millis(50);
 /// Shortest nap while the other side's claim of our slot is in flight.
 pub const NAP_MIN: Duration = Duration::from_micros(20);
 
@@ -86,7 +80,7 @@ pub struct Env<'e, P: Park, L: Liveness> {
 pub fn claim<S: Slots, P: Park, L: Liveness>(
     ring: &Ring<'_, S>,
     side: Side,
-    me: Who,
+    me: TaskId,
     bulk_ok: bool,
     env: &Env<'_, P, L>,
     until: Until,
@@ -106,7 +100,7 @@ pub fn claim<S: Slots, P: Park, L: Liveness>(
 fn try_once<S: Slots>(
     ring: &Ring<'_, S>,
     side: Side,
-    me: Who,
+    me: TaskId,
     bulk_ok: bool,
 ) -> Result<Attempt, Bad> {
     match side {
@@ -118,7 +112,7 @@ fn try_once<S: Slots>(
 /// Whether the ring is closed.
 #[inline]
 pub fn is_closed<S: Slots>(ring: &Ring<'_, S>) -> bool {
-    // Acquire: pairs with close()'s Release (SYNC POINT closed): a getter
+    // Acquire: pairs with close()'s Release (SYNC POINT: closed): a getter
     // that sees it also sees every item published before the close.
     ring.ctrl.sync.0.closed.load(Ordering::Acquire) != 0
 }
@@ -133,7 +127,7 @@ fn drained(side: Side, st: u64) -> bool {
 fn claim_slow<S: Slots, P: Park, L: Liveness>(
     ring: &Ring<'_, S>,
     side: Side,
-    me: Who,
+    me: TaskId,
     bulk_ok: bool,
     env: &Env<'_, P, L>,
     until: Until,
@@ -146,7 +140,8 @@ fn claim_slow<S: Slots, P: Park, L: Liveness>(
     // about as long as the stall has, so a stopped claimer costs few wake-ups.
     let mut changed_at = started;
     let (mut last_pos, mut last_st) = (pos, st);
-    let mut spins: u32 = 0;
+    let mut spin = Spin::since(started);
+    let mut sleeps: u32 = 0;
     // Asking whether the peer is gone may read /proc (microseconds): only
     // before sleeping (or giving up, for a non-blocking call), never while
     // spinning, so a peer that answers within the spin costs no syscall.
@@ -177,12 +172,13 @@ fn claim_slow<S: Slots, P: Park, L: Liveness>(
             ring.reclaim(pos, st, env.live)?;
             stalled_since = now;
         }
-        if !spin_phase(&mut spins, started, now) {
+        if !spin.step_at(now) {
             if drained(side, st) && (env.gone)() {
                 return Err(Stop::Closed);
             }
-            let end = slice_end(until, now);
-            let nap = now.duration_since(changed_at).clamp(NAP_MIN, SLICE);
+            let end = wait::slice_end(sleeps, now, until.deadline());
+            sleeps = sleeps.saturating_add(1);
+            let nap = now.duration_since(changed_at).clamp(NAP_MIN, SLICE_MAX);
             ring.wait_slice(side, env.park, end, now + nap, || {
                 if is_closed(ring) {
                     Recheck::Ready
@@ -212,39 +208,44 @@ fn room_for_a_batch<S: Slots>(ring: &Ring<'_, S>) -> bool {
     ring.len_hint() + batch <= cap
 }
 
-/// Where one sleep ends: at the deadline or after a [`SLICE`]. Under loom an
-/// unbounded wait stays untimed, so a lost wake-up shows as a deadlock.
-fn slice_end(until: Until, now: Instant) -> Option<Instant> {
-    if cfg!(loom) {
-        return until.deadline();
-    }
-    let slice_end = now + SLICE;
-    Some(until.deadline().map_or(slice_end, |d| d.min(slice_end)))
-}
-
-/// One step of the spin phase; false once it is over (then sleep).
-#[cfg(not(loom))]
-#[inline]
-pub(crate) fn spin_phase(spins: &mut u32, started: Instant, now: Instant) -> bool {
-    *spins += 1;
-    if now.duration_since(started) >= SPIN {
-        return false;
-    }
-    if *spins % YIELD_EVERY == 0 {
-        // Let a runnable peer on this core (oversubscribed machines) go on;
-        // returns at once when nobody else wants the core.
-        std::thread::yield_now();
-    } else {
-        for _ in 0..16 {
-            std::hint::spin_loop();
+/// Waits until the head slot holds a message ready to claim (true), the
+/// ring is closed or `gone()` (true: a get would not block), or `deadline`
+/// (false). Spins, then sleeps on the getters' wait word in slices; claims
+/// nothing, so a readiness seen here is a hint (another consumer may take
+/// the message first).
+pub(crate) fn wait_readable<S: Slots, P: Park>(
+    ring: &Ring<'_, S>,
+    park: &P,
+    deadline: Option<Instant>,
+    gone: &dyn Fn() -> bool,
+) -> bool {
+    let start = Instant::now();
+    let mut spin = Spin::since(start);
+    let mut sleeps = 0;
+    loop {
+        if ring.peek_ready() || is_closed(ring) {
+            return true;
         }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return gone() || ring.peek_ready();
+        }
+        if spin.step_at(now) {
+            continue;
+        }
+        // Only before sleeping: it may read /proc.
+        if gone() {
+            return true;
+        }
+        let end = wait::slice_end(sleeps, now, deadline);
+        sleeps = sleeps.saturating_add(1);
+        let nap = now.duration_since(start).clamp(NAP_MIN, SLICE_MAX);
+        ring.wait_slice(Side::Get, park, end, now + nap, || {
+            if is_closed(ring) {
+                Recheck::Ready
+            } else {
+                ring.peek()
+            }
+        });
     }
-    true
-}
-
-/// Under loom there is no time to spin in: sleep at once.
-#[cfg(loom)]
-#[inline]
-pub(crate) fn spin_phase(_spins: &mut u32, _started: Instant, _now: Instant) -> bool {
-    false
 }

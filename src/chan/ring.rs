@@ -4,8 +4,7 @@
 //! No syscalls here: blocking goes through [`Park`] and liveness through
 //! [`Liveness`], so the same code runs on shared memory and under loom.
 //! See `docs/protocols/queue.md` for the state table and the crash cases;
-//! sleeping and waking (the sleeper counts, the re-check) are in
-//! `ring_sleep.rs`.
+//! sleeping and waking (the wait words, the re-check) are in `ring/sleep.rs`.
 //!
 //! # Slot state word (`u64`)
 //!
@@ -26,23 +25,24 @@
 //! | READING(p, r)   | FULL+BUSY     | → FREE(p+cap) by r, or by anyone if r is dead |
 //! | TOMB(p)         | FULL+DEAD     | → READING like FULL, then skipped       |
 
-use std::time::Duration;
-
-use crate::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
-use crate::sync::wait::{Park, Wake};
+use crate::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering, Pad};
+use crate::sync::liveness::Liveness;
+use crate::sync::park::Park;
+use crate::sync::wait::WaitWord;
+use crate::sys::task::{Holder, TaskId};
 
 /// Claimed by the thread in the tid field.
-pub const BUSY: u64 = 1 << 60;
+pub(crate) const BUSY: u64 = 1 << 60;
 /// Holds a published message.
-pub const FULL: u64 = 1 << 61;
+pub(crate) const FULL: u64 = 1 << 61;
 /// The message is a bulk descriptor.
-pub const BULK: u64 = 1 << 62;
+pub(crate) const BULK: u64 = 1 << 62;
 /// Tombstone of a dead writer.
-pub const DEAD: u64 = 1 << 63;
+pub(crate) const DEAD: u64 = 1 << 63;
 const TID_SHIFT: u32 = 32;
 const TID_MASK: u64 = (1 << 28) - 1;
 /// Largest ring capacity: seq comparisons are wrapping 32-bit differences.
-pub const MAX_CAP: u64 = 1 << 24;
+pub(crate) const MAX_CAP: u64 = 1 << 24;
 /// Retries of a claim loop before the ring state is declared corrupt. Each
 /// retry means another party made progress or a stale index was refreshed.
 const RETRIES: u32 = 1 << 20;
@@ -88,64 +88,53 @@ fn is_writing(st: u64) -> bool {
 /// One slot's control words; its data bytes follow it in shared memory.
 #[repr(C)]
 #[derive(Debug, Default)]
-pub struct Slot {
+pub(crate) struct Slot {
     /// The state word (table above).
-    pub state: AtomicU64,
+    pub(crate) state: AtomicU64,
     /// Length of the message in the data bytes (validated by readers).
-    pub len: AtomicU32,
+    pub(crate) len: AtomicU32,
     /// `(low 16 bits of seq << 16) | low 16 bits of the claimer's start
     /// time`: tells a dead claimer from a live task that reuses its thread id.
-    pub tag: AtomicU32,
+    pub(crate) tag: AtomicU32,
 }
 
 /// The tag of a claim of position `pos` by `me`.
 #[inline]
-fn tag(pos: u64, me: Who) -> u32 {
-    ((pos as u32) << 16) | (me.start_lo & 0xffff)
+fn tag(pos: u64, me: TaskId) -> u32 {
+    ((pos as u32) << 16) | (me.start as u32 & 0xffff)
 }
-
-/// Pads and aligns a field to its own pair of cache lines.
-#[repr(C, align(128))]
-#[derive(Debug, Default)]
-pub struct Pad<T>(pub T);
 
 /// Words that blocking and closing use.
 #[repr(C)]
 #[derive(Debug, Default)]
-pub struct SyncWords {
-    /// Futex: bumped when an item is published while getters sleep.
-    pub items: AtomicU32,
-    /// Futex: bumped when a slot is freed while putters sleep.
-    pub space: AtomicU32,
-    /// Getters asleep (or about to sleep) on `items`.
-    pub getters: AtomicU32,
-    /// Putters asleep (or about to sleep) on `space`.
-    pub putters: AtomicU32,
+pub(crate) struct SyncWords {
+    /// Getters sleep here; bumped when an item is published while they do.
+    pub(crate) items: WaitWord,
+    /// Putters sleep here; bumped when a slot is freed while they do.
+    pub(crate) space: WaitWord,
     /// Non-zero once closed.
-    pub closed: AtomicU32,
-    /// JoinableQueue: tasks put and not yet marked done (futex for `join`).
-    pub unfinished: AtomicU32,
+    pub(crate) closed: AtomicU32,
     /// Loom only: bumped at every hand-over, so a nap (`Recheck::InFlight`)
     /// can end when the claim it waits for completes; real naps end by
     /// time, which loom does not model.
     #[cfg(loom)]
-    pub naps: AtomicU32,
+    pub(crate) naps: AtomicU32,
 }
 
 /// The ring's shared control block.
 #[repr(C)]
 #[derive(Debug, Default)]
-pub struct RingCtrl {
+pub(crate) struct RingCtrl {
     /// Next position to claim for writing (a hint: slot states are the truth).
-    pub tail: Pad<AtomicU64>,
+    pub(crate) tail: Pad<AtomicU64>,
     /// Next position to claim for reading (a hint).
-    pub head: Pad<AtomicU64>,
+    pub(crate) head: Pad<AtomicU64>,
     /// Blocking and closing.
-    pub sync: Pad<SyncWords>,
+    pub(crate) sync: Pad<SyncWords>,
 }
 
 /// Where the slots are: shared memory or, under loom, the heap.
-pub trait Slots {
+pub(crate) trait Slots {
     /// Number of slots, 1..=[`MAX_CAP`] (validated on open).
     fn cap(&self) -> u64;
     /// Slot `idx`, `idx < cap`.
@@ -158,50 +147,34 @@ pub trait Slots {
     }
 }
 
-/// Liveness of a claimer, asked only on slow paths (it may read `/proc`).
-pub trait Liveness {
-    /// Whether thread `tid` whose start time's low 16 bits are `start_lo`
-    /// (`None` when not recorded yet) is certainly dead.
-    fn is_dead(&self, tid: u32, start_lo: Option<u16>) -> bool;
-}
-
-/// Who is acting: thread id and the low 32 bits of its start time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Who {
-    /// Kernel thread id (non-zero, below 2^28).
-    pub tid: u32,
-    /// Low 32 bits of the thread's start time.
-    pub start_lo: u32,
-}
-
 /// A claimed slot: position and the state it was claimed in.
 #[derive(Debug, Clone, Copy)]
-pub struct Claim {
+pub(crate) struct Claim {
     /// The position.
-    pub pos: u64,
+    pub(crate) pos: u64,
     /// Flags of the message (BULK, DEAD) for a read claim, plus [`NOTIFY`].
     /// (One word, not a separate bool: a claim copied through memory with a
     /// bool and its padding cost a store-forwarding stall per message.)
-    pub flags: u64,
+    pub(crate) flags: u64,
 }
 
 /// In [`Claim::flags`] only (never in a state word, where this bit belongs
 /// to the tid): an ordinary (SeqCst) claim, so [`Ring::publish`] or
 /// [`Ring::release`] loads the other side's sleeper count after the
 /// hand-over and wakes one sleeper. Run claims leave this to `end_run`.
-pub const NOTIFY: u64 = 1 << 59;
+pub(crate) const NOTIFY: u64 = 1 << 59;
 
 impl Claim {
     /// Whether ending this claim must look for sleepers of the other side.
     #[inline]
-    pub fn notifies(&self) -> bool {
+    pub(crate) fn notifies(&self) -> bool {
         self.flags & NOTIFY != 0
     }
 }
 
 /// Outcome of a non-blocking claim attempt.
 #[derive(Debug, Clone, Copy)]
-pub enum Attempt {
+pub(crate) enum Attempt {
     /// Claimed.
     Got(Claim),
     /// No slot now; `pos` is the blocking position and `state` its state word.
@@ -218,16 +191,16 @@ pub enum Attempt {
 
 /// The ring state contradicts the protocol (a peer scribbled on it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Bad {
+pub(crate) struct Bad {
     /// What was wrong.
-    pub what: &'static str,
+    pub(crate) what: &'static str,
     /// The offending value.
-    pub found: u64,
+    pub(crate) found: u64,
 }
 
 /// Which way a wait goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
+pub(crate) enum Side {
     /// Waiting to put.
     Put,
     /// Waiting to get.
@@ -235,11 +208,11 @@ pub enum Side {
 }
 
 /// A view of one ring: control block plus slots.
-pub struct Ring<'a, S: Slots> {
+pub(crate) struct Ring<'a, S: Slots> {
     /// The control block.
-    pub ctrl: &'a RingCtrl,
+    pub(crate) ctrl: &'a RingCtrl,
     /// The slots.
-    pub slots: &'a S,
+    pub(crate) slots: &'a S,
 }
 
 impl<'a, S: Slots> Ring<'a, S> {
@@ -250,21 +223,21 @@ impl<'a, S: Slots> Ring<'a, S> {
 
     /// Tries to claim the slot at the tail for writing.
     #[inline]
-    pub fn try_claim_put(&self, me: Who) -> Result<Attempt, Bad> {
+    pub(crate) fn try_claim_put(&self, me: TaskId) -> Result<Attempt, Bad> {
         // Relaxed: the tail is a hint; the slot state decides (Acquire below).
         let mut tail = self.ctrl.tail.0.load(Ordering::Relaxed);
         for _ in 0..RETRIES {
             let slot = self.slot(tail);
-            // SYNC POINT slot-free: pairs with the consumer's release (FREE
+            // SYNC POINT: slot-free. pairs with the consumer's release (FREE
             // store); its reads of the old data happen before our writes.
             let st = slot.state.load(Ordering::Acquire);
             match dist(st, tail) {
                 0 if is_free(st) => {
                     let mine = enc(tail, BUSY, me.tid);
-                    // SeqCst on success: Acquire for the same SYNC POINT
-                    // slot-free as above, and the store half of SYNC POINT
-                    // sleep (Dekker with a getter's registration; the load
-                    // half is the `sleepers` load after our publish).
+                    // SeqCst on success: Acquire for SYNC POINT: slot-free
+                    // as above, and the waker's change of SYNC POINT: dekker
+                    // (sync/wait.rs) with a getter's registration; the load
+                    // half is `notify` after our publish.
                     match slot
                         .state
                         .compare_exchange(st, mine, Ordering::SeqCst, Ordering::Relaxed)
@@ -313,11 +286,11 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// (reclaim needs w dead), so a CAS would only guard against a
     /// scribbling peer, whose change is then overwritten (garbage but safe).
     #[inline]
-    pub fn publish(&self, c: Claim, len: u32, flags: u64, park: &impl Park) {
+    pub(crate) fn publish(&self, c: Claim, len: u32, flags: u64, park: &impl Park) {
         let slot = self.slot(c.pos);
         // Relaxed: published by the Release store below.
         slot.len.store(len, Ordering::Relaxed);
-        // SYNC POINT slot-full: Release publishes data and len to the
+        // SYNC POINT: slot-full. Release publishes data and len to the
         // consumer's Acquire claim.
         self.hand_over(&slot.state, c.pos, enc(c.pos, FULL | flags, 0), park);
         if c.notifies() {
@@ -344,19 +317,19 @@ impl<'a, S: Slots> Ring<'a, S> {
                 "a claimed slot changed under its claimer: {prev:#x}"
             );
             self.ctrl.sync.0.naps.fetch_add(1, Ordering::SeqCst);
-            park.wake_all(&self.ctrl.sync.0.naps);
+            park.wake(&self.ctrl.sync.0.naps, u32::MAX);
         }
     }
 
     /// Tries to claim the slot at the head for reading. Bulk descriptors are
     /// claimed only with `bulk_ok` (the caller holds the bulk read lock).
     #[inline]
-    pub fn try_claim_get(&self, me: Who, bulk_ok: bool) -> Result<Attempt, Bad> {
+    pub(crate) fn try_claim_get(&self, me: TaskId, bulk_ok: bool) -> Result<Attempt, Bad> {
         // Relaxed: a hint, as for the tail.
         let mut head = self.ctrl.head.0.load(Ordering::Relaxed);
         for _ in 0..RETRIES {
             let slot = self.slot(head);
-            // SYNC POINT slot-full: pairs with `publish`; the data and len
+            // SYNC POINT: slot-full. pairs with `publish`; the data and len
             // written before it are visible after this load.
             let st = slot.state.load(Ordering::Acquire);
             match dist(st, head) {
@@ -365,9 +338,9 @@ impl<'a, S: Slots> Ring<'a, S> {
                         return Ok(Attempt::Bulk);
                     }
                     let flags = st & (BULK | DEAD);
-                    // SeqCst on success: Acquire for the same SYNC POINT
-                    // slot-full, and the store half of SYNC POINT sleep
-                    // (Dekker with a putter's registration).
+                    // SeqCst on success: Acquire for SYNC POINT: slot-full,
+                    // and the waker's change of SYNC POINT: dekker with a
+                    // putter's registration.
                     match slot.state.compare_exchange(
                         st,
                         enc(head, FULL | BUSY | flags, me.tid),
@@ -410,7 +383,7 @@ impl<'a, S: Slots> Ring<'a, S> {
 
     /// The length a writer recorded in a claimed slot (untrusted).
     #[inline]
-    pub fn len(&self, c: Claim) -> u32 {
+    pub(crate) fn len(&self, c: Claim) -> u32 {
         // Relaxed: ordered by the Acquire claim of the slot.
         self.slot(c.pos).len.load(Ordering::Relaxed)
     }
@@ -419,8 +392,8 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// a plain Release store (no CAS, as in [`publish`](Self::publish)),
     /// then (ordinary claims) wakes a putter if one sleeps.
     #[inline]
-    pub fn release(&self, c: Claim, park: &impl Park) {
-        // SYNC POINT slot-free: Release orders our reads of the data before
+    pub(crate) fn release(&self, c: Claim, park: &impl Park) {
+        // SYNC POINT: slot-free. Release orders our reads of the data before
         // the next writer's writes.
         self.hand_over(
             &self.slot(c.pos).state,
@@ -438,12 +411,12 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// moves it once with [`end_run`](Self::end_run)). One CAS, as a single
     /// claim, but the run's slots share the producer's cache lines.
     #[inline]
-    pub fn try_claim_put_at(&self, pos: u64, me: Who) -> bool {
+    pub(crate) fn try_claim_put_at(&self, pos: u64, me: TaskId) -> bool {
         let slot = self.slot(pos);
         // No load first: a CAS on a line another core wrote fetches it for
         // writing in one coherence transaction; a load would fetch it shared
         // and the CAS would then need a second one to own it.
-        // Acquire on success: SYNC POINT slot-free.
+        // Acquire on success: SYNC POINT: slot-free.
         let ok = slot
             .state
             .compare_exchange(
@@ -464,10 +437,10 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// or a tombstone, FULL(pos), now (not a bulk descriptor); returns the
     /// claim. The head hint is left to [`end_run`](Self::end_run).
     #[inline]
-    pub fn try_claim_get_at(&self, pos: u64, me: Who) -> Option<Claim> {
+    pub(crate) fn try_claim_get_at(&self, pos: u64, me: TaskId) -> Option<Claim> {
         let slot = self.slot(pos);
         // No load first (see try_claim_put_at); a tombstone takes a second
-        // CAS. Acquire on success: SYNC POINT slot-full.
+        // CAS. Acquire on success: SYNC POINT: slot-full.
         let mut flags = 0;
         if let Err(st) = slot.state.compare_exchange(
             enc(pos, FULL, 0),
@@ -479,7 +452,7 @@ impl<'a, S: Slots> Ring<'a, S> {
                 return None;
             }
             flags = DEAD;
-            // Acquire on success: SYNC POINT slot-full.
+            // Acquire on success: SYNC POINT: slot-full.
             slot.state
                 .compare_exchange(
                     st,
@@ -499,17 +472,17 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// released reads (`side` Put: wakes putters) ending before `next`:
     /// moves the hint to `next` and notifies sleepers once. The run's direct
     /// claims do not load the sleeper count; the SeqCst fence orders the
-    /// run's claims and Release stores before the load here (Dekker, SYNC
-    /// POINT sleep, with the fence in `wait_slice`).
+    /// run's claims and Release stores before the load here (SYNC POINT:
+    /// dekker, with the registration in `wait_slice`).
     #[inline]
-    pub fn end_run(&self, side: Side, next: u64, n: u32, park: &impl Park) {
+    pub(crate) fn end_run(&self, side: Side, next: u64, n: u32, park: &impl Park) {
         let hint = match side {
             Side::Get => &self.ctrl.tail.0,
             Side::Put => &self.ctrl.head.0,
         };
         // Relaxed: the hints carry no data (as in advance).
         hint.store(next, Ordering::Relaxed);
-        // SeqCst: the store half of the Dekker pair (see above).
+        // SeqCst: orders the run before `notify`'s load (see above).
         fence(Ordering::SeqCst);
         self.notify(side, n, park);
     }
@@ -531,7 +504,7 @@ impl<'a, S: Slots> Ring<'a, S> {
     fn catch_up(&self, word: &AtomicU64, at: u64, d: i32) -> u64 {
         let cap = self.slots.cap();
         let skip = (d as u64).saturating_sub(cap);
-        // Relaxed: a hint, as in bump.
+        // Relaxed: a hint, as in `advance`.
         let _ = word.compare_exchange(
             at,
             at.wrapping_add(skip).wrapping_add(1),
@@ -543,13 +516,13 @@ impl<'a, S: Slots> Ring<'a, S> {
 
     /// Whether the message published at `pos` with `flags` is still there,
     /// unclaimed.
-    pub fn is_unclaimed(&self, pos: u64, flags: u64) -> bool {
-        // Acquire: SYNC POINT slot-full (the caller acts on the answer).
+    pub(crate) fn is_unclaimed(&self, pos: u64, flags: u64) -> bool {
+        // Acquire: SYNC POINT: slot-full (the caller acts on the answer).
         self.slot(pos).state.load(Ordering::Acquire) == enc(pos, FULL | flags, 0)
     }
 
     /// Number of positions between head and tail, clamped to `0..=cap`.
-    pub fn len_hint(&self) -> u64 {
+    pub(crate) fn len_hint(&self) -> u64 {
         // Relaxed: a snapshot, documented as approximate.
         let tail = self.ctrl.tail.0.load(Ordering::Relaxed);
         let head = self.ctrl.head.0.load(Ordering::Relaxed);
@@ -560,7 +533,7 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// claimer, undo its claim (a dead writer's slot becomes a tombstone, a
     /// dead reader's slot becomes free). Returns whether it changed anything.
     #[cold]
-    pub fn reclaim(&self, pos: u64, st: u64, live: &impl Liveness) -> Result<bool, Bad> {
+    pub(crate) fn reclaim(&self, pos: u64, st: u64, live: &impl Liveness) -> Result<bool, Bad> {
         if st & BUSY == 0 {
             return Ok(false);
         }
@@ -572,10 +545,15 @@ impl<'a, S: Slots> Ring<'a, S> {
                 found: st,
             });
         }
-        // Relaxed: the tag is advisory (see Liveness).
+        // Relaxed: the tag is advisory: without it (not written yet, or of
+        // another claim) the claimer is dead only once its tid is gone.
         let t = slot.tag.load(Ordering::Relaxed);
-        let start_lo = (t >> 16 == seq_of(st) & 0xffff).then_some((t & 0xffff) as u16);
-        if !live.is_dead(tid, start_lo) {
+        let holder = if t >> 16 == seq_of(st) & 0xffff {
+            Holder::low_bits(tid, u64::from(t & 0xffff), 16)
+        } else {
+            Holder::unrecorded(tid)
+        };
+        if !live.is_dead(holder) {
             return Ok(false);
         }
         let seq_pos = pos.wrapping_add(dist(st, pos) as i64 as u64);
@@ -594,7 +572,7 @@ impl<'a, S: Slots> Ring<'a, S> {
 
     /// Whether the stalled state `st` at `pos` on `side` is a legal protocol
     /// state (else the ring was scribbled on).
-    pub fn check_stall(&self, side: Side, pos: u64, st: u64) -> Result<(), Bad> {
+    pub(crate) fn check_stall(&self, side: Side, pos: u64, st: u64) -> Result<(), Bad> {
         let d = dist(st, pos);
         let cap = self.slots.cap();
         let ok = match side {
@@ -618,17 +596,11 @@ impl<'a, S: Slots> Ring<'a, S> {
     }
 }
 
-#[path = "ring_sleep.rs"]
 mod sleep;
-pub use sleep::Recheck;
-
-/// How long a stalled claim waits before asking whether its blocker is alive.
-pub const LIVENESS_AFTER: Duration = Duration::from_millis(20);
+pub(crate) use sleep::Recheck;
 
 #[cfg(all(test, loom))]
-#[path = "loom_tests.rs"]
 mod loom_tests;
 
 #[cfg(all(test, not(loom)))]
-#[path = "ring_tests.rs"]
 mod tests;

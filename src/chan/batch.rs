@@ -10,10 +10,11 @@
 //! the run's end is a drop guard. See `docs/protocols/queue.md`, "Runs".
 
 use super::block::{is_closed, Until};
-use super::chan::{me, Chan};
-use super::ring::{Attempt, Claim, Side, Who};
+use super::mapped::Chan;
+use super::ring::{Attempt, Claim, Side};
 use crate::error::{Error, Result};
-use crate::sync::wait::Futex;
+use crate::sync::park::Futex;
+use crate::sys::task::{self, TaskId};
 
 /// Longest run before the hint moves and sleepers are woken.
 const RUN: u32 = 256;
@@ -58,7 +59,7 @@ impl Chan {
         mut encode: impl FnMut(usize, &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()>,
     ) -> Result<()> {
         let gone = || false;
-        let who = me();
+        let who = task::me();
         let mut run = Run {
             chan: self,
             side: Side::Put,
@@ -88,7 +89,7 @@ impl Chan {
     /// The next slot of a putting run, or (run broken or not started) a
     /// blocking claim that starts a new run.
     #[inline]
-    fn claim_in_run(&self, run: &mut Run<'_>, who: Who) -> Result<Claim> {
+    fn claim_in_run(&self, run: &mut Run<'_>, who: TaskId) -> Result<Claim> {
         if is_closed(&self.ring()) {
             return Err(Error::Closed);
         }
@@ -123,7 +124,7 @@ impl Chan {
     where
         D: FnMut(usize, &mut dyn FnMut(&mut [u8])) -> Result<R>,
     {
-        let who = me();
+        let who = task::me();
         let mut got = 0;
         let mut run = Run {
             chan: self,

@@ -1,5 +1,5 @@
-//! A ring in a mapped segment: the byte-message channel that `Queue`,
-//! `JoinableQueue` and `Pipe` are built on.
+//! [`Chan`]: a ring in a mapped segment, the byte-message channel that
+//! `Queue`, `JoinableQueue` and `Pipe` are built on.
 //!
 //! Messages up to a slot's data size travel inline in one slot; larger ones
 //! travel through the bulk stream (`bulk.rs`), announced by a descriptor slot.
@@ -7,13 +7,14 @@
 use std::ptr::NonNull;
 
 use super::block::{self, Env, Stop, Until};
-use super::layout::{Control, Geometry, CONTROL_LEN, SLOT_HEADER};
-use super::ring::{Attempt, Bad, Claim, Liveness, Ring, Side, Slot, Slots, Who, DEAD};
+use super::bytes::ByteRing;
+use super::layout::{Control, Geometry, CONTROL_LEN, FRONT_LEN, FRONT_OFFSET, SLOT_HEADER};
+use super::ring::{Attempt, Bad, Claim, Ring, Side, Slot, Slots, DEAD};
 use crate::error::{Error, Result};
-use crate::segment::{counters, Kind, Placement, Segment, Spec, TypeFingerprint};
-use crate::sync::handle::SleepCounter;
-use crate::sync::wait::Futex;
-use crate::sys::proc;
+use crate::segment::{counters, Kind, Placement, Segment, ShmSafe, Spec, TypeFingerprint};
+use crate::sync::liveness::CountingLiveness;
+use crate::sync::park::{CountingFutex, Futex};
+use crate::sys::task;
 
 /// Copies `n` bytes from `src` to `dst`. Messages of 4 to 16 bytes (most
 /// `Pod` items, bulk descriptors) move with two fixed-size loads and stores,
@@ -60,6 +61,7 @@ unsafe fn copy_ends<T: Copy>(src: *const u8, dst: *mut u8, n: usize) {
 }
 
 /// Slots in a mapped segment.
+#[derive(Clone)]
 pub(crate) struct ShmSlots {
     base: NonNull<u8>,
     stride: usize,
@@ -90,62 +92,11 @@ impl Slots for ShmSlots {
         // SAFETY:
         // - idx < cap and the segment holds cap * stride slot bytes from base
         //   (Geometry::of checked the payload length), so the Slot is in bounds;
-        // - base is 8-aligned (payload offset 1024) and stride is a multiple of
+        // - base is 8-aligned (payload offset CONTROL_LEN) and stride is a multiple of
         //   8, Slot's alignment;
         // - Slot is all atomics (ShmSafe); the owning Chan keeps the mapping
         //   alive for as long as `self` is borrowed.
         unsafe { &*(self.base.as_ptr().add(idx * self.stride) as *const Slot) }
-    }
-}
-
-/// Liveness from `/proc` (slow paths only).
-pub(crate) struct ProcLiveness;
-
-impl Liveness for ProcLiveness {
-    fn is_dead(&self, tid: u32, start_lo: Option<u16>) -> bool {
-        task_dead_masked(tid, start_lo.map(u32::from), 0xffff)
-    }
-}
-
-/// Liveness from `/proc` that counts the dead claimers it finds (each is
-/// reclaimed next) in the segment's `RECLAIMED` counter.
-pub(crate) struct CountingLiveness(Segment);
-
-impl Liveness for CountingLiveness {
-    fn is_dead(&self, tid: u32, start_lo: Option<u16>) -> bool {
-        let dead = ProcLiveness.is_dead(tid, start_lo);
-        if dead {
-            self.0.bump(counters::RECLAIMED);
-        }
-        dead
-    }
-}
-
-/// Whether thread `tid` (start time low 32 bits `start_lo`, if known) is dead.
-pub(crate) fn task_dead(tid: u32, start_lo: Option<u32>) -> bool {
-    task_dead_masked(tid, start_lo, u32::MAX)
-}
-
-/// As [`task_dead`], comparing only the start time bits in `mask`.
-fn task_dead_masked(tid: u32, start_lo: Option<u32>, mask: u32) -> bool {
-    match proc::start_time(tid) {
-        None => true,
-        Some(start) => {
-            if start_lo.is_some_and(|lo| lo != start as u32 & mask) {
-                return true;
-            }
-            !proc::is_alive(proc::TaskId { tid, start })
-        }
-    }
-}
-
-/// The calling thread as a ring actor.
-#[inline]
-pub(crate) fn me() -> Who {
-    let t = proc::current_task_cached();
-    Who {
-        tid: t.tid,
-        start_lo: t.start as u32,
     }
 }
 
@@ -155,11 +106,8 @@ pub(crate) struct Chan {
     pub(crate) geo: Geometry,
     slots: ShmSlots,
     ctrl: NonNull<Control>,
-    bulk: NonNull<u8>,
-    /// Futexes for puts and gets that count sleeps (`BLOCKED`, `GET_SLEEPS`).
-    put_park: SleepCounter,
-    get_park: SleepCounter,
-    live: CountingLiveness,
+    /// The bulk stream (`None` when the segment has no stream area).
+    pub(crate) bulk: Option<ByteRing>,
 }
 
 // SAFETY: Chan holds raw pointers into the mapping its Segment (Send + Sync,
@@ -171,7 +119,13 @@ unsafe impl Sync for Chan {}
 
 impl Clone for Chan {
     fn clone(&self) -> Self {
-        Chan::from_segment(self.seg.clone(), self.geo)
+        Chan {
+            seg: self.seg.clone(),
+            geo: self.geo,
+            slots: self.slots.clone(),
+            ctrl: self.ctrl,
+            bulk: self.bulk.clone(),
+        }
     }
 }
 
@@ -210,16 +164,16 @@ impl Chan {
             }
             Ok(())
         })?;
-        Ok(Chan::from_segment(seg, geo))
+        Chan::from_segment(seg, geo)
     }
 
     /// Wraps an opened segment after validating its geometry.
     pub(crate) fn open(seg: Segment) -> Result<Chan> {
         let geo = Geometry::of(&seg)?;
-        Ok(Chan::from_segment(seg, geo))
+        Chan::from_segment(seg, geo)
     }
 
-    fn from_segment(seg: Segment, geo: Geometry) -> Chan {
+    fn from_segment(seg: Segment, geo: Geometry) -> Result<Chan> {
         let base = seg.payload_ptr();
         // The geometry was validated against the payload length, so these
         // offsets are inside the mapping; wrapping_add needs no unsafe.
@@ -234,18 +188,23 @@ impl Chan {
             },
         };
         let ctrl = NonNull::new(base as *mut Control).expect("mapping is non-null");
-        let bulk = NonNull::new(base.wrapping_add(geo.bulk_offset() as usize))
-            .expect("mapping is non-null");
-        Chan {
-            put_park: SleepCounter::new(seg.clone(), counters::BLOCKED),
-            get_park: SleepCounter::new(seg.clone(), counters::GET_SLEEPS),
-            live: CountingLiveness(seg.clone()),
+        let bulk = match geo.bulk_len {
+            0 => None,
+            len => Some(ByteRing::in_segment(
+                &seg,
+                std::mem::offset_of!(Control, bulk),
+                None,
+                geo.bulk_offset() as usize,
+                len,
+            )?),
+        };
+        Ok(Chan {
             seg,
             geo,
             slots,
             ctrl,
             bulk,
-        }
+        })
     }
 
     /// What `shmproc inspect` shows: depth, totals (the head and tail
@@ -257,7 +216,7 @@ impl Chan {
         let c = &self.control().ring;
         let sync = &c.sync.0;
         // Relaxed: display snapshots that order nothing.
-        let mut out = vec![
+        vec![
             ("depth", format!("{}/{}", ring.len_hint(), self.geo.cap)),
             ("puts", c.tail.0.load(Relaxed).to_string()),
             ("gets", c.head.0.load(Relaxed).to_string()),
@@ -270,18 +229,20 @@ impl Chan {
                 }
                 .into(),
             ),
-            ("getters asleep", sync.getters.load(Relaxed).to_string()),
-            ("putters asleep", sync.putters.load(Relaxed).to_string()),
+            ("getters asleep", sync.items.waiters().to_string()),
+            ("putters asleep", sync.space.waiters().to_string()),
             ("slot data bytes", self.geo.data_size.to_string()),
             ("bulk stream bytes", self.geo.bulk_len.to_string()),
-        ];
-        if self.seg.kind() == Kind::JoinableQueue {
-            out.push((
-                "unfinished tasks",
-                sync.unfinished.load(Relaxed).to_string(),
-            ));
-        }
-        out
+        ]
+    }
+
+    /// The front end's own words (`layout.rs`): a `T` of at most
+    /// [`FRONT_LEN`] bytes at the start of the front area.
+    pub(crate) fn front<T: ShmSafe>(&self) -> &T {
+        const { assert!(std::mem::size_of::<T>() <= FRONT_LEN) };
+        self.seg
+            .view::<T>(FRONT_OFFSET)
+            .expect("the control block (checked on open) holds the front area")
     }
 
     /// The control block.
@@ -327,12 +288,6 @@ impl Chan {
             .wrapping_add(idx * self.slots.stride + SLOT_HEADER)
     }
 
-    /// Pointer to the bulk stream bytes.
-    #[inline]
-    pub(crate) fn bulk_ptr(&self) -> *mut u8 {
-        self.bulk.as_ptr()
-    }
-
     /// Converts a protocol violation into an error naming this segment.
     pub(crate) fn corrupt(&self, b: Bad) -> Error {
         Error::Corrupt {
@@ -369,8 +324,8 @@ impl Chan {
         let ring = self.ring();
         let first = match side {
             Side::Put if block::is_closed(&ring) => None,
-            Side::Put => ring.try_claim_put(me()).ok(),
-            Side::Get => ring.try_claim_get(me(), bulk_ok).ok(),
+            Side::Put => ring.try_claim_put(task::me()).ok(),
+            Side::Get => ring.try_claim_get(task::me(), bulk_ok).ok(),
         };
         match first {
             Some(got @ Attempt::Got(_)) => Ok(got),
@@ -388,15 +343,17 @@ impl Chan {
         until: Until,
         gone: &dyn Fn() -> bool,
     ) -> Result<Attempt> {
+        let counter = match side {
+            Side::Put => counters::BLOCKED,
+            Side::Get => counters::GET_SLEEPS,
+        };
         let env = Env {
-            park: match side {
-                Side::Put => &self.put_park,
-                Side::Get => &self.get_park,
-            },
-            live: &self.live,
+            park: &CountingFutex::new(&self.seg, counter),
+            live: &CountingLiveness::new(&self.seg, counters::RECLAIMED),
             gone,
         };
-        block::claim(&self.ring(), side, me(), bulk_ok, &env, until).map_err(|s| self.stop(s, side))
+        block::claim(&self.ring(), side, task::me(), bulk_ok, &env, until)
+            .map_err(|s| self.stop(s, side))
     }
 
     /// Puts one inline message (`bytes.len() <= data_size`) with `flags`
@@ -620,9 +577,19 @@ impl Chan {
         }
     }
 
+    /// Waits until a get would not block (a message is ready, the ring is
+    /// closed, or `gone()`), or `deadline`; see [`block::wait_readable`].
+    pub(crate) fn wait_readable(
+        &self,
+        deadline: Option<std::time::Instant>,
+        gone: &dyn Fn() -> bool,
+    ) -> bool {
+        block::wait_readable(&self.ring(), &Futex, deadline, gone)
+    }
+
     /// Closes the ring: puts fail, gets drain then fail.
     pub(crate) fn close(&self) {
-        // SYNC POINT closed: Release pairs with is_closed's Acquire.
+        // SYNC POINT: closed. Release pairs with is_closed's Acquire.
         self.control()
             .ring
             .sync

@@ -2,11 +2,10 @@
 //! `QueueBuilder` and the `PipeBuilder`, whose pipes are two such rings),
 //! and how it becomes a [`Chan`].
 
+use crate::chan::codec::{fingerprint, Codec};
+use crate::chan::layout::{Geometry, MAX_MESSAGE};
+use crate::chan::Chan;
 use crate::error::Result;
-use crate::queue::api::fingerprint;
-use crate::queue::chan::Chan;
-use crate::queue::codec::Codec;
-use crate::queue::layout::{Geometry, MAX_MESSAGE};
 use crate::segment::{Kind, Placement};
 
 /// Sizes, limits and naming of a ring, as set on a builder.
