@@ -80,7 +80,7 @@ pub use error::{Error, Result};
 #[cfg(not(loom))]
 pub use pipe::{Connection, Pipe, PipeBuilder, Receiver, Sender};
 #[cfg(not(loom))]
-pub use pool::{AsyncResult, Imap, Invoke, Map, Pool, PoolBuilder, Star};
+pub use pool::{AsyncResult, Imap, Invoke, Pool, PoolBuilder, Star};
 #[cfg(not(loom))]
 pub use process::{
     active_children, cpu_count, current_process, init, parent_process, EntryReturn, Process,

@@ -53,7 +53,8 @@ use job::{Fail, Job};
 
 pub use builder::PoolBuilder;
 pub use iter::{AsyncResult, Imap};
-pub use worker::{Invoke, Map, Star};
+use worker::Map;
+pub use worker::{Invoke, Star};
 
 /// How long `build` waits for the workers' initializers.
 const START_TIMEOUT: Duration = Duration::from_secs(60);

@@ -49,7 +49,7 @@ pub trait Invoke<A> {
 
 /// `f(a)`: the wrapper `map`, `imap` and `apply` send.
 #[derive(Clone, Copy)]
-pub struct Map<F>(pub(crate) F);
+pub(crate) struct Map<F>(pub(crate) F);
 
 impl<F: Fn(A) -> R, A, R> Invoke<A> for Map<F> {
     type Output = R;

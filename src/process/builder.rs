@@ -8,22 +8,10 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{fork, launch, registry, EntryReturn, Process, Shared, StartMethod, State};
+use super::launch::{self, ChildArgs};
+use super::{fork, registry, EntryReturn, Process, Shared, StartMethod, State};
 use crate::error::{Error, Result};
 use crate::sys;
-
-/// Which command-line arguments a re-executed child gets.
-#[derive(Debug, Clone, Default)]
-pub(crate) enum ChildArgs {
-    /// None in a normal program; in a libtest harness, those that select the
-    /// spawning thread's test (libtest names each test's thread after it).
-    #[default]
-    Auto,
-    /// Select this libtest test.
-    Test(String),
-    /// Exactly these.
-    Raw(Vec<OsString>),
-}
 
 /// Configures and launches a [`Process`].
 ///
@@ -251,7 +239,13 @@ impl ProcessBuilder {
                         format!("{} ({} bytes)", std::any::type_name::<F>(), size_of::<F>()),
                     ));
                 }
-                let (pid, boot) = launch::spawn::<F, A, R>(&self, &args, &name, identity)?;
+                let (pid, boot) = launch::spawn::<F, A, R>(
+                    &self.child_args,
+                    self.daemon,
+                    &args,
+                    &name,
+                    identity,
+                )?;
                 (pid, Some(boot))
             }
             StartMethod::Fork => (fork::spawn(f, args, &name, self.daemon, identity)?, None),

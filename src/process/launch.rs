@@ -10,16 +10,29 @@ use std::process::{Command, Stdio};
 use serde::Serialize;
 
 use super::boot::{self, Boot, BOOT_VERSION, ENV};
-use super::builder::{ChildArgs, ProcessBuilder};
 use super::{child, entry, registry, EntryReturn};
 use crate::error::{Error, Result};
 use crate::segment::transfer;
 use crate::sys;
 
+/// Which command-line arguments a re-executed child gets.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum ChildArgs {
+    /// None in a normal program; in a libtest harness, those that select the
+    /// spawning thread's test (libtest names each test's thread after it).
+    #[default]
+    Auto,
+    /// Select this libtest test.
+    Test(String),
+    /// Exactly these.
+    Raw(Vec<OsString>),
+}
+
 /// Launches the child; returns its pid and the launch record file (whose
 /// last byte tells whether the child reached `init()`).
 pub(super) fn spawn<F, A, R>(
-    b: &ProcessBuilder,
+    child_args_how: &ChildArgs,
+    daemon: bool,
     args: &A,
     name: &str,
     identity: Vec<u32>,
@@ -40,7 +53,7 @@ where
     let context = format!("arguments of type {}", std::any::type_name::<A>());
     let (bytes, fds) = transfer::export_scope(|| transfer::encode(args, &context));
     let bytes = bytes?;
-    let (child_args, hide_banner) = child_args(&b.child_args)?;
+    let (child_args, hide_banner) = child_args(child_args_how)?;
     // The parent's stdout, for a child whose own stdout hides libtest's banner.
     let stdout = if hide_banner {
         Some(
@@ -61,7 +74,7 @@ where
         entry_offset: entry::entry_offset::<F, A, R>(),
         entry_hash: entry::entry_hash::<F, A, R>(),
         name: name.to_owned(),
-        daemon: b.daemon,
+        daemon,
         identity,
         parent_name: me.name().to_owned(),
         parent_pid: me.pid(),
@@ -86,7 +99,6 @@ where
     if hide_banner {
         cmd.stdout(Stdio::null());
     }
-    let daemon = b.daemon;
     let parent = me.pid();
     // SAFETY: the hook runs in the forked child before exec. It allocates
     // nothing and takes no lock: it iterates a Vec moved into it and calls

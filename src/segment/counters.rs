@@ -1,6 +1,6 @@
 //! Per-object statistics in shared memory, shown by `shmproc inspect`.
 //!
-//! Every segment header ends with [`COUNTERS`] 64-bit words (offset 128, their
+//! Every segment header ends with 16 64-bit words (offset 128, their
 //! own two cache lines, so bumping one never contends with the payload's hot
 //! words). They are bumped only where an operation already pays for a system
 //! call or a rare event: a futex sleep, an owner-died recovery, a reclaimed
@@ -12,11 +12,10 @@
 //!
 //! | slot | constant        | kinds | counts |
 //! |-----:|-----------------|-------|--------|
-//! | 0 | [`BLOCKED`]         | every blocking kind | operations that had to sleep at least once (lock and semaphore acquires, event, condition and barrier waits) |
+//! | 0 | [`BLOCKED`]         | every blocking kind | operations that had to sleep at least once (lock and semaphore acquires, event, condition and barrier waits; queue and pipe puts on a full ring) |
 //! | 1 | [`OWNER_DIED`]      | lock, rlock, condition, value, array | acquisitions that recovered the lock from a holder that died |
 //! | 2 | [`CONDITION_WAITS`] | condition | `wait` calls that slept |
-//! | 0 | [`BLOCKED`]         | queue, joinable queue, pipe | sleeps of puts on a full ring (one per wait slice) |
-//! | 3 | [`GET_SLEEPS`]      | queue, joinable queue, pipe | sleeps of gets on an empty ring (one per wait slice) |
+//! | 3 | [`GET_SLEEPS`]      | queue, joinable queue, pipe | gets that had to sleep at least once on an empty ring |
 //! | 4 | [`RECLAIMED`]       | queue, joinable queue, pipe | slots and bulk messages reclaimed from claimers that died |
 //! | 5 | [`WORKERS_REPLACED`] | pool | workers that ended and were replaced |
 //! | 6 | [`TASKS_FAILED`]    | pool | tasks failed with `WorkerDied` (their worker died holding them) |
@@ -62,8 +61,8 @@ pub const OWNER_DIED: usize = 1;
 /// ```
 pub const CONDITION_WAITS: usize = 2;
 
-/// Queue and pipe gets that slept on an empty ring (one per wait slice; puts
-/// that slept on a full ring count in [`BLOCKED`]).
+/// Queue and pipe gets that had to sleep at least once on an empty ring
+/// (puts that slept on a full ring count in [`BLOCKED`]).
 ///
 /// # Examples
 /// ```
