@@ -3,6 +3,7 @@
 //! fixed under a plain `cargo test`.
 
 #[path = "../fuzz/src/lib.rs"]
+#[allow(unreachable_pub)] // the fuzz crate's public harnesses, included here
 mod harness;
 
 fn replay(target: &str, run: fn(&[u8])) {

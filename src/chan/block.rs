@@ -16,7 +16,7 @@ use crate::sys::task::TaskId;
 
 /// Why a blocking claim stopped without a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
+pub(crate) enum Stop {
     /// The deadline passed.
     Timeout,
     /// Closed (puts), or closed and drained (gets), or the peer end is gone.
@@ -35,7 +35,7 @@ impl From<Bad> for Stop {
 
 /// How a claim may block.
 #[derive(Debug, Clone, Copy)]
-pub enum Until {
+pub(crate) enum Until {
     /// Do not block.
     Now,
     /// Block until this instant.
@@ -46,7 +46,7 @@ pub enum Until {
 
 impl Until {
     /// From an optional timeout.
-    pub fn after(t: Duration) -> Until {
+    pub(crate) fn after(t: Duration) -> Until {
         match Instant::now().checked_add(t) {
             Some(d) => Until::Deadline(d),
             None => Until::Forever,
@@ -61,10 +61,10 @@ impl Until {
 }
 
 /// Shortest nap while the other side's claim of our slot is in flight.
-pub const NAP_MIN: Duration = Duration::from_micros(20);
+pub(crate) const NAP_MIN: Duration = Duration::from_micros(20);
 
 /// The environment a blocking claim needs besides the ring.
-pub struct Env<'e, P: Park, L: Liveness> {
+pub(crate) struct Env<'e, P: Park, L: Liveness> {
     /// Futex wait/wake.
     pub park: &'e P,
     /// Liveness of claimers.
@@ -77,7 +77,7 @@ pub struct Env<'e, P: Park, L: Liveness> {
 ///
 /// Returns `Attempt::Got`, or (gets without `bulk_ok`) `Attempt::Bulk`.
 #[inline]
-pub fn claim<S: Slots, P: Park, L: Liveness>(
+pub(crate) fn claim<S: Slots, P: Park, L: Liveness>(
     ring: &Ring<'_, S>,
     side: Side,
     me: TaskId,
@@ -111,7 +111,7 @@ fn try_once<S: Slots>(
 
 /// Whether the ring is closed.
 #[inline]
-pub fn is_closed<S: Slots>(ring: &Ring<'_, S>) -> bool {
+pub(crate) fn is_closed<S: Slots>(ring: &Ring<'_, S>) -> bool {
     // Acquire: pairs with close()'s Release (SYNC POINT: closed): a getter
     // that sees it also sees every item published before the close.
     ring.ctrl.sync.0.closed.load(Ordering::Acquire) != 0

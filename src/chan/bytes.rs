@@ -217,6 +217,10 @@ impl ByteRing {
     /// reader.
     #[inline]
     pub(crate) fn publish(&self, tail: u64, park: &impl Park) {
+        debug_assert!(
+            tail.wrapping_sub(self.tail()) <= self.cap,
+            "the writer's tail only moves forward, by at most the ring"
+        );
         // SYNC POINT: bytes-data. Release publishes the bytes; SeqCst is the
         // waker's change of the dekker protocol (sync/wait.rs) with the
         // reader's bell.
@@ -307,6 +311,10 @@ impl ByteRing {
     /// Reader: frees every byte before `head` and wakes a sleeping writer.
     #[inline]
     pub(crate) fn consume(&self, head: u64, park: &impl Park) {
+        debug_assert!(
+            head.wrapping_sub(self.head()) <= self.cap,
+            "the reader's head only moves forward, by at most the ring"
+        );
         // SYNC POINT: bytes-space. Release: our copies are done before the
         // writer reuses the bytes; SeqCst: the waker's change of the dekker
         // protocol with the writer's `space` word.
@@ -340,7 +348,18 @@ impl ByteRing {
         // Relaxed: published by the SeqCst store of `head` below and by the
         // role hand-over (a lock release) that follows.
         self.ctl().tail.0.store(pos, Ordering::Relaxed);
-        self.consume(pos, park);
+        // SYNC POINT: bytes-space, as in `consume` (the jump may be longer
+        // than the ring: a dead writer's whole message).
+        self.ctl().head.0.store(pos, Ordering::SeqCst);
+        self.ctl().waits.0.space.notify(park, u32::MAX);
+    }
+
+    /// Stores `tail` and `head` as a scribbling peer would (tests).
+    #[cfg(test)]
+    pub(crate) fn scribble(&self, head: u64, tail: u64) {
+        // Relaxed: a test's single thread.
+        self.ctl().head.0.store(head, Ordering::Relaxed);
+        self.ctl().tail.0.store(tail, Ordering::Relaxed);
     }
 
     /// Empties the ring. Only when neither end can be in use (the other

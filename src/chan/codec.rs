@@ -118,7 +118,7 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for Serde {
                 buf.resize(ENCODE_START, 0);
             }
             // `to_slice` writes into a ready buffer without growth checks per
-            // field (`to_extend` was ~10% of a 100-byte message's cost).
+            // field.
             match wire::to_slice(item, &mut buf[..]) {
                 Ok(bytes) => {
                     let n = bytes.len();

@@ -18,8 +18,8 @@ use crate::sys::task;
 
 /// Copies `n` bytes from `src` to `dst`. Messages of 4 to 16 bytes (most
 /// `Pod` items, bulk descriptors) move with two fixed-size loads and stores,
-/// which may overlap, instead of a `memcpy` call (a call per message was 3%
-/// of an SPSC consumer's time).
+/// which may overlap, instead of a `memcpy` call (`docs/decisions.md`,
+/// "Queue get: one Result, decoding inlined").
 ///
 /// # Safety
 /// - `src` is valid for reads and `dst` for writes of `n` bytes;
@@ -77,8 +77,8 @@ impl Slots for ShmSlots {
     }
     #[inline]
     fn index(&self, pos: u64) -> u64 {
-        // A mask instead of a division (20-40 cycles) for power-of-two rings;
-        // cap 1 indexes 0 either way.
+        // A mask instead of a division for power-of-two rings; cap 1
+        // indexes 0 either way.
         if self.mask != 0 || self.cap == 1 {
             pos & self.mask
         } else {
@@ -311,8 +311,8 @@ impl Chan {
     /// Claims a slot, blocking as `until` says, `gone` telling a pipe's end.
     ///
     /// The first attempt is inlined into the caller, so the claim stays in
-    /// registers (a claim returned through memory from an outlined call cost
-    /// a store-forwarding stall per message); the rest is [`claim_slow`](Self::claim_slow).
+    /// registers; the rest is [`claim_slow`](Self::claim_slow)
+    /// (`docs/decisions.md` has the store-forwarding stalls this avoids).
     #[inline]
     pub(crate) fn claim(
         &self,
@@ -459,9 +459,9 @@ impl Chan {
     /// Gets one message and decodes it with `dec` (see `take_inline_with`),
     /// skipping tombstones and aborted bulk messages. `dec`'s error is the
     /// call's (one `Result`, not a nested one), and `dec` has one call site
-    /// here (the bulk branch is out of line), so it is inlined: its ~100-byte
-    /// result was written to memory and read back with a store-forwarding
-    /// stall per get.
+    /// here (the bulk branch is out of line), so it is inlined and its result
+    /// stays out of memory (`docs/decisions.md`, "Queue get: one Result,
+    /// decoding inlined").
     #[inline(always)]
     pub(crate) fn get_with<R, D>(
         &self,
@@ -490,9 +490,7 @@ impl Chan {
     }
 
     /// The bulk branch of [`get_with`](Self::get_with): out of line, so that
-    /// `dec` has one call site on the hot path and is inlined there (two
-    /// call sites kept it out of line, and its result, a `Result` of ~100
-    /// bytes, went through memory with a store-forwarding stall per get).
+    /// `dec` has one call site on the hot path and is inlined there.
     #[cold]
     #[inline(never)]
     fn bulk_get_with<R, D>(

@@ -61,6 +61,13 @@ fn flags_of(st: u64) -> u64 {
 }
 #[inline]
 fn enc(pos: u64, flags: u64, tid: u32) -> u64 {
+    debug_assert_eq!(flags & !(BUSY | FULL | BULK | DEAD), 0, "only state flags");
+    debug_assert!(u64::from(tid) <= TID_MASK, "thread ids are below 2^28");
+    debug_assert_eq!(
+        flags & BUSY != 0,
+        tid != 0,
+        "a claimed state names its claimer"
+    );
     (pos & 0xffff_ffff) | flags | ((u64::from(tid) & TID_MASK) << TID_SHIFT)
 }
 /// Signed distance from position `pos` to the slot's seq (wrapping).
@@ -152,9 +159,8 @@ pub(crate) trait Slots {
 pub(crate) struct Claim {
     /// The position.
     pub(crate) pos: u64,
-    /// Flags of the message (BULK, DEAD) for a read claim, plus [`NOTIFY`].
-    /// (One word, not a separate bool: a claim copied through memory with a
-    /// bool and its padding cost a store-forwarding stall per message.)
+    /// Flags of the message (BULK, DEAD) for a read claim, plus [`NOTIFY`]
+    /// (one word, not a separate bool, so a claim moves as two registers).
     pub(crate) flags: u64,
 }
 
@@ -287,6 +293,12 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// scribbling peer, whose change is then overwritten (garbage but safe).
     #[inline]
     pub(crate) fn publish(&self, c: Claim, len: u32, flags: u64, park: &impl Park) {
+        debug_assert_eq!(flags & !BULK, 0, "a publish adds FULL and at most BULK");
+        debug_assert_eq!(
+            c.flags & (BULK | DEAD),
+            0,
+            "a write claim has no message flags"
+        );
         let slot = self.slot(c.pos);
         // Relaxed: published by the Release store below.
         slot.len.store(len, Ordering::Relaxed);
@@ -476,6 +488,7 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// dekker, with the registration in `wait_slice`).
     #[inline]
     pub(crate) fn end_run(&self, side: Side, next: u64, n: u32, park: &impl Park) {
+        debug_assert!(n > 0, "only a run that handled a slot ends");
         let hint = match side {
             Side::Get => &self.ctrl.tail.0,
             Side::Put => &self.ctrl.head.0,
@@ -502,6 +515,7 @@ impl<'a, S: Slots> Ring<'a, S> {
     /// every position up to it is claimed: move the hint just past it.
     #[cold]
     fn catch_up(&self, word: &AtomicU64, at: u64, d: i32) -> u64 {
+        debug_assert!(d > 0, "only a hint that is behind catches up");
         let cap = self.slots.cap();
         let skip = (d as u64).saturating_sub(cap);
         // Relaxed: a hint, as in `advance`.

@@ -24,12 +24,12 @@ use crate::segment::transfer;
 
 /// Exit status of a child whose entry panicked (Rust's own status for a
 /// panicking `main`).
-pub const EXIT_PANIC: i32 = 101;
+pub(crate) const EXIT_PANIC: i32 = 101;
 /// Exit status of a child whose entry returned an `Err`.
-pub const EXIT_ERROR: i32 = 1;
+pub(crate) const EXIT_ERROR: i32 = 1;
 /// Exit status of a child that could not start its entry (arguments that do
 /// not decode, a mismatched entry, an unreadable launch record).
-pub const EXIT_LAUNCH: i32 = 2;
+pub(crate) const EXIT_LAUNCH: i32 = 2;
 
 /// What an entry point may return: `()` (exit status 0) or a
 /// `Result<(), E>` (0, or 1 after printing the error like a failing `main`).

@@ -27,30 +27,30 @@ use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
 /// `"SHMPROC\0"` read as a little-endian u64.
-pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMPROC\0");
+pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMPROC\0");
 /// Bumped whenever any shared layout changes incompatibly (2: the counters
 /// block made the header 256 bytes; 3: queue and pipe control blocks of
 /// 2048 bytes, one wait word per sleeping side, the bulk stream as a byte
 /// ring with robust locks).
-pub const LAYOUT_VERSION: u32 = 3;
+pub(crate) const LAYOUT_VERSION: u32 = 3;
 /// The `init` word once the creator has finished initialising.
-pub const INIT_READY: u32 = 0x5245_4459; // "REDY"
+pub(crate) const INIT_READY: u32 = 0x5245_4459; // "REDY"
 /// Size of the header; the payload starts here (four cache lines: two of
 /// identity, two of counters, so counter updates never share a line with the
 /// payload's hot words). A power of two: the payload is aligned to it.
-pub const HEADER_LEN: usize = 256;
+pub(crate) const HEADER_LEN: usize = 256;
 /// Words (8 bytes each) of the element type's name kept in the header.
-pub const TYPE_NAME_WORDS: usize = 4;
+pub(crate) const TYPE_NAME_WORDS: usize = 4;
 /// How many kind-specific parameters the header carries.
-pub const PARAMS: usize = 4;
+pub(crate) const PARAMS: usize = 4;
 /// How many statistics counters the header carries.
-pub const COUNTERS: usize = 16;
+pub(crate) const COUNTERS: usize = 16;
 
 /// The segment header. All fields are written by the creator before `init` is
 /// published and never change afterwards.
 #[repr(C, align(64))]
 #[derive(Debug)]
-pub struct Header {
+pub(crate) struct Header {
     pub(crate) magic: AtomicU64,
     pub(crate) version: AtomicU32,
     pub(crate) kind: AtomicU32,
@@ -169,7 +169,7 @@ impl fmt::Display for Kind {
 /// a hash of its type name. Two programs built from the same source agree;
 /// a type rename or a layout change is caught as `Incompatible`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TypeFingerprint {
+pub(crate) struct TypeFingerprint {
     /// `size_of::<T>()`.
     pub size: u32,
     /// `align_of::<T>()`.
@@ -182,7 +182,7 @@ pub struct TypeFingerprint {
 
 impl TypeFingerprint {
     /// The fingerprint of `T`.
-    pub fn of<T>() -> Self {
+    pub(crate) fn of<T>() -> Self {
         let name = std::any::type_name::<T>();
         TypeFingerprint {
             size: std::mem::size_of::<T>() as u32,
@@ -193,7 +193,7 @@ impl TypeFingerprint {
     }
 
     /// The fingerprint used by objects with no element type (locks, events...).
-    pub fn none() -> Self {
+    pub(crate) fn none() -> Self {
         Self::of::<()>()
     }
 }
@@ -201,7 +201,7 @@ impl TypeFingerprint {
 impl Header {
     /// The element type name recorded by the creator (up to 32 bytes; a name cut
     /// inside a UTF-8 sequence or scribbled by a peer is shown lossily).
-    pub fn type_name(&self) -> String {
+    pub(crate) fn type_name(&self) -> String {
         let mut bytes = Vec::with_capacity(TYPE_NAME_WORDS * 8);
         for w in &self.type_name {
             // Relaxed: immutable after init; a torn read only garbles a display string.
@@ -212,7 +212,7 @@ impl Header {
     }
 
     /// A snapshot of the statistics counters (see [`crate::segment::counters`]).
-    pub fn counters(&self) -> [u64; COUNTERS] {
+    pub(crate) fn counters(&self) -> [u64; COUNTERS] {
         // Relaxed: statistics, each word read on its own; nothing is published.
         std::array::from_fn(|i| self.counters[i].load(std::sync::atomic::Ordering::Relaxed))
     }
@@ -231,7 +231,7 @@ impl Header {
 }
 
 /// 64-bit FNV-1a: tiny, stable across builds and platforms.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
         h ^= u64::from(*b);

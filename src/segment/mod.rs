@@ -41,7 +41,7 @@ const INIT_WAIT: Duration = Duration::from_secs(2);
 ///   at once without any lock Rust knows about);
 /// - the type holds no pointers, references or `usize`-sized fields whose
 ///   meaning depends on the process.
-pub unsafe trait ShmSafe: Sync + Sized {}
+pub(crate) unsafe trait ShmSafe: Sync + Sized {}
 
 // SAFETY: atomics of fixed width accept every bit pattern and synchronise
 // across processes (they compile to plain lock-free instructions on shared memory).
@@ -54,7 +54,7 @@ unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {}
 
 /// What a new segment is: its kind, element type, payload size and parameters.
 #[derive(Debug, Clone)]
-pub struct Spec {
+pub(crate) struct Spec {
     /// The object kind.
     pub kind: Kind,
     /// The element type.
@@ -67,7 +67,7 @@ pub struct Spec {
 
 /// Where a new segment lives.
 #[derive(Debug, Clone, Default)]
-pub struct Placement {
+pub(crate) struct Placement {
     /// `None` for an anonymous segment, else the name (validated).
     pub name: Option<String>,
     /// Keep a named segment after the creator's last handle drops.
@@ -76,7 +76,7 @@ pub struct Placement {
 
 /// A handle to one mapped segment. Clones share the mapping.
 #[derive(Clone)]
-pub struct Segment {
+pub(crate) struct Segment {
     inner: Arc<Inner>,
 }
 
@@ -118,7 +118,7 @@ impl Segment {
     /// Creates a segment, runs `init` on it (the payload is zeroed), then
     /// publishes it as ready. A named segment whose name is taken fails with
     /// an `Os` error carrying `EEXIST`.
-    pub fn create(
+    pub(crate) fn create(
         spec: &Spec,
         place: &Placement,
         init: impl FnOnce(&Segment) -> Result<()>,
@@ -187,14 +187,14 @@ impl Segment {
     }
 
     /// Opens the named segment `name`, expecting `kind` and element type `ty`.
-    pub fn open(name: &str, kind: Kind, ty: &TypeFingerprint) -> Result<Segment> {
+    pub(crate) fn open(name: &str, kind: Kind, ty: &TypeFingerprint) -> Result<Segment> {
         name::validate(name)?;
         let fd = sys::shm::open_named(name)?;
         Self::from_fd(fd, Some(name.to_owned()), kind, ty)
     }
 
     /// Maps and validates the segment behind `fd` (anonymous when `name` is None).
-    pub fn from_fd(
+    pub(crate) fn from_fd(
         fd: OwnedFd,
         name: Option<String>,
         kind: Kind,
@@ -334,7 +334,7 @@ impl Segment {
     }
 
     /// The header at the start of the mapping.
-    pub fn header(&self) -> &Header {
+    pub(crate) fn header(&self) -> &Header {
         // SAFETY:
         // - the mapping is at least HEADER_LEN bytes (checked on open; set on create);
         // - mmap returns page-aligned memory, more than Header's 64-byte alignment;
@@ -344,25 +344,25 @@ impl Segment {
     }
 
     /// Kind-specific parameter `i` from the header (untrusted: validate it).
-    pub fn param(&self, i: usize) -> u64 {
+    pub(crate) fn param(&self, i: usize) -> u64 {
         // Relaxed: header fields are immutable after the Acquire of `init`.
         self.header().params[i].load(Ordering::Relaxed)
     }
 
     /// Payload length in bytes (mapping length minus the header).
-    pub fn payload_len(&self) -> usize {
+    pub(crate) fn payload_len(&self) -> usize {
         self.inner.map.len() - HEADER_LEN
     }
 
     /// A reference to a `T` at payload offset `offset`, bounds- and
     /// alignment-checked.
-    pub fn view<T: ShmSafe>(&self, offset: usize) -> Result<&T> {
+    pub(crate) fn view<T: ShmSafe>(&self, offset: usize) -> Result<&T> {
         self.view_slice::<T>(offset, 1).map(|s| &s[0])
     }
 
     /// A slice of `count` `T`s at payload offset `offset`, bounds- and
     /// alignment-checked.
-    pub fn view_slice<T: ShmSafe>(&self, offset: usize, count: usize) -> Result<&[T]> {
+    pub(crate) fn view_slice<T: ShmSafe>(&self, offset: usize, count: usize) -> Result<&[T]> {
         let size = std::mem::size_of::<T>();
         let end = count
             .checked_mul(size)
@@ -416,24 +416,24 @@ impl Segment {
 
     /// Raw pointer to the first payload byte. Callers that write through it must
     /// keep within [`payload_len`](Self::payload_len) and synchronise themselves.
-    pub fn payload_ptr(&self) -> *mut u8 {
+    pub(crate) fn payload_ptr(&self) -> *mut u8 {
         // HEADER_LEN is within the mapping (checked on open and create), so the
         // offset pointer stays in bounds; wrapping_add needs no unsafe.
         self.inner.map.as_mut_ptr().wrapping_add(HEADER_LEN)
     }
 
     /// The segment's name, if it is named.
-    pub fn name(&self) -> Option<&str> {
+    pub(crate) fn name(&self) -> Option<&str> {
         self.inner.name.as_deref()
     }
 
     /// The kind this handle was created or opened as.
-    pub fn kind(&self) -> Kind {
+    pub(crate) fn kind(&self) -> Kind {
         self.inner.kind
     }
 
     /// The name, or `anonymous`, for messages.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         self.inner
             .name
             .clone()
@@ -442,7 +442,7 @@ impl Segment {
 
     /// The reference this handle serializes to, registering an anonymous
     /// segment's descriptor with the current export scope.
-    pub fn to_wire(&self) -> Result<Wire> {
+    pub(crate) fn to_wire(&self) -> Result<Wire> {
         if let Some(n) = &self.inner.name {
             return Ok(Wire::Named(n.clone()));
         }
@@ -467,7 +467,7 @@ impl Segment {
     }
 
     /// Opens the segment a [`Wire`] reference names, expecting `kind` and `ty`.
-    pub fn from_wire(wire: Wire, kind: Kind, ty: &TypeFingerprint) -> Result<Segment> {
+    pub(crate) fn from_wire(wire: Wire, kind: Kind, ty: &TypeFingerprint) -> Result<Segment> {
         match wire {
             Wire::Named(n) => Segment::open(&n, kind, ty),
             Wire::Inherited(slot) => {
@@ -491,7 +491,10 @@ impl Segment {
     }
 
     /// Serializes this handle (for the `Serialize` impls of shared objects).
-    pub fn serialize_handle<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+    pub(crate) fn serialize_handle<S: Serializer>(
+        &self,
+        s: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::Error as _;
         match self.to_wire() {
             Ok(wire) => wire.serialize(s),
@@ -504,7 +507,7 @@ impl Segment {
     }
 
     /// Deserializes a handle of `kind`/`ty` (for the `Deserialize` impls).
-    pub fn deserialize_handle<'de, D: Deserializer<'de>>(
+    pub(crate) fn deserialize_handle<'de, D: Deserializer<'de>>(
         d: D,
         kind: Kind,
         ty: &TypeFingerprint,

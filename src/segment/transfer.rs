@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 /// How a segment handle is written in serialized arguments.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub enum Wire {
+pub(crate) enum Wire {
     /// A named segment: open it by name.
     Named(String),
     /// An anonymous segment: slot `n` of the descriptors the launcher passed.
@@ -32,7 +32,7 @@ thread_local! {
 /// Runs `f` (which serializes handles) collecting the descriptors of the
 /// anonymous segments it serializes; returns `f`'s result and those
 /// descriptors, in slot order.
-pub fn export_scope<R>(f: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
+pub(crate) fn export_scope<R>(f: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
     let outer = EXPORT.with(|e| e.borrow_mut().replace(Vec::new()));
     let r = f();
     let fds = EXPORT.with(|e| std::mem::replace(&mut *e.borrow_mut(), outer));
@@ -51,7 +51,7 @@ pub(crate) fn export_fd(fd: OwnedFd) -> Option<u32> {
 
 /// Runs `f` (which deserializes handles) with `fds` as the inherited slots.
 /// Descriptors no handle claimed are closed when the scope ends.
-pub fn import_scope<R>(fds: Vec<OwnedFd>, f: impl FnOnce() -> R) -> R {
+pub(crate) fn import_scope<R>(fds: Vec<OwnedFd>, f: impl FnOnce() -> R) -> R {
     let slots = fds.into_iter().map(Some).collect();
     let outer = IMPORT.with(|i| i.borrow_mut().replace(slots));
     let r = f();
@@ -95,13 +95,13 @@ pub(crate) fn note_handle_error(e: crate::Error) {
 }
 
 /// Takes the reason the last handle (de)serialization on this thread failed.
-pub fn take_handle_error() -> Option<crate::Error> {
+pub(crate) fn take_handle_error() -> Option<crate::Error> {
     HANDLE_ERROR.with(|h| h.borrow_mut().take())
 }
 
 /// Clears a stale reason before a codec call, so that a later failure that is not
 /// about a handle is not blamed on an old one.
-pub fn clear_handle_error() {
+pub(crate) fn clear_handle_error() {
     HANDLE_ERROR.with(|h| *h.borrow_mut() = None);
 }
 
@@ -129,14 +129,20 @@ pub(crate) fn why_decode_fails<T: serde::de::DeserializeOwned>(
 /// Encodes `value` with postcard; a handle that cannot travel fails with its own
 /// error (e.g. "an anonymous queue travels only as an argument of Process::spawn")
 /// rather than postcard's generic one.
-pub fn encode<T: serde::Serialize + ?Sized>(value: &T, context: &str) -> crate::Result<Vec<u8>> {
+pub(crate) fn encode<T: serde::Serialize + ?Sized>(
+    value: &T,
+    context: &str,
+) -> crate::Result<Vec<u8>> {
     clear_handle_error();
     postcard::to_stdvec(value)
         .map_err(|e| take_handle_error().unwrap_or_else(|| crate::Error::codec(context, e)))
 }
 
 /// Decodes a postcard `T` from `bytes` (see [`encode`]); trailing bytes are an error.
-pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], context: &str) -> crate::Result<T> {
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    context: &str,
+) -> crate::Result<T> {
     clear_handle_error();
     match postcard::take_from_bytes::<T>(bytes) {
         Ok((v, [])) => Ok(v),

@@ -1,10 +1,10 @@
 //! A cheap coarse clock for bookkeeping that needs milliseconds, not
-//! nanoseconds (`CLOCK_MONOTONIC_COARSE`: a vDSO read of the last tick, a few
-//! ns; `Instant::now()` showed up at 12% of a pool's hot loop in a VM).
+//! nanoseconds (`CLOCK_MONOTONIC_COARSE`: a vDSO read of the last tick, far
+//! cheaper than `Instant::now()` in a VM; `docs/decisions.md`).
 
 /// Milliseconds on the coarse monotonic clock (resolution: one scheduler
 /// tick, 1 to 4 ms). Only differences are meaningful.
-pub fn coarse_millis() -> u64 {
+pub(crate) fn coarse_millis() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

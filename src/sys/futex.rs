@@ -12,7 +12,7 @@ use std::time::Instant;
 
 /// What a futex wait ended with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WaitOutcome {
+pub(crate) enum WaitOutcome {
     /// Woken, the value differed on entry, or a spurious wake-up: re-check the word.
     Woken,
     /// The deadline passed.
@@ -50,7 +50,7 @@ fn deadline_timespec(deadline: Instant) -> libc::timespec {
 ///
 /// Returns at once (as `Woken`) if the word already differs. Callers loop and
 /// re-check their condition: a `Woken` result promises nothing about the word.
-pub fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> WaitOutcome {
+pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> WaitOutcome {
     loop {
         if let Some(d) = deadline {
             if Instant::now() >= d {
@@ -91,7 +91,7 @@ pub fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> WaitO
 }
 
 /// Wakes up to `n` waiters blocked on `word`; returns how many were woken.
-pub fn wake(word: &AtomicU32, n: u32) -> usize {
+pub(crate) fn wake(word: &AtomicU32, n: u32) -> usize {
     let n = n.min(i32::MAX as u32) as i32;
     // SAFETY: `word` is a live reference to an aligned u32; FUTEX_WAKE (shared) reads
     // no user memory besides the futex key, and takes no other pointer arguments.
@@ -100,7 +100,7 @@ pub fn wake(word: &AtomicU32, n: u32) -> usize {
 }
 
 /// Wakes every waiter blocked on `word`.
-pub fn wake_all(word: &AtomicU32) -> usize {
+pub(crate) fn wake_all(word: &AtomicU32) -> usize {
     wake(word, i32::MAX as u32)
 }
 

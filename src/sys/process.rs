@@ -16,11 +16,11 @@ use crate::error::{Error, Result};
 
 /// How a reaped child ended, as Python's `exitcode`: the exit status, or
 /// minus the number of the signal that killed it.
-pub type ExitCode = i32;
+pub(crate) type ExitCode = i32;
 
 /// The result of a non-blocking reap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reap {
+pub(crate) enum Reap {
     /// The child is still running.
     Running,
     /// The child ended and is now reaped (no zombie left).
@@ -33,7 +33,7 @@ pub enum Reap {
 ///
 /// # Errors
 /// An OS error other than `ECHILD` (which is [`Reap::NotAChild`]).
-pub fn try_reap(pid: u32) -> Result<Reap> {
+pub(crate) fn try_reap(pid: u32) -> Result<Reap> {
     loop {
         match waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, code)) => return Ok(Reap::Exited(code)),
@@ -51,7 +51,7 @@ pub fn try_reap(pid: u32) -> Result<Reap> {
 
 /// Opens a pidfd for `pid` (`pidfd_open`, Linux 5.3+); `None` where the
 /// kernel lacks it (`ENOSYS`) or forbids it, so callers fall back to polling.
-pub fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+pub(crate) fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and a flags word and returns a new
     // descriptor or -1; no pointers are involved.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
@@ -68,7 +68,7 @@ pub fn pidfd_open(pid: u32) -> Option<OwnedFd> {
 ///
 /// # Errors
 /// The OS error from `poll`.
-pub fn wait_pidfd(pidfd: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<bool> {
+pub(crate) fn wait_pidfd(pidfd: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<bool> {
     loop {
         let timeout_ms: libc::c_int = match deadline {
             None => -1,
@@ -112,7 +112,7 @@ pub fn wait_pidfd(pidfd: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<bo
 ///
 /// # Errors
 /// The OS error from `kill` (`ESRCH` cannot happen for an unreaped child).
-pub fn send_signal(pid: u32, sig: Signal) -> Result<()> {
+pub(crate) fn send_signal(pid: u32, sig: Signal) -> Result<()> {
     nix::sys::signal::kill(Pid::from_raw(pid as i32), sig)
         .map_err(|e| Error::os(format!("sending {sig} to process {pid}"), e))
 }
@@ -122,7 +122,7 @@ pub fn send_signal(pid: u32, sig: Signal) -> Result<()> {
 ///
 /// # Errors
 /// The raw OS error from `fcntl`.
-pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
+pub(crate) fn clear_cloexec(fd: RawFd) -> io::Result<()> {
     // SAFETY: F_GETFD/F_SETFD take an int descriptor and an int flag word; a
     // bad descriptor yields EBADF, never memory unsafety.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
@@ -143,7 +143,7 @@ pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
 ///
 /// # Errors
 /// The raw OS error from `prctl`.
-pub fn die_with_parent(parent: u32) -> io::Result<()> {
+pub(crate) fn die_with_parent(parent: u32) -> io::Result<()> {
     // SAFETY: PR_SET_PDEATHSIG takes a signal number; the trailing arguments
     // are unused and passed as 0.
     if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } < 0 {
@@ -169,7 +169,7 @@ pub fn die_with_parent(parent: u32) -> io::Result<()> {
 ///   other threads (locks they held stay locked forever in the child).
 /// - The child must end with [`exit_now`], never by returning into code that
 ///   would run the parent's destructors twice.
-pub unsafe fn fork() -> Result<Option<u32>> {
+pub(crate) unsafe fn fork() -> Result<Option<u32>> {
     // SAFETY: the caller upholds the child-side rules above.
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Parent { child }) => Ok(Some(child.as_raw() as u32)),
@@ -180,7 +180,7 @@ pub unsafe fn fork() -> Result<Option<u32>> {
 
 /// Ends the process at once with `code`: no destructors, no `atexit`
 /// handlers, no stdio flush (flush first).
-pub fn exit_now(code: i32) -> ! {
+pub(crate) fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and has no preconditions.
     unsafe { libc::_exit(code) }
 }
@@ -189,7 +189,7 @@ pub fn exit_now(code: i32) -> ! {
 ///
 /// # Errors
 /// The OS error from `getrandom`.
-pub fn random_u64() -> Result<u64> {
+pub(crate) fn random_u64() -> Result<u64> {
     let mut buf = [0u8; 8];
     let mut done = 0;
     while done < buf.len() {
@@ -218,7 +218,7 @@ pub fn random_u64() -> Result<u64> {
 ///
 /// # Errors
 /// The OS error from `dup2`.
-pub fn dup_onto(src: BorrowedFd<'_>, dst: RawFd) -> Result<()> {
+pub(crate) fn dup_onto(src: BorrowedFd<'_>, dst: RawFd) -> Result<()> {
     // SAFETY: dup2 takes two int descriptors; a bad one yields EBADF.
     if unsafe { libc::dup2(src.as_raw_fd(), dst) } < 0 {
         return Err(Error::os(

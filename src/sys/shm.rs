@@ -15,12 +15,12 @@ use nix::sys::stat::Mode;
 use crate::error::{Error, Result};
 
 /// Prefix of every named segment in `/dev/shm` (and of memfd names).
-pub const NAME_PREFIX: &str = "shmproc.";
+pub(crate) const NAME_PREFIX: &str = "shmproc.";
 
 /// Creates an anonymous segment file of `len` bytes, sealed against grow and
 /// shrink so no process that receives it can truncate it under a reader
 /// (which would turn reads into SIGBUS).
-pub fn create_anonymous(label: &str, len: u64) -> Result<OwnedFd> {
+pub(crate) fn create_anonymous(label: &str, len: u64) -> Result<OwnedFd> {
     let name = CString::new(format!("{NAME_PREFIX}{label}"))
         .map_err(|_| Error::invalid("segment label", "no NUL byte", label))?;
     let fd = memfd_create(
@@ -42,7 +42,7 @@ pub fn create_anonymous(label: &str, len: u64) -> Result<OwnedFd> {
 }
 
 /// Whether `fd` carries the grow and shrink seals (a memfd made by us).
-pub fn is_sealed(fd: &OwnedFd) -> bool {
+pub(crate) fn is_sealed(fd: &OwnedFd) -> bool {
     match nix::fcntl::fcntl(fd, FcntlArg::F_GET_SEALS) {
         Ok(bits) => {
             let seals = SealFlag::from_bits_truncate(bits);
@@ -53,13 +53,13 @@ pub fn is_sealed(fd: &OwnedFd) -> bool {
 }
 
 /// The `/dev/shm` path name of a validated segment name.
-pub fn shm_path(name: &str) -> String {
+pub(crate) fn shm_path(name: &str) -> String {
     format!("/{NAME_PREFIX}{name}")
 }
 
 /// Creates a named segment of `len` bytes; fails with `AlreadyExists` if the name
 /// is taken. Owner-only permissions (0600).
-pub fn create_named(name: &str, len: u64) -> Result<OwnedFd> {
+pub(crate) fn create_named(name: &str, len: u64) -> Result<OwnedFd> {
     let path = shm_path(name);
     let fd = shm_open(
         path.as_str(),
@@ -79,7 +79,7 @@ pub fn create_named(name: &str, len: u64) -> Result<OwnedFd> {
 }
 
 /// Opens an existing named segment read-write.
-pub fn open_named(name: &str) -> Result<OwnedFd> {
+pub(crate) fn open_named(name: &str) -> Result<OwnedFd> {
     let path = shm_path(name);
     shm_open(
         path.as_str(),
@@ -90,19 +90,19 @@ pub fn open_named(name: &str) -> Result<OwnedFd> {
 }
 
 /// Removes a named segment's name; mappings stay valid until unmapped.
-pub fn unlink_named(name: &str) -> Result<()> {
+pub(crate) fn unlink_named(name: &str) -> Result<()> {
     shm_unlink(shm_path(name).as_str())
         .map_err(|e| Error::os(format!("unlinking named segment {name:?}"), e))
 }
 
 /// The current size of the file behind `fd`.
-pub fn file_len(fd: &OwnedFd) -> Result<u64> {
+pub(crate) fn file_len(fd: &OwnedFd) -> Result<u64> {
     let st = nix::sys::stat::fstat(fd).map_err(|e| Error::os("fstat on segment", e))?;
     Ok(st.st_size as u64)
 }
 
 /// Maps `len` bytes of `fd` shared and read-write.
-pub fn map(fd: &OwnedFd, len: u64) -> Result<MmapRaw> {
+pub(crate) fn map(fd: &OwnedFd, len: u64) -> Result<MmapRaw> {
     let len_usize = usize::try_from(len)
         .map_err(|_| Error::invalid("segment length", "at most usize::MAX", len))?;
     MmapOptions::new()
@@ -112,14 +112,14 @@ pub fn map(fd: &OwnedFd, len: u64) -> Result<MmapRaw> {
 }
 
 /// Duplicates `fd` (close-on-exec set).
-pub fn dup(fd: &OwnedFd) -> Result<OwnedFd> {
+pub(crate) fn dup(fd: &OwnedFd) -> Result<OwnedFd> {
     fd.try_clone()
         .map_err(|e| Error::os("dup of segment fd", e))
 }
 
 /// Takes ownership of a raw fd received from a parent process, after checking
 /// that it is open.
-pub fn adopt_fd(raw: i32) -> Result<OwnedFd> {
+pub(crate) fn adopt_fd(raw: i32) -> Result<OwnedFd> {
     // SAFETY: F_GETFD on any integer is harmless: it only queries the fd table.
     let r = unsafe { libc::fcntl(raw, libc::F_GETFD) };
     if r < 0 {

@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// The error type: postcard's, so messages read the same as before.
-pub type Error = postcard::Error;
+pub(crate) type Error = postcard::Error;
 
 /// Encodes `value` into the front of `buf`; the encoded bytes.
 ///
@@ -38,7 +38,7 @@ pub type Error = postcard::Error;
 /// unspecified), `SerializeSeqLengthUnknown` for a sequence or map of
 /// unknown length, or the value's own error.
 #[inline]
-pub fn to_slice<'b, T: Serialize + ?Sized>(
+pub(crate) fn to_slice<'b, T: Serialize + ?Sized>(
     value: &T,
     buf: &'b mut [u8],
 ) -> Result<&'b mut [u8], Error> {
@@ -53,7 +53,7 @@ pub fn to_slice<'b, T: Serialize + ?Sized>(
 /// # Errors
 /// As [`to_slice`], never `SerializeBufferFull`.
 #[inline]
-pub fn to_extend<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Error> {
+pub(crate) fn to_extend<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Error> {
     value.serialize(&mut ser::Writer(ser::VecOut(out)))
 }
 
@@ -61,7 +61,7 @@ pub fn to_extend<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<
 ///
 /// # Errors
 /// As [`to_slice`], never `SerializeBufferFull`.
-pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
+pub(crate) fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
     to_extend(value, &mut out)?;
     Ok(out)
@@ -74,7 +74,7 @@ pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
 /// A `Deserialize*` error for bytes that do not encode a `T`, or the
 /// type's own error.
 #[inline]
-pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+pub(crate) fn from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     T::deserialize(&mut de::Reader::new(bytes))
 }
 
@@ -84,7 +84,7 @@ pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
 /// # Errors
 /// As [`from_bytes`].
 #[inline]
-pub fn take_from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, &[u8]), Error> {
+pub(crate) fn take_from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, &[u8]), Error> {
     let mut r = de::Reader::new(bytes);
     let t = T::deserialize(&mut r)?;
     Ok((t, r.rest()))

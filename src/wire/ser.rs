@@ -94,8 +94,8 @@ impl Out for VecOut<'_> {
         Ok(())
     }
 
-    /// Short runs byte by byte (a `memcpy` call per varint-sized copy was a
-    /// fifth of a pool `map`, `docs/decisions.md`), longer ones at once.
+    /// Short runs byte by byte (no `memcpy` call per varint-sized copy,
+    /// `docs/decisions.md`), longer ones at once.
     #[inline]
     fn extend(&mut self, bytes: &[u8]) -> Result<(), Error> {
         if bytes.len() <= 16 {

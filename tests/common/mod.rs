@@ -2,6 +2,7 @@
 //! children on every exit path, bounded joins and waits, and a watchdog.
 
 #![allow(dead_code)] // each test file uses a subset
+#![allow(unreachable_pub)] // a private module of each test crate
 
 use std::time::{Duration, Instant};
 

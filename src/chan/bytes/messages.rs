@@ -100,6 +100,7 @@ impl Messages {
             self.ring.write(pos, p);
             pos += p.len() as u64;
         }
+        debug_assert_eq!(pos - tail, need, "a message is its prefix and its parts");
         self.written.store(pos, Local);
         Ok(true)
     }
