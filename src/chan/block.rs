@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::ring::{Attempt, Bad, Recheck, Ring, Side, Slots};
+use super::ring::{Attempt, Bad, Recheck, Ring, Side, Slots, CLOSED, DISCARDING, OPEN};
 use crate::sync::atomic::Ordering;
 use crate::sync::liveness::Liveness;
 use crate::sync::park::Park;
@@ -85,7 +85,7 @@ pub(crate) fn claim<S: Slots, P: Park, L: Liveness>(
     env: &Env<'_, P, L>,
     until: Until,
 ) -> Result<Attempt, Stop> {
-    if side == Side::Put && is_closed(ring) {
+    if side == Side::Put && is_closed(ring) || side == Side::Get && is_discarding(ring) {
         return Err(Stop::Closed);
     }
     match try_once(ring, side, me, bulk_ok)? {
@@ -109,12 +109,30 @@ fn try_once<S: Slots>(
     }
 }
 
-/// Whether the ring is closed.
+/// Whether the ring is closed (or shut down).
 #[inline]
 pub(crate) fn is_closed<S: Slots>(ring: &Ring<'_, S>) -> bool {
     // Acquire: pairs with close()'s Release (SYNC POINT: closed): a getter
     // that sees it also sees every item published before the close.
-    ring.ctrl.sync.0.closed.load(Ordering::Acquire) != 0
+    ring.ctrl.sync.0.closed.load(Ordering::Acquire) != OPEN
+}
+
+/// Whether the ring was shut down immediately: gets fail at once.
+#[inline]
+pub(crate) fn is_discarding<S: Slots>(ring: &Ring<'_, S>) -> bool {
+    // Relaxed: a get that sees it returns `Closed` and reads nothing.
+    ring.ctrl.sync.0.closed.load(Ordering::Relaxed) >= DISCARDING
+}
+
+/// Closes the ring (`how`: [`CLOSED`] or [`DISCARDING`]; a shut-down ring
+/// stays shut down) and wakes every sleeper.
+pub(crate) fn close<S: Slots>(ring: &Ring<'_, S>, how: u32, park: &impl Park) {
+    debug_assert!(how == CLOSED || how == DISCARDING);
+    // SYNC POINT: closed. Release pairs with is_closed's Acquire; SeqCst:
+    // the waker's change of the dekker protocol for sleepers that re-check
+    // the word after registering (a joinable queue's joiners).
+    ring.ctrl.sync.0.closed.fetch_max(how, Ordering::SeqCst);
+    ring.notify_all(park);
 }
 
 /// Whether a stalled get at `st` means "nothing left" (not a pending write).
@@ -142,15 +160,27 @@ fn claim_slow<S: Slots, P: Park, L: Liveness>(
     let (mut last_pos, mut last_st) = (pos, st);
     let mut spin = Spin::since(started);
     let mut sleeps: u32 = 0;
+    // The stall whose in-flight claimer a liveness check found alive: from
+    // then on it is waited for only as the caller's deadline allows.
+    let mut stalled_alive: Option<(u64, u64)> = None;
     // Asking whether the peer is gone may read /proc (microseconds): only
     // before sleeping (or giving up, for a non-blocking call), never while
     // spinning, so a peer that answers within the spin costs no syscall.
     loop {
-        // Closed puts fail at once; closed gets fail once nothing is pending.
-        if is_closed(ring) && drained(side, st) {
+        // Closed puts fail at once; closed gets fail once nothing is pending
+        // (at once when shut down immediately).
+        if is_closed(ring) && (drained(side, st) || is_discarding(ring)) {
             return Err(Stop::Closed);
         }
-        if matches!(until, Until::Now) {
+        // A claim in flight by the other side (the write of the message we
+        // would get, or the read of the one whose slot we would fill) is an
+        // item, or room, that is all but there: a put that returned before
+        // this call started may own it. Wait for it whatever the deadline,
+        // until one liveness check has found its claimer alive but stalled
+        // (a dead one is reclaimed; `docs/protocols/queue.md`, "In flight").
+        let wait_in_flight =
+            !cfg!(loom) && ring.in_flight_at(side, pos, st) && stalled_alive != Some((pos, st));
+        if matches!(until, Until::Now) && !wait_in_flight {
             if drained(side, st) && (env.gone)() {
                 return Err(Stop::Closed);
             }
@@ -159,7 +189,7 @@ fn claim_slow<S: Slots, P: Park, L: Liveness>(
         }
         let now = Instant::now();
         if let Some(d) = until.deadline() {
-            if now >= d {
+            if now >= d && !wait_in_flight {
                 return Err(Stop::Timeout);
             }
         }
@@ -169,7 +199,9 @@ fn claim_slow<S: Slots, P: Park, L: Liveness>(
             // (Not under loom: real time would make the model's executions
             // differ; the loom models call `reclaim` themselves.)
             ring.check_stall(side, pos, st)?;
-            ring.reclaim(pos, st, env.live)?;
+            if !ring.reclaim(pos, st, env.live)? {
+                stalled_alive = Some((pos, st));
+            }
             stalled_since = now;
         }
         if !spin.step_at(now) {

@@ -217,7 +217,7 @@ impl Chan {
         let sync = &c.sync.0;
         // Relaxed: display snapshots that order nothing.
         vec![
-            ("depth", format!("{}/{}", ring.len_hint(), self.geo.cap)),
+            ("depth", format!("{}/{}", ring.len(), self.geo.cap)),
             ("puts", c.tail.0.load(Relaxed).to_string()),
             ("gets", c.head.0.load(Relaxed).to_string()),
             (
@@ -325,6 +325,7 @@ impl Chan {
         let first = match side {
             Side::Put if block::is_closed(&ring) => None,
             Side::Put => ring.try_claim_put(task::me()).ok(),
+            Side::Get if block::is_discarding(&ring) => None,
             Side::Get => ring.try_claim_get(task::me(), bulk_ok).ok(),
         };
         match first {
@@ -380,7 +381,7 @@ impl Chan {
     #[inline]
     pub(crate) fn take_inline(&self, c: Claim, out: &mut Vec<u8>) -> Result<bool> {
         let ring = self.ring();
-        let len = u64::from(ring.len(c));
+        let len = u64::from(ring.msg_len(c));
         let ok = c.flags & DEAD == 0;
         let res = if !ok {
             Ok(false)
@@ -426,7 +427,7 @@ impl Chan {
             }
         }
         let mut free = Free(self, c, false);
-        let len = u64::from(self.ring().len(c));
+        let len = u64::from(self.ring().msg_len(c));
         if c.flags & DEAD != 0 {
             return Ok(None);
         }
@@ -587,14 +588,19 @@ impl Chan {
 
     /// Closes the ring: puts fail, gets drain then fail.
     pub(crate) fn close(&self) {
-        // SYNC POINT: closed. Release pairs with is_closed's Acquire.
-        self.control()
-            .ring
-            .sync
-            .0
-            .closed
-            .store(1, std::sync::atomic::Ordering::Release);
-        self.ring().notify_all(&Futex);
+        block::close(&self.ring(), super::ring::CLOSED, &Futex);
+    }
+
+    /// Shuts the ring down at once: puts and gets fail with `Closed` from now
+    /// on, and what is queued is never handed out (Python 3.13's
+    /// `shutdown(immediate=True)`).
+    pub(crate) fn shut_down(&self) {
+        block::close(&self.ring(), super::ring::DISCARDING, &Futex);
+    }
+
+    /// Whether the ring was shut down immediately.
+    pub(crate) fn is_discarding(&self) -> bool {
+        block::is_discarding(&self.ring())
     }
 }
 

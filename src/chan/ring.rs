@@ -111,6 +111,14 @@ fn tag(pos: u64, me: TaskId) -> u32 {
     ((pos as u32) << 16) | (me.start as u32 & 0xffff)
 }
 
+/// `closed` word: open.
+pub(crate) const OPEN: u32 = 0;
+/// `closed` word: puts fail; gets drain what is left, then fail.
+pub(crate) const CLOSED: u32 = 1;
+/// `closed` word: shut down immediately: puts and gets fail at once, what is
+/// queued is discarded (never handed out).
+pub(crate) const DISCARDING: u32 = 2;
+
 /// Words that blocking and closing use.
 #[repr(C)]
 #[derive(Debug, Default)]
@@ -119,7 +127,7 @@ pub(crate) struct SyncWords {
     pub(crate) items: WaitWord,
     /// Putters sleep here; bumped when a slot is freed while they do.
     pub(crate) space: WaitWord,
-    /// Non-zero once closed.
+    /// [`OPEN`], [`CLOSED`] or [`DISCARDING`] (it only grows).
     pub(crate) closed: AtomicU32,
     /// Loom only: bumped at every hand-over, so a nap (`Recheck::InFlight`)
     /// can end when the claim it waits for completes; real naps end by
@@ -395,7 +403,7 @@ impl<'a, S: Slots> Ring<'a, S> {
 
     /// The length a writer recorded in a claimed slot (untrusted).
     #[inline]
-    pub(crate) fn len(&self, c: Claim) -> u32 {
+    pub(crate) fn msg_len(&self, c: Claim) -> u32 {
         // Relaxed: ordered by the Acquire claim of the slot.
         self.slot(c.pos).len.load(Ordering::Relaxed)
     }
@@ -535,7 +543,57 @@ impl<'a, S: Slots> Ring<'a, S> {
         self.slot(pos).state.load(Ordering::Acquire) == enc(pos, FULL | flags, 0)
     }
 
-    /// Number of positions between head and tail, clamped to `0..=cap`.
+    /// The number of messages in the ring (claimed for writing, not yet
+    /// claimed for reading), clamped to `0..=cap`: exact when no put or get
+    /// is under way, approximate while others put or get.
+    ///
+    /// The `tail` and `head` hints may lag behind the claims (a claimer's
+    /// plain store can land after a later claimer's), so this does not
+    /// subtract them: it walks from each hint over the slots to the first
+    /// position not yet claimed on that side (the slot states are the truth),
+    /// as a claimer's `catch_up` would. A few loads; never on a fast path.
+    pub(crate) fn len(&self) -> u64 {
+        // Relaxed: a snapshot; a ring shut down immediately holds nothing
+        // anyone will get.
+        if self.ctrl.sync.0.closed.load(Ordering::Relaxed) >= DISCARDING {
+            return 0;
+        }
+        // Relaxed: hints, the starting points of the walks.
+        let tail = self.settle(Side::Put, self.ctrl.tail.0.load(Ordering::Relaxed));
+        let head = self.settle(Side::Get, self.ctrl.head.0.load(Ordering::Relaxed));
+        tail.wrapping_sub(head).min(self.slots.cap()) * u64::from(tail >= head)
+    }
+
+    /// The first position at or after `hint` that is not yet claimed for
+    /// writing (`side` Put) or for reading (`side` Get), read off the slot
+    /// states. Bounded: a scribbled ring yields some position, never a hang.
+    fn settle(&self, side: Side, hint: u64) -> u64 {
+        let cap = self.slots.cap();
+        let mut p = hint;
+        for _ in 0..=cap + 1 {
+            // Acquire: SYNC POINT: slot-full / slot-free, as a claimer's load
+            // (the answer is a snapshot either way).
+            let st = self.slot(p).state.load(Ordering::Acquire);
+            let d = dist(st, p);
+            let claimed = match side {
+                Side::Put => !is_free(st),
+                Side::Get => is_reading(st),
+            };
+            if d == 0 && claimed {
+                p = p.wrapping_add(1);
+            } else if d > 0 && d as u64 >= cap {
+                // The slot went through position p + d - cap: every position
+                // up to it is claimed on this side (see `catch_up`).
+                p = p.wrapping_add(d as u64 - cap + 1);
+            } else {
+                return p;
+            }
+        }
+        p
+    }
+
+    /// Positions between the head and tail hints, clamped to `0..=cap`: a
+    /// cheap estimate for heuristics (see [`len`](Self::len) for the count).
     pub(crate) fn len_hint(&self) -> u64 {
         // Relaxed: a snapshot, documented as approximate.
         let tail = self.ctrl.tail.0.load(Ordering::Relaxed);

@@ -64,7 +64,7 @@ impl<T, C> std::fmt::Debug for Queue<T, C> {
         f.debug_struct("Queue")
             .field("name", &self.chan.seg.name())
             .field("capacity", &self.chan.geo.cap)
-            .field("len", &self.chan.ring().len_hint())
+            .field("len", &self.chan.ring().len())
             .finish()
     }
 }
@@ -422,7 +422,9 @@ impl<T, C: Codec<T>> Queue<T, C> {
         self.get_until(Until::Forever)
     }
 
-    /// Takes the next item, waiting at most `timeout`.
+    /// Takes the next item, waiting at most `timeout` (and, however short
+    /// the timeout, for a put already under way, as [`try_get`](Self::try_get)
+    /// does).
     ///
     /// # Errors
     /// `Timeout` when nothing came in time; otherwise as [`get`](Self::get).
@@ -437,6 +439,13 @@ impl<T, C: Codec<T>> Queue<T, C> {
     }
 
     /// Takes the next item if there is one now.
+    ///
+    /// An item whose put is under way in another thread or process (its
+    /// slot claimed, not yet published) counts as there: `try_get` waits for
+    /// that put to finish, so it never says `Empty` right after a put that
+    /// returned. The wait is bounded: a producer that died mid-put is
+    /// skipped, one that is alive but stalled for 20 ms (stopped by a signal)
+    /// gives `Empty` (`docs/protocols/queue.md`, "In flight").
     ///
     /// # Errors
     /// `Empty` when there is none (or another consumer is streaming a large
@@ -525,8 +534,10 @@ impl<T, C: Codec<T>> Queue<T, C> {
         )
     }
 
-    /// Number of items queued now (approximate while others put or get,
-    /// like Python's `qsize`).
+    /// Number of items queued now, Python's `qsize`: exact when no put or
+    /// get is under way (after concurrent puts have all returned, it counts
+    /// every one of them), approximate while others put or get. An item
+    /// whose put is under way counts once its slot is claimed.
     /// # Examples
     /// ```
     /// # let q = shmproc::PodQueue::<u32>::new(4)?;
@@ -534,10 +545,10 @@ impl<T, C: Codec<T>> Queue<T, C> {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn len(&self) -> usize {
-        self.chan.ring().len_hint() as usize
+        self.chan.ring().len() as usize
     }
 
-    /// Whether no item is queued now (approximate, as [`len`](Self::len)).
+    /// Whether no item is queued now (exact when quiet, as [`len`](Self::len)).
     /// # Examples
     /// ```
     /// # let q = shmproc::PodQueue::<u32>::new(4)?;
@@ -548,7 +559,8 @@ impl<T, C: Codec<T>> Queue<T, C> {
         self.len() == 0
     }
 
-    /// Whether the queue holds `capacity()` items now (approximate).
+    /// Whether the queue holds `capacity()` items now (exact when quiet, as
+    /// [`len`](Self::len)).
     /// # Examples
     /// ```
     /// # let q = shmproc::PodQueue::<u32>::new(4)?;
@@ -585,7 +597,34 @@ impl<T, C: Codec<T>> Queue<T, C> {
         self.chan.close();
     }
 
-    /// Whether the queue was closed.
+    /// Python 3.13's `shutdown(immediate)`, for every process: with
+    /// `immediate == false` it is [`close`](Self::close); with `true` it also
+    /// discards what is queued: gets (and `get_many`) return `Closed` at
+    /// once, [`len`](Self::len) is 0, and a [`JoinableQueue::join`](crate::JoinableQueue::join)
+    /// returns without waiting for the discarded items. A get already under
+    /// way when it happens may still complete. Shutting down cannot be undone.
+    /// # Examples
+    /// ```
+    /// # let q = shmproc::PodQueue::<u32>::new(4)?;
+    /// q.put(&1)?;
+    /// q.shutdown(true);
+    /// assert!(matches!(q.get(), Err(shmproc::Error::Closed))); // 1 was discarded
+    /// assert!(matches!(q.put(&2), Err(shmproc::Error::Closed)));
+    /// assert_eq!(q.len(), 0);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn shutdown(&self, immediate: bool) {
+        if immediate {
+            self.chan.shut_down();
+            if self.joinable {
+                tasks::release_joiners(&self.chan);
+            }
+        } else {
+            self.chan.close();
+        }
+    }
+
+    /// Whether the queue was closed (or shut down).
     /// # Examples
     /// ```
     /// # let q = shmproc::PodQueue::<u32>::new(4)?;

@@ -54,7 +54,16 @@ pub(crate) fn unfinished(chan: &Chan) -> u32 {
     count(chan).word().load(Ordering::Acquire)
 }
 
-/// Sleeps until no task is unfinished, or `deadline`.
+/// Wakes every joiner after an immediate shutdown (they return: the
+/// discarded items will never be marked done).
+pub(crate) fn release_joiners(chan: &Chan) {
+    // The shutdown's SeqCst store of the closed word is the waker's change
+    // (SYNC POINT: dekker): a joiner's re-check after registering sees it.
+    count(chan).wake(&Futex, u32::MAX);
+}
+
+/// Sleeps until no task is unfinished (or the queue was shut down
+/// immediately), or `deadline`.
 ///
 /// # Errors
 /// `Timeout` when tasks remain unfinished at `deadline`.
@@ -63,7 +72,7 @@ pub(crate) fn join(chan: &Chan, deadline: Option<Instant>) -> Result<()> {
     let mut n = 0;
     loop {
         let cur = unfinished(chan);
-        if cur == 0 {
+        if cur == 0 || chan.is_discarding() {
             return Ok(());
         }
         let now = Instant::now();
@@ -71,7 +80,8 @@ pub(crate) fn join(chan: &Chan, deadline: Option<Instant>) -> Result<()> {
             return Err(Error::Timeout);
         }
         // Bounded slices: a consumer in a dead process never wakes us.
-        if c.sleep_on(&Futex, cur, wait::slice_end(n, now, deadline)) == Wake::TimedOut {
+        let end = wait::slice_end(n, now, deadline);
+        if c.sleep(&Futex, cur, end, || chan.is_discarding()) == Wake::TimedOut {
             n = n.saturating_add(1);
         }
     }

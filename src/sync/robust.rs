@@ -154,14 +154,8 @@ impl RobustState {
         live: &L,
         deadline: Option<Instant>,
     ) -> Result<Acquired, AcquireError> {
-        debug_assert!(me.tid != 0 && me.tid < WAITERS, "thread ids are below 2^22");
-        // SYNC POINT: lock-handoff (Acquire pairs with the Release of `unlock`).
-        if self
-            .word
-            .compare_exchange(0, me.tid, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
-            self.publish(me);
+        debug_assert!(me.tid != 0 && me.tid < WAITERS, "thread ids are below 2^30");
+        if self.lock_fast(me) {
             return Ok(Acquired::Clean);
         }
         self.lock_slow(me, park, live, deadline)
@@ -174,13 +168,7 @@ impl RobustState {
         me: TaskId,
         live: &L,
     ) -> Result<Acquired, AcquireError> {
-        // SYNC POINT: lock-handoff.
-        if self
-            .word
-            .compare_exchange(0, me.tid, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
-            self.publish(me);
+        if self.lock_fast(me) {
             return Ok(Acquired::Clean);
         }
         self.try_lock_slow(me, live)

@@ -98,6 +98,13 @@ impl<S: Slots> Ring<'_, S> {
         }
     }
 
+    /// Whether the stalled state `st` at `pos` is a claim in flight by the
+    /// other side of `side` (see `in_flight`).
+    #[inline]
+    pub(crate) fn in_flight_at(&self, side: Side, pos: u64, st: u64) -> bool {
+        in_flight(side, st, pos, self.slots.cap())
+    }
+
     /// What a sleeper's re-check of the stalled slot at `pos` (last seen as
     /// `seen`) on `side` says; `closed` counts as a change.
     pub(crate) fn recheck(&self, side: Side, pos: u64, seen: u64) -> Recheck {

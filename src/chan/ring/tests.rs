@@ -116,3 +116,35 @@ fn reclaim_needs_a_dead_claimer() {
     };
     assert!(c.flags & DEAD != 0);
 }
+
+#[test]
+fn len_counts_claims_not_hints() {
+    let (ctrl, slots) = ring_of(8);
+    let r = Ring {
+        ctrl: &ctrl,
+        slots: &slots,
+    };
+    for _ in 0..3 {
+        put(&r);
+    }
+    get(&r);
+    assert_eq!(r.len(), 2);
+    // Two claimers' hint stores landed out of order: the hints lag.
+    ctrl.tail.0.store(1, Ordering::Relaxed);
+    ctrl.head.0.store(0, Ordering::Relaxed);
+    assert_eq!(r.len_hint(), 1, "the hints alone undercount");
+    assert_eq!(r.len(), 2, "the slot states say 2");
+    // A hint a lap behind, and a slot claimed but not yet published.
+    for _ in 0..6 {
+        put(&r);
+    }
+    for _ in 0..8 {
+        get(&r);
+    }
+    let Ok(Attempt::Got(_)) = r.try_claim_put(ME) else {
+        panic!("room")
+    };
+    ctrl.tail.0.store(0, Ordering::Relaxed);
+    ctrl.head.0.store(0, Ordering::Relaxed);
+    assert_eq!(r.len(), 1, "an item whose put is under way counts");
+}
