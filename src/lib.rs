@@ -80,7 +80,7 @@ pub use error::{Error, Result};
 #[cfg(not(loom))]
 pub use pipe::{Connection, Pipe, PipeBuilder, Receiver, Sender};
 #[cfg(not(loom))]
-pub use pool::{AsyncResult, Imap, Invoke, Pool, PoolBuilder, Star};
+pub use pool::{AsyncResult, AsyncResultFuture, Imap, Invoke, Pool, PoolBuilder, Star};
 #[cfg(not(loom))]
 pub use process::{
     active_children, cpu_count, current_process, init, parent_process, EntryReturn, Process,
@@ -89,6 +89,8 @@ pub use process::{
 #[cfg(not(loom))]
 pub use queue::{Codec, JoinableQueue, Pod, PodQueue, Queue, QueueBuilder, Serde};
 pub use segment::unlink;
+#[cfg(not(loom))]
+pub use sync::many::{wait, Waitable};
 #[cfg(not(loom))]
 pub use sync::{
     Barrier, BoundedSemaphore, Builder, Condition, Event, Lock, LockGuard, RLock, RLockGuard,

@@ -144,7 +144,9 @@ impl Chan {
                 break;
             } else {
                 run.end();
-                let u = if got == 0 { until } else { Until::Now };
+                // After the first item: whatever is there now, no waiting (not even
+                // for a put in flight: the batch already has an item).
+                let u = if got == 0 { until } else { Until::Poll };
                 match self.claim(Side::Get, false, u, &|| false) {
                     Ok(Attempt::Got(c)) => c,
                     Ok(_) if got == 0 => {

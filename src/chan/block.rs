@@ -36,8 +36,12 @@ impl From<Bad> for Stop {
 /// How a claim may block.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Until {
-    /// Do not block.
+    /// Do not block (but wait, bounded, for a claim in flight: see
+    /// `docs/protocols/queue.md`, "In flight").
     Now,
+    /// Do not block at all, not even for a claim in flight: an async
+    /// future's attempt, which sleeps in the reactor instead.
+    Poll,
     /// Block until this instant.
     Deadline(Instant),
     /// Block as long as needed.
@@ -178,9 +182,11 @@ fn claim_slow<S: Slots, P: Park, L: Liveness>(
         // this call started may own it. Wait for it whatever the deadline,
         // until one liveness check has found its claimer alive but stalled
         // (a dead one is reclaimed; `docs/protocols/queue.md`, "In flight").
-        let wait_in_flight =
-            !cfg!(loom) && ring.in_flight_at(side, pos, st) && stalled_alive != Some((pos, st));
-        if matches!(until, Until::Now) && !wait_in_flight {
+        let wait_in_flight = !cfg!(loom)
+            && !matches!(until, Until::Poll)
+            && ring.in_flight_at(side, pos, st)
+            && stalled_alive != Some((pos, st));
+        if matches!(until, Until::Now | Until::Poll) && !wait_in_flight {
             if drained(side, st) && (env.gone)() {
                 return Err(Stop::Closed);
             }

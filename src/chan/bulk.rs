@@ -53,13 +53,15 @@ impl Chan {
     fn bulk_lock(&self, lock: &RobustState, until: Until) -> Result<()> {
         let me = task::me();
         let r = match until {
-            Until::Now => lock.try_lock(me, &ProcLiveness),
+            Until::Now | Until::Poll => lock.try_lock(me, &ProcLiveness),
             Until::Deadline(d) => lock.lock(me, &Futex, &ProcLiveness, Some(d)),
             Until::Forever => lock.lock(me, &Futex, &ProcLiveness, None),
         };
         match r {
             Ok(_) => Ok(()),
-            Err(AcquireError::Timeout) if matches!(until, Until::Now) => Err(Error::Empty),
+            Err(AcquireError::Timeout) if matches!(until, Until::Now | Until::Poll) => {
+                Err(Error::Empty)
+            }
             Err(AcquireError::Timeout) => Err(Error::Timeout),
             Err(AcquireError::WouldDeadlock) => {
                 Err(self.bulk_bad("bulk lock (already held by this thread)", 0))
@@ -200,7 +202,7 @@ impl Chan {
                     // Leave w_end past the tail: the reader (or the next
                     // writer) finds the message abandoned and skips it.
                     return Err(match until {
-                        Until::Now => Error::Full,
+                        Until::Now | Until::Poll => Error::Full,
                         _ => Error::Timeout,
                     });
                 }
@@ -428,7 +430,7 @@ impl Msg<'_> {
 /// mid-message, and a non-blocking call waits a little for its peer.
 fn give_up_at(until: Until) -> Option<Instant> {
     match until {
-        Until::Now => Some(Instant::now() + STREAM_GRACE),
+        Until::Now | Until::Poll => Some(Instant::now() + STREAM_GRACE),
         Until::Deadline(d) => Some(d.max(Instant::now() + STREAM_GRACE)),
         Until::Forever => None,
     }

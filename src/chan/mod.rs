@@ -23,6 +23,8 @@ pub(crate) mod codec;
 pub(crate) mod layout;
 #[cfg(not(loom))]
 mod mapped;
+#[cfg(not(loom))]
+mod ready;
 pub(crate) mod ring;
 #[cfg(not(loom))]
 pub(crate) mod spec;

@@ -315,6 +315,19 @@ impl EndInner {
     }
 
     /// Whether no live process holds the other end.
+    /// Whether the other end is gone as far as its table says without
+    /// asking `/proc`: every handle was dropped (an end whose process died
+    /// still has an entry: [`peer_gone`](Self::peer_gone) finds it).
+    pub(crate) fn peer_dropped(&self) -> bool {
+        let t = table(&self.chan, self.role.other());
+        // Relaxed: as in peer_gone (its Acquire loads decide).
+        if t.overflow.load(Ordering::Relaxed) != 0 || t.connected.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        // Acquire: SYNC POINT: end-gone.
+        t.entries.iter().all(|e| e.pid.load(Ordering::Acquire) == 0)
+    }
+
     pub(crate) fn peer_gone(&self) -> bool {
         let t = table(&self.chan, self.role.other());
         // Relaxed: a full table means "cannot tell", and an end nobody has

@@ -10,6 +10,7 @@
 //!   and [`Sender`] calls; `transfer.rs`: ends passed to other processes;
 //! - here: [`Connection`], its send/receive calls and `poll`.
 
+mod aio;
 mod create;
 mod ends;
 mod oneway;
@@ -135,12 +136,12 @@ impl<T, C: Codec<T>> Connection<T, C> {
         })
     }
 
-    fn tx(&self) -> Result<&End> {
+    pub(super) fn tx(&self) -> Result<&End> {
         self.tx
             .as_ref()
             .ok_or_else(|| Error::invalid("connection", "a sending end", "a receive-only end"))
     }
-    fn rx(&self) -> Result<&End> {
+    pub(super) fn rx(&self) -> Result<&End> {
         self.rx
             .as_ref()
             .ok_or_else(|| Error::invalid("connection", "a receiving end", "a send-only end"))
@@ -148,21 +149,38 @@ impl<T, C: Codec<T>> Connection<T, C> {
 
     fn send_raw(&self, bytes: &[u8]) -> Result<()> {
         let end = self.tx()?;
+        self.send_bytes_with(bytes, Until::Forever, &|| end.peer_gone())
+    }
+
+    /// Sends `bytes` as `until` allows, `gone` telling whether the other end
+    /// is gone.
+    fn send_bytes_with(&self, bytes: &[u8], until: Until, gone: &dyn Fn() -> bool) -> Result<()> {
+        let end = self.tx()?;
         if !end.peer_registered() {
             return Err(Error::Closed);
         }
-        end.chan.put(bytes, Until::Forever, &|| end.peer_gone())
+        end.chan.put(bytes, until, gone)
+    }
+
+    /// Sends `item` as `until` allows (see `send_bytes_with`).
+    pub(super) fn send_with(&self, item: &T, until: Until, gone: &dyn Fn() -> bool) -> Result<()> {
+        C::encode(item, |b| self.send_bytes_with(b, until, gone))
     }
 
     fn recv_item(&self, until: Until) -> Result<T> {
+        let end = self.rx()?;
+        self.recv_item_with(until, &|| end.peer_gone())
+    }
+
+    /// Receives as `until` allows, `gone` telling whether the other end is
+    /// gone.
+    pub(super) fn recv_item_with(&self, until: Until, gone: &dyn Fn() -> bool) -> Result<T> {
         let end = self.rx()?;
         if let Some(v) = end.take_held() {
             return C::decode(&v);
         }
         end.chan
-            .get_with(until, &|| end.peer_gone(), &mut |len, fill| {
-                C::decode_from(len, fill)
-            })
+            .get_with(until, gone, &mut |len, fill| C::decode_from(len, fill))
     }
 
     fn recv_raw(&self, out: &mut Vec<u8>, until: Until) -> Result<()> {

@@ -136,6 +136,20 @@ impl Core {
         met
     }
 
+    /// Someone will sleep waiting for a job outside `wait_job` (an armed
+    /// `AsyncResult`): results must wake the supervisor, so it pumps them.
+    pub(crate) fn add_sleeper(&self) {
+        // SeqCst: as in `wait_job`.
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        self.wake_supervisor();
+    }
+
+    /// That sleep is over.
+    pub(crate) fn remove_sleeper(&self) {
+        // Relaxed: as in `wait_job`.
+        self.sleepers.fetch_sub(1, Ordering::Relaxed);
+    }
+
     /// The supervisor thread's loop: pump, then sleep on the doorbell (or a
     /// time slice while callers pump), until terminated or joined.
     pub(crate) fn supervise(self: Arc<Core>) {

@@ -438,3 +438,75 @@ impl<I, R> Drop for Imap<I, R> {
         self.job.cancelled.store(true, Ordering::Relaxed);
     }
 }
+
+impl<T> crate::sync::many::sealed::WaitSource for AsyncResult<T> {
+    fn readiness(&self) -> crate::sync::many::Readiness {
+        if self.is_done() {
+            crate::sync::many::Readiness::Ready
+        } else {
+            crate::sync::many::Readiness::Pending
+        }
+    }
+    fn ready_slow(&self) -> bool {
+        self.ready()
+    }
+    fn arm(&self) -> crate::sync::many::Armed {
+        // While armed, the supervisor pumps results (as for a caller asleep
+        // in `wait`), so a delivery moves the job's `done` word.
+        self.core.add_sleeper();
+        let core = self.core.clone();
+        crate::sync::many::Armed::counted(&self.job.done, self.job.clone())
+            .on_drop(move || core.remove_sleeper())
+    }
+}
+
+/// The future of an [`AsyncResult`] (`.await` on it): the result, once
+/// there, without blocking a thread (see [`Queue::get_async`](crate::Queue::get_async)).
+pub struct AsyncResultFuture<T> {
+    inner: crate::sync::reactor::Wait<AsyncResult<T>, Attempt<T>>,
+}
+
+/// The attempt of an [`AsyncResultFuture`]: take the result if it is there.
+type Attempt<T> = fn(&AsyncResult<T>, bool) -> Option<Result<T>>;
+
+impl<T> std::fmt::Debug for AsyncResultFuture<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncResultFuture").finish_non_exhaustive()
+    }
+}
+
+impl<T> std::future::Future for AsyncResultFuture<T> {
+    type Output = Result<T>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<T>> {
+        std::pin::Pin::new(&mut self.inner).poll(cx)
+    }
+}
+
+impl<T> std::future::IntoFuture for AsyncResult<T> {
+    type Output = Result<T>;
+    type IntoFuture = AsyncResultFuture<T>;
+
+    /// `r.await` takes the result as [`get`](AsyncResult::get) does, without
+    /// blocking a thread.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # async fn demo() -> shmproc::Result<()> {
+    /// let pool = shmproc::Pool::new(2)?;
+    /// let r: u64 = pool.apply_async(square, 7).await?;
+    /// assert_eq!(r, 49);
+    /// # Ok(()) }
+    /// ```
+    fn into_future(self) -> AsyncResultFuture<T> {
+        fn attempt<T>(r: &AsyncResult<T>, _slow: bool) -> Option<Result<T>> {
+            r.ready().then(|| r.take())
+        }
+        AsyncResultFuture {
+            inner: crate::sync::reactor::Wait::new(self, attempt::<T>),
+        }
+    }
+}

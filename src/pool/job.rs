@@ -4,13 +4,15 @@
 //! The dispatcher handles bytes only (it is not generic); decoding into `R`
 //! happens in the caller's thread, which knows `R`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 
 use parking_lot::{Condvar, Mutex};
 use serde::de::DeserializeOwned;
 
 use super::worker::Outcome;
 use crate::error::{Error, Result};
+use crate::sync::park::Futex;
+use crate::sync::wait::WaitWord;
 use crate::wire;
 
 /// Why a task has no result (cloneable, unlike [`Error`]).
@@ -103,6 +105,10 @@ pub(crate) struct Job {
     pub cv: Condvar,
     /// The caller has gone (an `imap` dropped early): results are dropped.
     pub cancelled: AtomicBool,
+    /// Bumped (and woken, when someone sleeps on it) whenever the condvar is
+    /// notified: what `shmproc::wait` and futures sleep on (in-process
+    /// memory; a shared futex works on it too).
+    pub done: WaitWord,
 }
 
 impl Job {
@@ -114,7 +120,16 @@ impl Job {
             ib.fail = Some(f);
         }
         drop(ib);
+        self.wake();
+    }
+
+    /// Wakes every waiter: condvar sleepers, and sleepers on `done`.
+    fn wake(&self) {
         self.cv.notify_all();
+        // SeqCst fence: the inbox change (made under the mutex) precedes the
+        // waiter count's load (SYNC POINT: dekker, sync/wait.rs).
+        fence(Ordering::SeqCst);
+        self.done.notify(&Futex, u32::MAX);
     }
 
     pub(crate) fn deliver(&self, a: Arrival) {
@@ -128,7 +143,7 @@ impl Job {
         let wake = ib.answered >= ib.wake_at;
         drop(ib);
         if wake {
-            self.cv.notify_all();
+            self.wake();
         }
     }
 
@@ -138,7 +153,7 @@ impl Job {
             ib.fail = Some(fail.clone());
         }
         drop(ib);
-        self.cv.notify_all();
+        self.wake();
     }
 }
 

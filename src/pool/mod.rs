@@ -52,7 +52,7 @@ use encode::Encoder;
 use job::{Fail, Job};
 
 pub use builder::PoolBuilder;
-pub use iter::{AsyncResult, Imap};
+pub use iter::{AsyncResult, AsyncResultFuture, Imap};
 use worker::Map;
 pub use worker::{Invoke, Star};
 

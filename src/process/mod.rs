@@ -142,6 +142,24 @@ impl Shared {
         Ok(*state)
     }
 
+    /// What is known without a syscall: the state cached by the last poll.
+    fn cached(&self) -> State {
+        *self.state.lock()
+    }
+
+    /// The outcome `join` gives for an ended child; `None` while it runs.
+    fn outcome(&self, state: State) -> Option<Result<i32>> {
+        match state {
+            State::Running => None,
+            State::Exited(code) => Some(Ok(code)),
+            State::Lost => Some(Err(Error::os(
+                format!("waiting for process {}", self.pid),
+                std::io::Error::from_raw_os_error(libc::ECHILD),
+            ))),
+            State::NoEntry(code) => Some(Err(no_entry(self.pid, code))),
+        }
+    }
+
     /// `true` while the child runs (reaping it if it has ended).
     pub(crate) fn poll_running(&self) -> bool {
         matches!(self.poll(), Ok(State::Running))
@@ -534,5 +552,56 @@ impl std::fmt::Debug for Process {
             .field("daemon", &self.shared.daemon)
             .field("state", &*self.shared.state.lock())
             .finish()
+    }
+}
+
+/// A word nothing changes: a child is noticed at slice ends (its exit is
+/// found by polling its pidfd there).
+static NO_WORD: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+impl crate::sync::many::sealed::WaitSource for Process {
+    fn readiness(&self) -> crate::sync::many::Readiness {
+        if self.shared.cached() == State::Running {
+            crate::sync::many::Readiness::Pending
+        } else {
+            crate::sync::many::Readiness::Ready
+        }
+    }
+    fn ready_slow(&self) -> bool {
+        !self.shared.poll_running()
+    }
+    fn arm(&self) -> crate::sync::many::Armed {
+        crate::sync::many::Armed::plain(&NO_WORD, 0, ())
+    }
+}
+
+impl Process {
+    /// [`join`](Self::join) as a future, for any executor: it completes when
+    /// the child has ended (also by `SIGKILL`), without blocking a thread.
+    ///
+    /// # Errors
+    /// As [`join`](Self::join).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn work(_: ()) {}
+    /// # async fn demo() -> shmproc::Result<()> {
+    /// let child = shmproc::Process::spawn(work, ())?;
+    /// let code: i32 = child.join_async().await?;
+    /// assert_eq!(code, 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn join_async(&self) -> impl std::future::Future<Output = Result<i32>> + Send + '_ {
+        crate::sync::reactor::Wait::new(self, |p: &&Process, slow| {
+            let state = if slow {
+                match p.shared.poll() {
+                    Ok(s) => s,
+                    Err(e) => return Some(Err(e)),
+                }
+            } else {
+                p.shared.cached()
+            };
+            p.shared.outcome(state)
+        })
     }
 }

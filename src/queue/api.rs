@@ -261,7 +261,7 @@ impl<T, C: Codec<T>> Queue<T, C> {
         })
     }
 
-    fn put_until(&self, item: &T, until: Until) -> Result<()> {
+    pub(super) fn put_until(&self, item: &T, until: Until) -> Result<()> {
         C::encode(item, |bytes| self.put_bytes_until(bytes, until))
     }
 
@@ -400,7 +400,7 @@ impl<T, C: Codec<T>> Queue<T, C> {
     }
 
     #[inline]
-    fn get_until(&self, until: Until) -> Result<T> {
+    pub(super) fn get_until(&self, until: Until) -> Result<T> {
         self.chan.get_with(until, &never_gone, &mut |len, fill| {
             C::decode_from(len, fill)
         })

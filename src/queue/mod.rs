@@ -7,6 +7,7 @@
 //! order: `api.rs` (Queue), `joinable.rs`, then `src/chan/mod.rs` and
 //! `docs/protocols/queue.md` for the machinery and its crash cases.
 
+mod aio;
 mod api;
 mod joinable;
 mod tasks;

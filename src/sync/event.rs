@@ -182,3 +182,45 @@ impl Builder<Event> {
         Event::from_segment(seg)
     }
 }
+
+#[cfg(not(loom))]
+impl crate::sync::many::sealed::WaitSource for Event {
+    fn readiness(&self) -> crate::sync::many::Readiness {
+        if self.is_set() {
+            crate::sync::many::Readiness::Ready
+        } else {
+            crate::sync::many::Readiness::Pending
+        }
+    }
+    fn arm(&self) -> crate::sync::many::Armed {
+        crate::sync::many::Armed::counted(self.raw.wait_word(), self.raw.clone())
+    }
+}
+
+impl Event {
+    /// [`wait`](Self::wait) as a future, for any executor (tokio, smol, ...):
+    /// it completes once the flag is set, without blocking a thread (the
+    /// process's one reactor thread sleeps for it). Dropping it changes
+    /// nothing.
+    ///
+    /// # Examples
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let w = std::task::Waker::noop();
+    /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut std::task::Context::from_waker(w)) { return v; } }
+    /// # }
+    /// let ev = shmproc::Event::new()?;
+    /// ev.set();
+    /// block_on(ev.wait_async());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn wait_async(&self) -> impl std::future::Future<Output = ()> + Send + '_ {
+        let f =
+            crate::sync::reactor::Wait::new(self, |e: &&Event, _slow| e.is_set().then_some(Ok(())));
+        async move {
+            // The attempt never fails.
+            let _ = f.await;
+        }
+    }
+}

@@ -13,7 +13,11 @@
 
 pub(crate) mod atomic;
 pub(crate) mod liveness;
+#[cfg(not(loom))]
+pub(crate) mod many;
 pub(crate) mod park;
+#[cfg(not(loom))]
+pub(crate) mod reactor;
 pub(crate) mod robust;
 pub(crate) mod signal;
 pub(crate) mod wait;

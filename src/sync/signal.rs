@@ -162,6 +162,11 @@ impl RawEvent {
         self.flag.wake(park, u32::MAX);
     }
 
+    /// The flag's wait word (waiters on several objects arm it).
+    pub(crate) fn wait_word(&self) -> &WaitWord {
+        &self.flag
+    }
+
     /// Clears the flag.
     pub(crate) fn clear(&self) {
         // Relaxed: clearing publishes nothing; waiters re-check the flag.

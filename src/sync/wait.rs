@@ -191,6 +191,13 @@ impl WaitWord {
         Registered(self)
     }
 
+    /// Undoes one [`register`](Self::register) whose guard was forgotten
+    /// (an armed wait handed to the async reactor).
+    pub(crate) fn unregister(&self) {
+        // Relaxed: as in `Registered::drop`.
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
+    }
+
     /// Waiter: sleeps once (until woken, a change of the word from `seen`,
     /// read with [`seen`](Self::seen) before the caller last checked its
     /// condition, or `deadline`) unless `ready()`, re-checked after

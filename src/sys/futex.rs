@@ -90,6 +90,127 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -
     }
 }
 
+/// Most words one `futex_waitv` call takes (the kernel's `FUTEX_WAITV_MAX`).
+pub(crate) const WAITV_MAX: usize = 128;
+
+/// `struct futex_waitv` of `linux/futex.h`.
+#[repr(C)]
+struct FutexWaitv {
+    val: u64,
+    uaddr: u64,
+    flags: u32,
+    reserved: u32,
+}
+
+/// `FUTEX2_SIZE_U32`: a 32-bit word; no `FUTEX2_PRIVATE`: the words are
+/// shared between processes.
+const FUTEX2_SIZE_U32: u32 = 0x02;
+
+/// How a wait on several words ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ManyOutcome {
+    /// A word differed on entry, or was woken (its index when the kernel
+    /// says which), or a spurious wake-up: re-check every word.
+    Woken(Option<usize>),
+    /// The deadline passed.
+    TimedOut,
+}
+
+/// Blocks until one of `words` (at most [`WAITV_MAX`], each with the value
+/// to sleep on) is woken or differs from its value, or `deadline`: Linux's
+/// `futex_waitv` (5.16+), shared futexes, absolute `CLOCK_MONOTONIC`
+/// deadline. Callers re-check their conditions after any outcome.
+///
+/// # Panics
+/// If `words` is empty or longer than [`WAITV_MAX`] (callers split).
+pub(crate) fn wait_many(words: &[(&AtomicU32, u32)], deadline: Option<Instant>) -> ManyOutcome {
+    let addrs: Vec<(usize, u32)> = words
+        .iter()
+        .map(|(w, v)| (w.as_ptr() as usize, *v))
+        .collect();
+    wait_many_at(&addrs, deadline)
+}
+
+/// As [`wait_many`], with the words given by address: for a sleeper (the
+/// async reactor) whose words may be unmapped by their owners while it
+/// sleeps. The kernel validates every address (`EFAULT`, reported here as a
+/// spurious wake-up); nothing is read through them in user space.
+///
+/// # Panics
+/// As [`wait_many`].
+pub(crate) fn wait_many_at(words: &[(usize, u32)], deadline: Option<Instant>) -> ManyOutcome {
+    assert!(
+        (1..=WAITV_MAX).contains(&words.len()),
+        "futex_waitv takes 1..=128 words"
+    );
+    let waiters: Vec<FutexWaitv> = words
+        .iter()
+        .map(|&(addr, v)| FutexWaitv {
+            val: u64::from(v),
+            uaddr: addr as u64,
+            flags: FUTEX2_SIZE_U32,
+            reserved: 0,
+        })
+        .collect();
+    loop {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return ManyOutcome::TimedOut;
+        }
+        let ts = deadline.map(deadline_timespec);
+        let ts_ptr = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY:
+        // - `waiters` holds `words.len()` initialised `futex_waitv` entries
+        //   (reserved fields 0); the kernel reads the words at their
+        //   addresses itself and fails with EFAULT for one that is not
+        //   mapped: no Rust reference is made to them here;
+        // - `ts_ptr` is null or points to `ts`, which outlives the call;
+        // - flags 0 and CLOCK_MONOTONIC: an absolute monotonic deadline.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_futex_waitv,
+                waiters.as_ptr(),
+                waiters.len() as libc::c_uint,
+                0 as libc::c_uint,
+                ts_ptr,
+                libc::CLOCK_MONOTONIC,
+            )
+        };
+        if r >= 0 {
+            return ManyOutcome::Woken(Some(r as usize));
+        }
+        match std::io::Error::last_os_error().raw_os_error() {
+            Some(libc::EINTR) | Some(libc::ERESTART) => continue,
+            Some(libc::ETIMEDOUT) => return ManyOutcome::TimedOut,
+            // EAGAIN: a word differed on entry. Anything else (ENOSYS on a
+            // kernel before 5.16 is refused at the first use, see
+            // `sync::many`) is treated as a spurious wake-up.
+            _ => return ManyOutcome::Woken(None),
+        }
+    }
+}
+
+/// Whether this kernel has `futex_waitv` (5.16+).
+pub(crate) fn has_waitv() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        // SAFETY: zero words and a null timeout: the kernel checks the count
+        // (EINVAL) before touching any pointer; ENOSYS when the call is missing.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_futex_waitv,
+                std::ptr::null::<FutexWaitv>(),
+                0 as libc::c_uint,
+                0 as libc::c_uint,
+                std::ptr::null::<libc::timespec>(),
+                libc::CLOCK_MONOTONIC,
+            )
+        };
+        !(r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS))
+    })
+}
+
 /// Wakes up to `n` waiters blocked on `word`; returns how many were woken.
 pub(crate) fn wake(word: &AtomicU32, n: u32) -> usize {
     let n = n.min(i32::MAX as u32) as i32;

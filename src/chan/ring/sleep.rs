@@ -142,3 +142,21 @@ impl<S: Slots> Ring<'_, S> {
         }
     }
 }
+
+impl<S: Slots> Ring<'_, S> {
+    /// The tail slot as a putter's sleep re-check sees it: room to claim, a
+    /// read of the message one lap back in flight, or full.
+    pub(crate) fn peek_put(&self) -> Recheck {
+        // Relaxed: a hint, as in try_claim_put.
+        let tail = self.ctrl.tail.0.load(Ordering::Relaxed);
+        // SeqCst: the re-check of SYNC POINT: dekker (wait_slice).
+        let st = self.slot(tail).state.load(Ordering::SeqCst);
+        if dist(st, tail) == 0 && is_free(st) {
+            Recheck::Ready
+        } else if in_flight(Side::Put, st, tail, self.slots.cap()) {
+            Recheck::InFlight
+        } else {
+            Recheck::Sleep
+        }
+    }
+}
