@@ -1,9 +1,13 @@
 //! Bad input: wrong arguments, segments of another kind or type, scribbled
 //! headers, ring and bulk state. Every call returns (an error or a
-//! garbage-but-safe value) within its deadline; nothing panics or hangs.
+//! garbage-but-safe value); nothing panics or hangs (a `Watchdog` turns a hang
+//! into a failure).
+
+mod common;
+use common::Watchdog;
 
 use std::os::unix::fs::FileExt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shmproc::segment::unique_name;
 use shmproc::{Error, JoinableQueue, Pod, Queue};
@@ -91,6 +95,7 @@ fn scribbled_params_are_corrupt() {
 
 #[test]
 fn scribbled_slot_state_gives_errors_not_hangs() {
+    let _w = Watchdog::new("scribbled slot state");
     let garbage = [
         u64::MAX,
         1 << 60,               // BUSY without a claimer
@@ -107,18 +112,12 @@ fn scribbled_slot_state_gives_errors_not_hangs() {
         write_u64(&name, HEADER + 1024, g);
         write_u64(&name, HEADER + 1024 + 8, u64::MAX);
         write_u64(&name, HEADER + 1024 + 16, u64::MAX);
-        let start = Instant::now();
         let _ = q.try_get();
         let _ = q.get_timeout(Duration::from_millis(50));
         let _ = q.try_put(&2);
         let _ = q.put_timeout(&3, Duration::from_millis(50));
         let _ = q.len();
         let _ = q.get_bytes_timeout(Duration::from_millis(50));
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "state {g:#x} took {:?}",
-            start.elapsed()
-        );
     }
 }
 
@@ -138,6 +137,7 @@ fn corrupt_length_is_reported() {
 
 #[test]
 fn scribbled_bulk_state_returns() {
+    let _w = Watchdog::new("scribbled bulk state");
     for (field, value) in [
         (0u64, 0xdead_beef_0000_0001u64),
         (2, u64::MAX),
@@ -157,15 +157,9 @@ fn scribbled_bulk_state_returns() {
         // Bulk control at payload offset 384: put_lock, get_lock, w_pos,
         // r_pos, w_end, w_start, aborted.
         write_u64(&name, HEADER + 384 + 8 * field, value);
-        let start = Instant::now();
         let _ = q.get_bytes_timeout(Duration::from_millis(50));
         let _ = q.put_bytes_timeout(&[6; 200], Duration::from_millis(50));
         let _ = q.try_get_bytes();
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "field {field} took {:?}",
-            start.elapsed()
-        );
     }
 }
 
