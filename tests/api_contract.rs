@@ -19,8 +19,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::unique_name;
-use common::{join, wait_for, watchdog, Reaper, Watchdog, WATCHDOG};
+use common::{
+    counter, join, unique_name, wait_for, wait_for_counter, watchdog, Reaper, Watchdog, WATCHDOG,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use shmproc::{
@@ -539,13 +540,17 @@ fn lock_rlock_semaphores_contract() -> shmproc::Result<()> {
 #[test]
 fn event_condition_barrier_contract() -> shmproc::Result<()> {
     let _w = Watchdog::new("event_condition_barrier_contract");
-    let ev = Event::new()?;
+    // Named, so that the counters `shmproc inspect` shows say when a
+    // waiter sleeps.
+    let ev_name = unique_name("api-event");
+    let ev = Event::builder().name(&ev_name).create()?;
     assert!(!ev.is_set());
     let waited: bool = ev.wait_timeout(SHORT);
     assert!(!waited);
+    let slept = counter(&ev_name, "blocked waits");
     let e2 = ev.clone();
     let setter = std::thread::spawn(move || {
-        std::thread::sleep(SHORT);
+        wait_for_counter(&ev_name, "blocked waits", slept + 1);
         e2.set();
     });
     let e3 = ev.clone();
@@ -556,12 +561,14 @@ fn event_condition_barrier_contract() -> shmproc::Result<()> {
     ev.clear();
     assert!(!ev.is_set());
 
-    let cond = Condition::new()?;
+    let cond_name = unique_name("api-condition");
+    let cond = Condition::builder().name(&cond_name).create()?;
     let flag = RawValue::new(0u32)?;
     let g = cond.acquire()?;
     let (g, notified) = cond.wait_timeout(g, SHORT)?;
     assert!(!notified); // nobody notified: timed out, lock held again
     drop(g);
+    let waits = counter(&cond_name, "waits");
     let (c2, f2) = (cond.clone(), flag.clone());
     let waiter = std::thread::spawn(move || -> shmproc::Result<()> {
         let mut g = c2.acquire()?;
@@ -572,7 +579,7 @@ fn event_condition_barrier_contract() -> shmproc::Result<()> {
     });
     let (c3, f3) = (cond.clone(), flag.clone());
     let notifier = std::thread::spawn(move || -> shmproc::Result<()> {
-        std::thread::sleep(SHORT);
+        wait_for_counter(&cond_name, "waits", waits + 1);
         let g = c3.acquire_timeout(WATCHDOG)?;
         f3.set(1);
         c3.notify(1);
@@ -764,8 +771,12 @@ fn die_by_sigkill(_: ()) -> u64 {
     0
 }
 
-fn slow_square(x: u64) -> u64 {
-    std::thread::sleep(Duration::from_millis(200));
+/// Squares `x` once the named event `gate` is set (bounded wait): a task
+/// that cannot be done before the test says so.
+fn gated_square((x, gate): (u64, String)) -> u64 {
+    Event::open(&gate)
+        .expect("opening the gate")
+        .wait_timeout(WATCHDOG / 2);
     x * x
 }
 
@@ -806,9 +817,12 @@ fn pool_contract() -> shmproc::Result<()> {
     assert_eq!(pool.apply(square, 12)?, 144);
 
     // `apply_async(f, args) -> AsyncResult<R>`.
-    let one: AsyncResult<u64> = pool.apply_async(slow_square, 5);
+    let gate = unique_name("api-pool-gate");
+    let open = Event::builder().name(&gate).create()?;
+    let one: AsyncResult<u64> = pool.apply_async(gated_square, (5, gate));
     assert!(!one.ready());
     assert!(matches!(one.get_timeout(SHORT), Err(Error::Timeout)));
+    open.set();
     one.wait();
     assert!(one.ready());
     assert_eq!(one.get()?, 25);

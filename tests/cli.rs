@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{join, sigkill, wait_for, Reaper, WATCHDOG};
+use common::{counter, join, sigkill, wait_for, wait_until, Reaper, WATCHDOG};
 use shmproc::{Event, Lock, PodQueue, Process, RawValue, Semaphore, Value};
 
 /// Output of one run of the tool.
@@ -356,14 +356,19 @@ fn queue_depth_totals_and_sleeps_are_shown() {
     assert_eq!((r[1].as_str(), r[2].as_str()), ("queue", "u64"), "{r:?}");
     assert_eq!(r[7], "depth 3/16", "{r:?}");
 
-    // Empty it, then wait on it: a get that sleeps.
+    // Empty it, then wait on it: a get that sleeps. A timed get that spent
+    // its time preempted in the spin phase times out without sleeping, so
+    // repeat until one has slept (the counter is what `inspect` shows).
     for _ in 0..3 {
         q.get().unwrap();
     }
-    assert!(matches!(
-        q.get_timeout(Duration::from_millis(30)),
-        Err(shmproc::Error::Timeout)
-    ));
+    wait_until("a timed get slept", || {
+        assert!(matches!(
+            q.get_timeout(Duration::from_millis(30)),
+            Err(shmproc::Error::Timeout)
+        ));
+        counter(&name, "get sleeps (empty)") >= 1
+    });
     let out = cli(&["inspect", &name]);
     let o = &out.stdout;
     assert_eq!(field(o, "depth").as_deref(), Some("0/16"), "{o}");

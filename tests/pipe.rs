@@ -1,10 +1,10 @@
 //! Pipe tests, single process (threads). Cross-process: `pipe_processes.rs`.
 
 mod common;
-use common::watchdog;
+use common::{counter, wait_for_counter, wait_until, watchdog, WATCHDOG};
 
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shmproc::{Error, Pipe, Pod};
 
@@ -88,7 +88,11 @@ fn too_small_buffer_case() {
 #[test]
 fn poll_and_timeout() {
     watchdog(30, || {
-        let (a, b) = Pipe::duplex::<u8>();
+        let name = common::unique_name("pipe-poll");
+        let (a, b) = Pipe::builder()
+            .name(&name)
+            .duplex::<u8, shmproc::Serde>()
+            .unwrap();
         assert!(!b.poll(Duration::from_millis(10)));
         assert!(matches!(
             b.recv_timeout(Duration::from_millis(10)),
@@ -98,14 +102,15 @@ fn poll_and_timeout() {
         a.send(&1).unwrap();
         assert!(b.poll(Duration::ZERO));
         assert_eq!(b.recv().unwrap(), 1);
-        let a2 = a.clone();
+        // A poll that is asleep when the message comes: the ring's gauge of
+        // getters asleep (which `poll` joins) tells the sender when.
         let t = thread::spawn(move || {
-            thread::sleep(Duration::from_millis(50));
-            a2.send(&2).unwrap();
+            wait_until("the poll slept", || {
+                counter(&format!("{name}.ab"), "getters asleep") >= 1
+            });
+            a.send(&2).unwrap();
         });
-        let start = Instant::now();
-        assert!(b.poll(Duration::from_secs(10)));
-        assert!(start.elapsed() < Duration::from_secs(10));
+        assert!(b.poll(WATCHDOG));
         assert_eq!(b.recv().unwrap(), 2);
         t.join().unwrap();
     });
@@ -133,16 +138,26 @@ fn disconnect_drop_gives_buffered_then_closed() {
 #[test]
 fn disconnect_wakes_a_blocked_receiver_and_sender() {
     watchdog(30, || {
-        let (a, b) = Pipe::duplex::<u32>();
+        // The pipe's own counters say when the receiver (sender) sleeps.
+        let name = common::unique_name("pipe-recv-wakes");
+        let (a, b) = Pipe::builder()
+            .name(&name)
+            .duplex::<u32, shmproc::Serde>()
+            .unwrap();
         let t = thread::spawn(move || b.recv());
-        thread::sleep(Duration::from_millis(100));
+        wait_for_counter(&format!("{name}.ab"), "get sleeps (empty)", 1);
         drop(a);
         assert!(matches!(t.join().unwrap(), Err(Error::Closed)));
 
-        let (rx, tx) = Pipe::builder().capacity(1).simplex::<u32, Pod>().unwrap();
+        let name = common::unique_name("pipe-send-wakes");
+        let (rx, tx) = Pipe::builder()
+            .name(&name)
+            .capacity(1)
+            .simplex::<u32, Pod>()
+            .unwrap();
         tx.send(&1).unwrap();
         let t = thread::spawn(move || tx.send(&2));
-        thread::sleep(Duration::from_millis(100));
+        wait_for_counter(&format!("{name}.ab"), "put sleeps (full)", 1);
         drop(rx);
         assert!(matches!(t.join().unwrap(), Err(Error::Closed)));
     });

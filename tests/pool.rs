@@ -10,9 +10,10 @@ use common::{Watchdog, WATCHDOG};
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use shmproc::{Error, Pool};
+use common::unique_name;
+use shmproc::{Error, Event, Pool, Semaphore};
 
 /// Whether `pid` is gone (not even a zombie).
 fn gone(pid: u32) -> bool {
@@ -93,6 +94,44 @@ fn oom(mib: usize) -> usize {
 fn sleep_ms(ms: u64) -> u64 {
     std::thread::sleep(Duration::from_millis(ms));
     ms
+}
+
+/// Returns `v` once the named event `gate` is set (at once for an empty
+/// name): a task whose end the test decides. Bounded, so that a test
+/// whose gate is never opened fails on its assertions, not on a hang.
+fn gated((v, gate): (u64, String)) -> u64 {
+    if !gate.is_empty() {
+        let ev = Event::open(&gate).expect("opening the gate");
+        ev.wait_timeout(WATCHDOG / 2);
+    }
+    v
+}
+
+/// Says that it started (releases the named semaphore `started`), then
+/// blocks until its worker is killed.
+fn start_then_block(started: String) -> u64 {
+    Semaphore::open(&started)
+        .and_then(|s| s.release())
+        .expect("announcing the start");
+    loop {
+        std::thread::park();
+    }
+}
+
+/// A named semaphore at 0 that tasks release as they start, and its name.
+fn start_counter(prefix: &str) -> (Semaphore, String) {
+    let name = unique_name(prefix);
+    let sem = Semaphore::builder().name(&name).value(0).create().unwrap();
+    (sem, name)
+}
+
+/// Waits (bounded) until `n` tasks have announced their start on `sem`.
+fn wait_started(sem: &Semaphore, n: usize) {
+    for _ in 0..n {
+        sem.acquire_timeout(WATCHDOG)
+            .expect("a task started")
+            .forget();
+    }
 }
 
 static LEVEL: AtomicU64 = AtomicU64::new(0);
@@ -216,12 +255,16 @@ fn apply_and_apply_async() {
     let _w = Watchdog::new("apply");
     let pool = Pool::new(2).unwrap();
     assert_eq!(pool.apply(square, 12).unwrap(), 144);
-    let r = pool.apply_async(sleep_ms, 300);
+    // The task cannot end before the gate opens.
+    let gate = unique_name("pool-apply-gate");
+    let open = Event::builder().name(&gate).create().unwrap();
+    let r = pool.apply_async(gated, (300, gate));
     assert!(!r.ready());
     assert!(matches!(
         r.get_timeout(Duration::from_millis(10)),
         Err(Error::Timeout)
     ));
+    open.set();
     r.wait();
     assert!(r.ready());
     assert_eq!(r.get_timeout(Duration::from_secs(0)).unwrap(), 300);
@@ -272,12 +315,16 @@ fn imap_unordered_yields_everything() {
     shmproc::init();
     let _w = Watchdog::new("imap_unordered");
     let pool = Pool::new(2).unwrap();
-    // Sleep times that make later tasks finish first.
-    let input = [200u64, 1, 1, 1, 1, 1, 1, 1];
-    let got: Vec<u64> = pool
-        .imap_unordered(sleep_ms, input)
-        .map(Result::unwrap)
-        .collect();
+    // The first task ends only once a later one has come out.
+    let gate = unique_name("pool-unordered-gate");
+    let open = Event::builder().name(&gate).create().unwrap();
+    let input = [(200u64, gate)]
+        .into_iter()
+        .chain((0..7).map(|_| (1u64, String::new())));
+    let mut it = pool.imap_unordered(gated, input);
+    let mut got = vec![it.next().unwrap().unwrap()];
+    open.set();
+    got.extend(it.map(Result::unwrap));
     let mut sorted = got.clone();
     sorted.sort_unstable();
     assert_eq!(sorted, [1, 1, 1, 1, 1, 1, 1, 200]);
@@ -297,12 +344,21 @@ fn slow_tasks_are_not_stacked_behind_a_busy_worker() {
     let pool = Pool::new(2).unwrap();
     // Both workers learn that their pieces are slow (over 20 ms)...
     assert_eq!(pool.map(sleep_ms, [40u64, 40]).unwrap(), [40, 40]);
-    // ...so a long task does not get a deep queue of quick ones behind it.
-    let input = [500u64, 1, 1, 1, 1, 1, 1, 1, 1];
-    let got: Vec<u64> = pool
-        .imap_unordered(sleep_ms, input)
-        .map(Result::unwrap)
-        .collect();
+    // ...so a long task does not get a deep queue of quick ones behind it:
+    // the long one ends only once six quick ones have come out (if more
+    // than two waited behind it, it ends at its gate's timeout, first).
+    let gate = unique_name("pool-slow-gate");
+    let open = Event::builder().name(&gate).create().unwrap();
+    let input = [(500u64, gate)]
+        .into_iter()
+        .chain((0..8).map(|_| (1u64, String::new())));
+    let mut got = Vec::new();
+    for r in pool.imap_unordered(gated, input) {
+        got.push(r.unwrap());
+        if got.iter().filter(|&&x| x == 1).count() == 6 {
+            open.set();
+        }
+    }
     let before = got.iter().position(|&x| x == 500).unwrap();
     assert!(
         before >= 6,
@@ -468,8 +524,13 @@ fn externally_killed_busy_worker() {
     let _w = Watchdog::new("external kill");
     let pool = Pool::new(2).unwrap();
     let pids = pool.pids();
-    let slow: Vec<_> = (0..2).map(|_| pool.apply_async(sleep_ms, 20_000)).collect();
-    std::thread::sleep(Duration::from_millis(200));
+    let (started, name) = start_counter("pool-external-kill");
+    let slow: Vec<_> = (0..2)
+        .map(|_| pool.apply_async(start_then_block, name.clone()))
+        .collect();
+    // Both tasks run (one per worker: a worker runs one at a time) and
+    // block: each worker holds its task when the signal lands.
+    wait_started(&started, 2);
     for pid in &pids {
         // SAFETY: kill only sends a signal; the pids are our unreaped children.
         unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
@@ -638,20 +699,20 @@ fn terminate_stops_busy_workers_promptly() {
     let _w = Watchdog::new("terminate");
     let pool = Pool::new(2).unwrap();
     let pids = pool.pids();
-    let slow = pool.map_async(sleep_ms, vec![30_000u64; 4]);
-    let one = pool.apply_async(sleep_ms, 30_000);
-    std::thread::scope(|s| {
-        // A blocking map waiting in another thread (the streaming path).
-        let blocked = s.spawn(|| pool.map(sleep_ms, vec![30_000u64; 4]));
-        std::thread::sleep(Duration::from_millis(100));
-        let t = Instant::now();
+    // Tasks that never end by themselves: terminate returns (within the
+    // watchdog) only if it stops them rather than waiting for them.
+    let (started, name) = start_counter("pool-terminate");
+    let (slow, one) = std::thread::scope(|s| {
+        // A blocking map waiting in another thread (the streaming path):
+        // once its tasks run, one in each worker, the thread is inside `map`.
+        let blocked = s.spawn(|| pool.map(start_then_block, vec![name.clone(); 4]));
+        wait_started(&started, 2);
+        // Queued behind the busy workers.
+        let slow = pool.map_async(start_then_block, vec![name.clone(); 4]);
+        let one = pool.apply_async(start_then_block, name.clone());
         pool.terminate();
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "terminate took {:?}",
-            t.elapsed()
-        );
         assert!(matches!(blocked.join().unwrap(), Err(Error::Closed)));
+        (slow, one)
     });
     assert!(matches!(slow.get(), Err(Error::Closed)));
     assert!(matches!(one.get(), Err(Error::Closed)));

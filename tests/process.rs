@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{pid_exists, unique_name};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use shmproc::{Error, Process, Queue, RawValue, StartMethod};
+use shmproc::{Error, Event, Process, Queue, RawValue, StartMethod};
 
 /// Upper bound of every wait: a bug fails the test instead of hanging it.
 const WATCHDOG: Duration = Duration::from_secs(30);
@@ -84,6 +84,15 @@ fn boom(_: ()) {
 
 fn sleep_secs(s: u64) {
     std::thread::sleep(Duration::from_secs(s));
+}
+
+/// Returns once `go` is set (bounded: a test that never sets it fails).
+fn wait_for_go(go: Event) -> Result<(), String> {
+    if go.wait_timeout(WATCHDOG) {
+        Ok(())
+    } else {
+        Err("go was never set".into())
+    }
 }
 
 fn write_cell((cell, v): (Cell, u64)) {
@@ -299,8 +308,10 @@ fn sentinel_becomes_readable_when_the_child_ends() {
 fn is_alive_transitions() {
     shmproc::init();
     let mut r = Reaper::new();
-    let p = r.watch(Process::spawn(sleep_secs, 1u64).unwrap());
-    assert!(p.is_alive());
+    let go = Event::new().unwrap();
+    let p = r.watch(Process::spawn(wait_for_go, go.clone()).unwrap());
+    assert!(p.is_alive()); // it cannot end before `go` is set
+    go.set();
     assert_eq!(join(&p), 0);
     assert!(!p.is_alive());
 }

@@ -2,12 +2,12 @@
 //! mappings of one named segment. Cross-process cases: `queue_processes.rs`.
 
 mod common;
-use common::watchdog;
+use common::{wait_for_counter, wait_until, watchdog, WATCHDOG};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::unique_name;
 use shmproc::{Error, JoinableQueue, Pod, Queue};
@@ -216,18 +216,21 @@ fn disconnect_close_drains_then_closed() {
 #[test]
 fn disconnect_close_wakes_sleepers() {
     watchdog(30, || {
-        let q: Queue<u64, Pod> = Queue::new(1).unwrap();
+        // The queues' own counters say when the getter (putter) sleeps.
+        let name = unique_name("q-close-getter");
+        let q: Queue<u64, Pod> = Queue::builder().name(&name).maxsize(1).create().unwrap();
         let q2 = q.clone();
         let getter = thread::spawn(move || q2.get());
-        thread::sleep(Duration::from_millis(100));
+        wait_for_counter(&name, "get sleeps (empty)", 1);
         q.close();
         assert!(matches!(getter.join().unwrap(), Err(Error::Closed)));
 
-        let q: Queue<u64, Pod> = Queue::new(1).unwrap();
+        let name = unique_name("q-close-putter");
+        let q: Queue<u64, Pod> = Queue::builder().name(&name).maxsize(1).create().unwrap();
         q.put(&0).unwrap();
         let q2 = q.clone();
         let putter = thread::spawn(move || q2.put(&1));
-        thread::sleep(Duration::from_millis(100));
+        wait_for_counter(&name, "put sleeps (full)", 1);
         q.close();
         assert!(matches!(putter.join().unwrap(), Err(Error::Closed)));
     });
@@ -358,7 +361,8 @@ fn large_messages_mpmc() {
             let q = q.clone();
             let total = total.clone();
             cs.push(thread::spawn(move || loop {
-                match q.get_timeout(Duration::from_secs(2)) {
+                // Until the close after the last put (the watchdog bounds it).
+                match q.get() {
                     Ok(v) => {
                         if let Some(x) = v.first() {
                             assert!(v.iter().all(|y| y == x));
@@ -367,7 +371,7 @@ fn large_messages_mpmc() {
                         }
                         total.fetch_add(1, Ordering::Relaxed);
                     }
-                    Err(Error::Timeout) | Err(Error::Closed) => return,
+                    Err(Error::Closed) => return,
                     Err(e) => panic!("{e}"),
                 }
             }));
@@ -443,17 +447,27 @@ fn joinable_task_done_and_join() {
             q.join_timeout(Duration::from_millis(20)),
             Err(Error::Timeout)
         ));
+        // A consumer finishes four tasks, then the fifth when told to.
+        let (go, last) = std::sync::mpsc::channel::<()>();
         let q2 = q.clone();
         let t = thread::spawn(move || {
-            for _ in 0..5 {
+            for i in 0..5 {
                 q2.get().unwrap();
-                thread::sleep(Duration::from_millis(5));
+                if i == 4 {
+                    last.recv().unwrap();
+                }
                 q2.task_done().unwrap();
             }
         });
-        let start = Instant::now();
-        q.join().unwrap();
-        assert!(start.elapsed() >= Duration::from_millis(20));
+        wait_until("four tasks done", || q.unfinished() == 1);
+        // One task unfinished: join still waits.
+        assert!(matches!(
+            q.join_timeout(Duration::from_millis(20)),
+            Err(Error::Timeout)
+        ));
+        go.send(()).unwrap();
+        q.join_timeout(WATCHDOG).unwrap();
+        assert_eq!(q.unfinished(), 0);
         t.join().unwrap();
         assert!(matches!(q.task_done(), Err(Error::InvalidArgument { .. })));
     });

@@ -1,12 +1,14 @@
 //! Bad input: wrong arguments, segments of another kind or type, scribbled
 //! headers, ring and bulk state. Every call returns (an error or a
-//! garbage-but-safe value) within its deadline; nothing panics or hangs.
-
-use std::os::unix::fs::FileExt;
-use std::time::{Duration, Instant};
+//! garbage-but-safe value); nothing panics or hangs (a `Watchdog` turns a hang
+//! into a failure).
 
 mod common;
-use common::unique_name;
+use common::{unique_name, Watchdog};
+
+use std::os::unix::fs::FileExt;
+use std::time::Duration;
+
 use shmproc::{Error, JoinableQueue, Pod, Queue};
 
 /// Where a queue segment's payload starts in its file: after the 256-byte
@@ -97,6 +99,7 @@ fn scribbled_params_are_corrupt() {
 
 #[test]
 fn scribbled_slot_state_gives_errors_not_hangs() {
+    let _w = Watchdog::new("scribbled slot state");
     let garbage = [
         u64::MAX,
         1 << 60,               // BUSY without a claimer
@@ -113,18 +116,12 @@ fn scribbled_slot_state_gives_errors_not_hangs() {
         write_u64(&name, HEADER + SLOTS, g);
         write_u64(&name, HEADER + SLOTS + 8, u64::MAX);
         write_u64(&name, HEADER + SLOTS + 16, u64::MAX);
-        let start = Instant::now();
         let _ = q.try_get();
         let _ = q.get_timeout(Duration::from_millis(50));
         let _ = q.try_put(&2);
         let _ = q.put_timeout(&3, Duration::from_millis(50));
         let _ = q.len();
         let _ = q.get_bytes_timeout(Duration::from_millis(50));
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "state {g:#x} took {:?}",
-            start.elapsed()
-        );
     }
 }
 
@@ -144,6 +141,7 @@ fn corrupt_length_is_reported() {
 
 #[test]
 fn scribbled_bulk_state_returns() {
+    let _w = Watchdog::new("scribbled bulk state");
     // Payload offsets of the bulk stream's words (`docs/protocols/queue.md`,
     // "Layout"): the byte ring's head (384) and tail (512), the put lock's
     // word (768), w_end (800), aborted (816).
@@ -164,15 +162,9 @@ fn scribbled_bulk_state_returns() {
             .unwrap();
         q.put_bytes(&[5; 100]).unwrap();
         write_u64(&name, HEADER + field, value);
-        let start = Instant::now();
         let _ = q.get_bytes_timeout(Duration::from_millis(50));
         let _ = q.put_bytes_timeout(&[6; 200], Duration::from_millis(50));
         let _ = q.try_get_bytes();
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "field {field} took {:?}",
-            start.elapsed()
-        );
     }
 }
 

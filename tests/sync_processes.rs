@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{join, sigkill, wait_for, Reaper, WATCHDOG};
+use common::{counter, join, sigkill, wait_for, wait_for_counter, Reaper, WATCHDOG};
 use shmproc::{
     Barrier, Condition, Error, Event, Lock, Process, RLock, RawArray, RawValue, Semaphore,
 };
@@ -53,8 +53,7 @@ fn inside_semaphore((sem, inside, max): (Semaphore, RawValue<u32>, RawValue<u32>
     }
 }
 
-fn wait_event((ev, ready): (Event, RawValue<u32>)) -> Result<(), String> {
-    ready.fetch_add(1);
+fn wait_event(ev: Event) -> Result<(), String> {
     if ev.wait_timeout(WATCHDOG) {
         Ok(())
     } else {
@@ -120,28 +119,21 @@ fn spawn_holder(r: &mut Reaper, lock: &Lock) -> Process {
 fn sigkilled_lock_holder_is_recovered_by_a_sleeping_waiter() {
     shmproc::init();
     let mut r = Reaper::new();
-    let lock = Lock::new().unwrap();
+    let name = common::unique_name("sync-kill-sleeper");
+    let lock = Lock::builder().name(&name).create().unwrap();
     let p = spawn_holder(&mut r, &lock);
     let e = lock.acquire_timeout(Duration::from_millis(50)).unwrap_err();
     assert!(matches!(e, Error::Timeout), "{e}");
-    // A waiter is asleep on the lock when the holder dies.
+    // A waiter is asleep on the lock when the holder dies: the lock's
+    // "blocked acquires" counter moves once the waiter goes to sleep.
+    let slept = counter(&name, "blocked acquires");
     let l2 = lock.clone();
-    let waiter = std::thread::spawn(move || {
-        let start = Instant::now();
-        let died = l2
-            .acquire_timeout(Duration::from_secs(2))
-            .map(|g| g.owner_died());
-        (died, start.elapsed())
-    });
-    std::thread::sleep(Duration::from_millis(100));
+    let waiter = std::thread::spawn(move || l2.acquire_timeout(WATCHDOG).map(|g| g.owner_died()));
+    wait_for_counter(&name, "blocked acquires", slept + 1);
     sigkill(p.pid());
     assert_eq!(join(&p), -9);
-    let (died, waited) = waiter.join().unwrap();
-    assert!(
-        died.expect("recovered within 2 s"),
-        "owner_died() after SIGKILL"
-    );
-    eprintln!("lock recovered {waited:?} after the waiter started (100 ms before the kill)");
+    let died = waiter.join().unwrap();
+    assert!(died.expect("recovered"), "owner_died() after SIGKILL");
     let g = lock.acquire().unwrap();
     assert!(!g.owner_died(), "reported once, then clean");
 }
@@ -173,7 +165,7 @@ fn sigkilled_rlock_holder_is_recovered() {
     assert_eq!(lock.depth(), 2);
     sigkill(p.pid());
     assert_eq!(join(&p), -9);
-    let g = lock.acquire_timeout(Duration::from_secs(2)).unwrap();
+    let g = lock.acquire_timeout(WATCHDOG).unwrap();
     assert!(g.owner_died());
     assert_eq!(lock.depth(), 1);
 }
@@ -208,13 +200,13 @@ fn semaphore_two_never_admits_a_third_process() {
 fn event_wakes_waiters_in_other_processes() {
     shmproc::init();
     let mut r = Reaper::new();
-    let ev = Event::new().unwrap();
-    let ready = RawValue::new(0u32).unwrap();
+    let name = common::unique_name("sync-event");
+    let ev = Event::builder().name(&name).create().unwrap();
     let ps: Vec<_> = (0..2)
-        .map(|_| r.watch(Process::spawn(wait_event, (ev.clone(), ready.clone())).unwrap()))
+        .map(|_| r.watch(Process::spawn(wait_event, ev.clone()).unwrap()))
         .collect();
-    wait_for(&ready, 2);
-    std::thread::sleep(Duration::from_millis(50)); // let them fall asleep
+    // Both children are asleep in `wait` (each counts one blocked wait).
+    wait_for_counter(&name, "blocked waits", 2);
     ev.set();
     for p in &ps {
         assert_eq!(join(p), 0);

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{join, sigkill, wait_for, Reaper};
+use common::{counter, join, sigkill, wait_for, wait_for_counter, Reaper, WATCHDOG};
 use shmproc::{Array, Process, RawArray, RawValue, Value};
 
 const INCREMENTS: u64 = 100_000;
@@ -119,7 +119,7 @@ fn sigkilled_value_lock_holder_is_recovered() {
     assert!(v.try_lock().is_err(), "held by the child");
     sigkill(p.pid());
     assert_eq!(join(&p), -9);
-    let g = v.lock_timeout(Duration::from_secs(2)).unwrap();
+    let g = v.lock_timeout(WATCHDOG).unwrap();
     assert!(g.owner_died());
     assert_eq!(*g, Pair { a: 1, b: 0 }, "the half-written value is visible");
     drop(g);
@@ -131,18 +131,25 @@ fn sigkilled_value_lock_holder_is_recovered() {
 fn sigkilled_array_lock_holder_is_recovered() {
     shmproc::init();
     let mut r = Reaper::new();
-    let a = Array::<u32>::from_slice(&[1, 2, 3]).unwrap();
+    let name = common::unique_name("array-kill-sleeper");
+    let a = Array::<u32>::builder()
+        .name(&name)
+        .data(&[1, 2, 3])
+        .create()
+        .unwrap();
     let ready = RawValue::new(0u32).unwrap();
     let p = r.watch(Process::spawn(hold_array_until_killed, (a.clone(), ready.clone())).unwrap());
     wait_for(&ready, 1);
-    // A waiter already asleep when the holder dies.
+    // A waiter already asleep when the holder dies (the array's "blocked
+    // acquires" counter moves when it goes to sleep).
+    let slept = counter(&name, "blocked acquires");
     let a2 = a.clone();
     let waiter = std::thread::spawn(move || {
-        a2.lock_timeout(Duration::from_secs(2))
+        a2.lock_timeout(WATCHDOG)
             .map(|g| (g.owner_died(), g.to_vec()))
             .map_err(|e| e.to_string())
     });
-    std::thread::sleep(Duration::from_millis(50));
+    wait_for_counter(&name, "blocked acquires", slept + 1);
     sigkill(p.pid());
     assert_eq!(join(&p), -9);
     let (died, data) = waiter.join().unwrap().unwrap();
@@ -176,8 +183,8 @@ fn raw_array_written_by_child() {
 
 /// SIGKILL a child at random moments while it locks and unlocks in a loop:
 /// every crash window (before/after the CAS, mid-update, mid-release) must
-/// leave a lock the survivor gets within 2 s, and a clean acquisition (no
-/// `owner_died()`) must see both fields equal.
+/// leave a lock the survivor gets (bounded by the watchdog), and a clean
+/// acquisition (no `owner_died()`) must see both fields equal.
 #[test]
 fn sigkill_at_random_points_never_wedges_the_lock() {
     shmproc::init();
@@ -201,7 +208,7 @@ fn sigkill_at_random_points_never_wedges_the_lock() {
         sigkill(p.pid());
         assert_eq!(join(&p), -9);
         let mut g = v
-            .lock_timeout(Duration::from_secs(2))
+            .lock_timeout(WATCHDOG)
             .expect("the lock is recovered after SIGKILL");
         if g.owner_died() {
             died_count += 1;

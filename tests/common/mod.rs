@@ -45,13 +45,43 @@ pub fn join(p: &Process) -> i32 {
         .unwrap_or_else(|e| panic!("joining {}: {e}", p.name()))
 }
 
-/// Waits (bounded) until `flag` reaches `n`.
-pub fn wait_for(flag: &RawValue<u32>, n: u32) {
+/// Waits (bounded by [`WATCHDOG`]) until `done()` holds, checking every
+/// millisecond; `what` names the awaited state in the watchdog's message.
+pub fn wait_until(what: &str, done: impl Fn() -> bool) {
     let deadline = Instant::now() + WATCHDOG;
-    while flag.load() < n {
-        assert!(Instant::now() < deadline, "watchdog: flag stayed below {n}");
+    while !done() {
+        assert!(Instant::now() < deadline, "watchdog: never {what}");
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// Waits (bounded) until `flag` reaches `n`.
+pub fn wait_for(flag: &RawValue<u32>, n: u32) {
+    wait_until(&format!("flag reached {n}"), || flag.load() >= n);
+}
+
+/// Field `label` of the named segment `name` as a number, read the way
+/// `shmproc inspect` reads it (`shmproc::inspect::details`): a counter such
+/// as "blocked acquires" or "get sleeps (empty)", or a gauge such as
+/// "getters asleep".
+pub fn counter(name: &str, label: &str) -> u64 {
+    let fields =
+        shmproc::inspect::details(name).unwrap_or_else(|e| panic!("inspecting {name}: {e}"));
+    let (_, v) = fields
+        .iter()
+        .find(|(k, _)| *k == label)
+        .unwrap_or_else(|| panic!("{name} shows no {label:?}: {fields:?}"));
+    v.parse()
+        .unwrap_or_else(|_| panic!("{label:?} of {name} is not a number: {v}"))
+}
+
+/// Waits (bounded) until field `label` of segment `name` reaches `n`: the
+/// handshake for "a waiter has gone to sleep", on the crate's own counters
+/// (bumped just before the futex wait) instead of a guessed sleep.
+pub fn wait_for_counter(name: &str, label: &str, n: u64) {
+    wait_until(&format!("{label:?} of {name} reached {n}"), || {
+        counter(name, label) >= n
+    });
 }
 
 /// Sends SIGKILL to the process `pid` (as an external killer would).

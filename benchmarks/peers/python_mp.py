@@ -1,4 +1,4 @@
-"""Python multiprocessing peers for `cargo bench --bench compare`.
+"""Python multiprocessing peers for `cargo bench --bench compare` (run in benchmarks/).
 
 Usage: python3 python_mp.py <workload> <n> [<workers>]
 Prints one line: `<value>` in the unit the Rust side expects for that workload.

@@ -1,8 +1,10 @@
 //! Side-by-side comparison of shmproc against its peers, in one run.
 //!
-//! `cargo bench --bench compare [-- FILTER]`; `SHMPROC_BENCH_QUICK=1` for a run under a
-//! minute. Each workload runs shmproc and each peer interleaved, `ROUNDS` times, and
-//! keeps the median; one line per pair:
+//! From `benchmarks/` (a cargo project of its own, so that the peers stay out
+//! of the library's build): `cargo bench --bench compare [-- FILTER]`;
+//! `SHMPROC_BENCH_QUICK=1` for a run under a minute. Each workload runs
+//! shmproc and each peer interleaved, `ROUNDS` times, and keeps the median;
+//! one line per pair:
 //!
 //! `RESULT <workload> shmproc=<value> <peer>=<value> unit=<unit> ratio=<shmproc/peer>`
 //!
@@ -18,7 +20,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use shmproc::{Pipe, PodQueue, Pool, Process, Queue, StartMethod};
 
-#[path = "../tests/common/messages.rs"]
+#[path = "../../tests/common/messages.rs"]
 mod messages;
 use messages::Tick;
 
@@ -92,7 +94,7 @@ fn compare(
 
 /// Runs the Python peer for `workload`; `None` (and a note) if python3 fails.
 fn python(workload: &str, args: &[u64]) -> Option<f64> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/python_mp.py");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/python_mp.py");
     let out = Command::new("python3")
         .arg(script)
         .arg(workload)
