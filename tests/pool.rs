@@ -632,6 +632,27 @@ fn maxtasksperchild_replaces_workers() {
     }
 }
 
+/// A pool of one worker that retires after every task, closed while tasks
+/// are still queued: every task runs, each in a fresh worker, and the join
+/// returns (CPython's `test_pool_worker_lifetime_early_close`).
+#[test]
+fn maxtasksperchild_early_close_runs_every_task_in_fresh_workers() {
+    shmproc::init();
+    let _w = Watchdog::new("maxtasksperchild early close");
+    let pool = Pool::builder()
+        .processes(1)
+        .maxtasksperchild(1)
+        .build()
+        .unwrap();
+    let results: Vec<_> = (0..6).map(|i| pool.apply_async(pid_of, i)).collect();
+    pool.close();
+    pool.join().unwrap();
+    let mut pids: Vec<u32> = results.into_iter().map(|r| r.get().unwrap()).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    assert_eq!(pids.len(), 6, "one worker per task");
+}
+
 #[test]
 fn terminate_stops_busy_workers_promptly() {
     shmproc::init();
