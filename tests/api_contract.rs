@@ -424,8 +424,12 @@ fn value_and_array_contract() -> shmproc::Result<()> {
         assert_deref_mut::<u64, _>(&g);
         assert!(!g.owner_died());
         *g += 1;
+        // The Value/Array locks' try: `Ok(None)` when held, as the others.
+        let held: Option<ValueGuard<u64>> = v.try_lock()?;
+        assert!(held.is_none());
     }
     assert_eq!(v.get(), 6);
+    assert!(v.try_lock()?.is_some());
     v.set(10);
     let x: u64 = v.get();
     assert_eq!(x, 10);
@@ -449,6 +453,8 @@ fn value_and_array_contract() -> shmproc::Result<()> {
         for x in g.iter_mut().skip(1) {
             *x *= 2;
         }
+        let held: Option<ArrayGuard<u32>> = b.try_lock()?;
+        assert!(held.is_none());
     }
     assert_eq!(b.to_vec(), [10, 4, 6]);
     assert_eq!(b.get(2), Some(6));
@@ -483,22 +489,27 @@ fn lock_rlock_semaphores_contract() -> shmproc::Result<()> {
     let other = std::thread::spawn(move || {
         (
             variant(&l2.acquire_timeout(SHORT).unwrap_err()),
-            l2.try_acquire().is_err(),
+            // Held elsewhere: `Ok(None)`, as Python's `acquire(False)` is `False`.
+            l2.try_acquire().unwrap().is_none(),
         )
     });
     assert_eq!(other.join().unwrap(), ("timeout".to_string(), true));
     drop(g); // guards release on drop
-    drop(lock.try_acquire()?);
+    let g: Option<LockGuard> = lock.try_acquire()?;
+    assert!(g.is_some());
+    drop(g);
     drop(lock.acquire_timeout(WATCHDOG)?);
 
     let rlock = RLock::new()?;
     let outer: RLockGuard = rlock.acquire()?;
-    let inner = rlock.try_acquire()?; // reentrant
+    let inner: RLockGuard = rlock.try_acquire()?.expect("reentrant");
     assert!(!inner.owner_died());
     let r2 = rlock.clone();
-    assert!(std::thread::spawn(move || r2.try_acquire().is_err())
-        .join()
-        .unwrap());
+    assert!(
+        std::thread::spawn(move || r2.try_acquire().unwrap().is_none())
+            .join()
+            .unwrap()
+    );
     drop(inner);
     drop(outer);
     let r2 = rlock.clone();
@@ -510,10 +521,10 @@ fn lock_rlock_semaphores_contract() -> shmproc::Result<()> {
 
     let sem = Semaphore::new(2)?;
     let p1: SemaphoreGuard = sem.acquire()?;
-    let p2 = sem.try_acquire()?;
+    let p2: SemaphoreGuard = sem.try_acquire()?.expect("a free permit");
     assert_eq!(sem.value(), 0);
     assert!(matches!(sem.acquire_timeout(SHORT), Err(Error::Timeout)));
-    assert!(sem.try_acquire().is_err());
+    assert!(sem.try_acquire()?.is_none());
     drop(p1);
     assert_eq!(sem.value(), 1);
     drop(p2);
@@ -526,7 +537,7 @@ fn lock_rlock_semaphores_contract() -> shmproc::Result<()> {
     let bounded = BoundedSemaphore::new(1)?;
     assert!(bounded.release().is_err()); // above its initial value
     let permit = bounded.acquire()?;
-    assert!(bounded.try_acquire().is_err());
+    assert!(bounded.try_acquire()?.is_none());
     assert!(matches!(
         bounded.acquire_timeout(SHORT),
         Err(Error::Timeout)
@@ -582,7 +593,7 @@ fn event_condition_barrier_contract() -> shmproc::Result<()> {
     });
     watchdog(30, move || waiter.join().unwrap())?;
     notifier.join().unwrap()?;
-    drop(cond.try_acquire()?);
+    drop(cond.try_acquire()?.expect("free"));
 
     let barrier = Barrier::new(2)?;
     let b2 = barrier.clone();

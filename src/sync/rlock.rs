@@ -96,7 +96,7 @@ impl RLock {
     /// ```
     /// let name = shmproc::segment::unique_name("doc-rlock-open");
     /// let _lock = shmproc::RLock::builder().name(&name).create()?;
-    /// assert!(shmproc::RLock::open(&name)?.try_acquire().is_ok());
+    /// assert!(shmproc::RLock::open(&name)?.try_acquire()?.is_some());
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn open(name: &str) -> Result<RLock> {
@@ -136,24 +136,27 @@ impl RLock {
         self.acquire_deadline(handle::deadline(timeout))
     }
 
-    /// Acquires the lock if it is free, ours, or its holder is dead.
+    /// Acquires the lock if it is free, ours, or its holder is dead;
+    /// `Ok(None)` if another live thread holds it.
     ///
     /// # Errors
-    /// `Timeout` if another live thread holds it.
+    /// `InvalidArgument` if the recursion depth would exceed `u32::MAX`.
     ///
     /// # Examples
     /// ```
     /// let lock = shmproc::RLock::new()?;
     /// let _a = lock.try_acquire()?;
-    /// assert!(lock.try_acquire().is_ok()); // the holder may re-enter
+    /// assert!(lock.try_acquire()?.is_some()); // the holder may re-enter
+    /// let l2 = lock.clone();
+    /// assert!(std::thread::spawn(move || l2.try_acquire().unwrap().is_none()).join().unwrap());
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    pub fn try_acquire(&self) -> Result<RLockGuard<'_>> {
+    pub fn try_acquire(&self) -> Result<Option<RLockGuard<'_>>> {
         if let Some(g) = self.reenter()? {
-            return Ok(g);
+            return Ok(Some(g));
         }
-        let (me, died) = try_lock_state(&self.state.lock, self.state.segment())?;
-        Ok(self.first_guard(me, died))
+        Ok(try_lock_state(&self.state.lock, self.state.segment())?
+            .map(|(me, died)| self.first_guard(me, died)))
     }
 
     fn acquire_deadline(&self, deadline: Option<Instant>) -> Result<RLockGuard<'_>> {

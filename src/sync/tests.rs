@@ -53,14 +53,15 @@ fn semaphore_timeout_and_bounds() {
     assert!(matches!(e, Error::Timeout), "{e}");
     assert!(start.elapsed() >= Duration::from_millis(20));
     sem.release().unwrap();
-    sem.try_acquire().unwrap().forget();
+    sem.try_acquire().unwrap().unwrap().forget();
+    assert!(sem.try_acquire().unwrap().is_none());
     assert_eq!(sem.value(), 0);
 
     let b = BoundedSemaphore::new(1).unwrap();
     let e = b.release().unwrap_err();
     assert!(e.to_string().contains("released too many times"), "{e}");
     let g = b.acquire().unwrap();
-    assert!(matches!(b.try_acquire(), Err(Error::Timeout)));
+    assert!(matches!(b.try_acquire(), Ok(None)));
     drop(g);
     assert_eq!(b.value(), 1);
 }
@@ -190,11 +191,11 @@ fn counters_count_sleeps_and_recoveries_not_fast_paths() {
     let c = |l: &Lock| l.segment().counters();
     for _ in 0..1000 {
         drop(lock.acquire().unwrap());
-        drop(lock.try_acquire().unwrap());
+        drop(lock.try_acquire().unwrap().unwrap());
     }
     assert_eq!(c(&lock)[..2], [0, 0], "uncontended acquires count nothing");
     let held = lock.acquire().unwrap();
-    assert!(lock.try_acquire().is_err());
+    assert!(lock.try_acquire().unwrap().is_none());
     assert_eq!(c(&lock)[BLOCKED], 0, "try_acquire never sleeps");
     let l2 = lock.clone();
     watchdog(move || assert!(l2.acquire_timeout(Duration::from_millis(30)).is_err()));
