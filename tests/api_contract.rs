@@ -594,6 +594,26 @@ fn event_condition_barrier_contract() -> shmproc::Result<()> {
     watchdog(30, move || waiter.join().unwrap())?;
     notifier.join().unwrap()?;
     drop(cond.try_acquire()?.expect("free"));
+    // wait_for / wait_for_timeout: the guard back, and whether the
+    // predicate held (Python's return value).
+    let g = cond.wait_for(cond.acquire()?, || flag.get() == 1)?;
+    let (g, held): (_, bool) = cond.wait_for_timeout(g, SHORT, || flag.get() == 2)?;
+    assert!(!held);
+    drop(g);
+    // Python's Condition(lock): over an existing Lock or RLock, shared.
+    let lock = Lock::new()?;
+    let over_lock = Condition::with_lock(&lock)?;
+    let g: LockGuard = lock.acquire()?;
+    assert!(over_lock.try_acquire()?.is_none());
+    let (g, notified) = over_lock.wait_timeout(g, SHORT)?;
+    assert!(!notified);
+    drop(g);
+    let rlock = RLock::new()?;
+    let over_rlock = Condition::with_rlock(&rlock)?;
+    let g: RLockGuard = rlock.acquire()?;
+    let (g, held) = over_rlock.wait_for_timeout(g, SHORT, || true)?;
+    assert!(held);
+    drop(g);
 
     let barrier = Barrier::new(2)?;
     let b2 = barrier.clone();

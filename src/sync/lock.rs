@@ -223,8 +223,18 @@ impl Lock {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>> {
-        lock_state(&self.state, self.state.segment(), handle::deadline(timeout))
+        self.acquire_deadline(handle::deadline(timeout))
+    }
+
+    /// Acquires the lock, waiting until `deadline` (`None`: forever).
+    pub(crate) fn acquire_deadline(&self, deadline: Option<Instant>) -> Result<LockGuard<'_>> {
+        lock_state(&self.state, self.state.segment(), deadline)
             .map(|(me, died)| LockGuard::new(&self.state, me, died))
+    }
+
+    /// The robust state (a `Condition` over this lock waits with it).
+    pub(crate) fn robust(&self) -> &RobustState {
+        &self.state
     }
 
     /// Acquires the lock if it is free (or its holder is dead), without
@@ -341,6 +351,13 @@ impl<'a> LockGuard<'a> {
             owner_died,
             _not_send: PhantomData,
         }
+    }
+
+    /// The same guard with the owner-died flag of a re-acquisition (after a
+    /// `Condition` wait).
+    pub(crate) fn with_owner_died(mut self, died: bool) -> Self {
+        self.owner_died = died;
+        self
     }
 
     /// Whether the previous holder died holding the lock: what it guarded

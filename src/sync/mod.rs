@@ -29,7 +29,7 @@ mod semaphore;
 #[cfg(not(loom))]
 pub use barrier::Barrier;
 #[cfg(not(loom))]
-pub use condition::Condition;
+pub use condition::{Condition, ConditionGuard, WaitGuard};
 #[cfg(not(loom))]
 pub use event::Event;
 #[cfg(not(loom))]

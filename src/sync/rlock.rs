@@ -159,7 +159,8 @@ impl RLock {
             .map(|(me, died)| self.first_guard(me, died)))
     }
 
-    fn acquire_deadline(&self, deadline: Option<Instant>) -> Result<RLockGuard<'_>> {
+    /// Acquires the lock (again, if ours), waiting until `deadline`.
+    pub(crate) fn acquire_deadline(&self, deadline: Option<Instant>) -> Result<RLockGuard<'_>> {
         if let Some(g) = self.reenter()? {
             return Ok(g);
         }
@@ -195,6 +196,27 @@ impl RLock {
     /// Who holds it, for `shmproc inspect`.
     pub(crate) fn describe(&self) -> Vec<(&'static str, String)> {
         vec![("lock", handle::describe_lock(&self.state.lock))]
+    }
+
+    /// The robust lock under the recursion count (a `Condition` over this
+    /// lock releases and re-acquires it around a wait).
+    pub(crate) fn robust(&self) -> &RobustState {
+        &self.state.lock
+    }
+
+    /// The recursion depth, set to 0 (a `Condition` wait is about to release
+    /// the lock whatever its depth, as Python's `_release_save`). Only the
+    /// owner calls it.
+    pub(crate) fn take_depth(&self) -> u32 {
+        // Relaxed: only the owner touches the count.
+        self.state.count.swap(0, Ordering::Relaxed)
+    }
+
+    /// Restores the depth saved by [`take_depth`](Self::take_depth) once the
+    /// lock is held again (Python's `_acquire_restore`).
+    pub(crate) fn restore_depth(&self, depth: u32) {
+        // Relaxed: only the owner touches the count.
+        self.state.count.store(depth.max(1), Ordering::Relaxed);
     }
 
     /// How many guards the holder has now (0 when free); a snapshot.
@@ -281,6 +303,18 @@ impl<'a> RLockGuard<'a> {
             owner_died,
             _not_send: PhantomData,
         }
+    }
+
+    /// The lock this level belongs to.
+    pub(crate) fn lock_ref(&self) -> &'a RLock {
+        self.lock
+    }
+
+    /// The same level with the owner-died flag of a re-acquisition (after a
+    /// `Condition` wait).
+    pub(crate) fn with_owner_died(mut self, died: bool) -> Self {
+        self.owner_died = died;
+        self
     }
 
     /// Whether the previous holder died holding the lock.

@@ -142,6 +142,98 @@ fn condition_rejects_foreign_guard_and_times_out() {
 }
 
 #[test]
+fn condition_wait_for_checks_first_and_after_each_wake_up() {
+    watchdog(|| {
+        let cond = Condition::new().unwrap();
+        let calls = std::cell::Cell::new(0);
+        // True at once: no wait at all.
+        let g = cond
+            .wait_for(cond.acquire().unwrap(), || {
+                calls.set(calls.get() + 1);
+                true
+            })
+            .unwrap();
+        assert_eq!(calls.get(), 1);
+        let (g, held) = cond
+            .wait_for_timeout(g, Duration::from_millis(10), || false)
+            .unwrap();
+        assert!(!held);
+        drop(g);
+        let n = Arc::new(AtomicU32::new(0));
+        let (c2, n2) = (cond.clone(), n.clone());
+        let t = thread::spawn(move || {
+            for _ in 0..5 {
+                let _g = c2.acquire().unwrap();
+                n2.fetch_add(1, Ordering::Relaxed);
+                c2.notify_all();
+            }
+        });
+        let (g, held) = cond
+            .wait_for_timeout(cond.acquire().unwrap(), Duration::from_secs(10), || {
+                n.load(Ordering::Relaxed) == 5
+            })
+            .unwrap();
+        assert!(held);
+        drop(g);
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn condition_with_lock_shares_the_lock() {
+    let lock = Lock::new().unwrap();
+    let cond = Condition::with_lock(&lock).unwrap();
+    let g = cond.acquire().unwrap();
+    assert!(lock.is_locked());
+    assert!(lock.try_acquire().unwrap().is_none());
+    drop(g);
+    assert!(!lock.is_locked());
+    // A guard of the lock itself is one the condition waits with.
+    let g = lock.acquire().unwrap();
+    let (g, notified) = cond.wait_timeout(g, Duration::from_millis(5)).unwrap();
+    assert!(!notified && lock.is_locked());
+    drop(g);
+    // Waiting without holding the condition's lock is refused.
+    let other = Lock::new().unwrap();
+    let e = cond.wait(other.acquire().unwrap()).unwrap_err();
+    assert!(e.to_string().contains("another lock"), "{e}");
+    // It travels only with its lock: opening its segment alone is refused.
+    use crate::sync::handle::ShmHandle;
+    let e = Condition::from_segment(cond.segment().clone()).unwrap_err();
+    assert!(matches!(e, Error::Incompatible { .. }), "{e}");
+}
+
+#[test]
+fn condition_with_rlock_waits_at_any_depth() {
+    watchdog(|| {
+        let lock = RLock::new().unwrap();
+        let cond = Condition::with_rlock(&lock).unwrap();
+        let outer = cond.acquire().unwrap();
+        let inner = lock.acquire().unwrap();
+        assert_eq!(lock.depth(), 2);
+        let l2 = lock.clone();
+        let (c2, flag) = (cond.clone(), Arc::new(AtomicU32::new(0)));
+        let f2 = flag.clone();
+        let t = thread::spawn(move || {
+            let g = l2.acquire().unwrap(); // free while the waiter waits
+            f2.store(1, Ordering::Relaxed);
+            c2.notify_all();
+            drop(g);
+        });
+        let inner = cond
+            .wait_for(inner, || flag.load(Ordering::Relaxed) == 1)
+            .unwrap();
+        assert_eq!(lock.depth(), 2, "both levels restored");
+        assert!(lock.is_owned());
+        drop(inner);
+        assert_eq!(lock.depth(), 1);
+        drop(outer);
+        assert_eq!(lock.depth(), 0);
+        t.join().unwrap();
+    });
+}
+
+#[test]
 fn barrier_releases_all_parties_with_distinct_indexes() {
     watchdog(|| {
         let b = Barrier::new(3).unwrap();
