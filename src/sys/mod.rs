@@ -5,11 +5,13 @@
 //! - [`proc`]: thread/process identity, start times (pid-reuse checks), liveness.
 //! - [`process`]: child processes: fork, pidfd, reaping, signals, parent-death signal.
 //! - [`clock`]: a coarse millisecond clock for cheap bookkeeping.
+//! - `code`: naming a function across processes of one executable.
 
 #[cfg(not(target_os = "linux"))]
 compile_error!("shmproc needs Linux: futexes, memfd_create and pidfd are Linux interfaces");
 
 pub mod clock;
+pub(crate) mod code;
 pub mod futex;
 pub mod proc;
 pub mod process;
