@@ -36,9 +36,11 @@ where
         Some(pid) => {
             // The pipe ends `f` and `args` captured now belong to the child
             // too; dropping our copies must not make them look gone.
+            #[cfg(not(loom))]
             let handover = crate::pipe::forked::hand_over(pid);
             drop(f);
             drop(args);
+            #[cfg(not(loom))]
             handover.settle();
             Ok(pid)
         }

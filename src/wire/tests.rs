@@ -239,6 +239,6 @@ fn nesting_is_bounded_not_a_stack_overflow() {
     );
     assert_eq!(
         from_bytes::<Vec<Vec<Vec<u8>>>>(&[1, 1, 0]).unwrap(),
-        vec![vec![vec![]]]
+        vec![vec![Vec::<u8>::new()]]
     );
 }
