@@ -78,6 +78,7 @@ fn variant(e: &Error) -> String {
         Error::MessageTooLarge { size, max } => format!("message-too-large {size} {max}"),
         Error::Incompatible { .. } => "incompatible".into(),
         Error::Corrupt { .. } => "corrupt".into(),
+        Error::BrokenBarrier => "broken-barrier".into(),
         Error::Io(io) => {
             let io: &std::io::Error = io;
             format!("io {}", io.kind())
@@ -164,6 +165,11 @@ fn errors_users_match_on() {
     assert_eq!(variant(&e), "incompatible", "{e}");
     let e = Lock::open(&name).unwrap_err();
     assert_eq!(variant(&e), "incompatible", "{e}");
+
+    // A wait on a broken barrier.
+    let b = Barrier::new(2).unwrap();
+    b.abort();
+    assert_eq!(variant(&b.wait().unwrap_err()), "broken-barrier");
 
     // A segment whose header fails validation.
     let name = unique_name("api-corrupt");
@@ -621,8 +627,40 @@ fn event_condition_barrier_contract() -> shmproc::Result<()> {
     let mine = barrier.wait_timeout(WATCHDOG)?;
     let theirs = party.join().unwrap()?;
     assert_eq!(mine + theirs, 1); // arrival indexes 0 and 1
-    assert!(matches!(barrier.wait_timeout(SHORT), Err(Error::Timeout)));
+    let (parties, waiting): (u32, u32) = (barrier.parties(), barrier.n_waiting());
+    assert_eq!((parties, waiting), (2, 0));
+    // Python's semantics: a wait that times out breaks the barrier for every
+    // party until reset(); abort() does the same.
+    assert!(matches!(
+        barrier.wait_timeout(SHORT),
+        Err(Error::BrokenBarrier)
+    ));
+    let broken: bool = barrier.broken();
+    assert!(broken);
+    assert!(matches!(barrier.wait(), Err(Error::BrokenBarrier)));
+    barrier.reset();
+    assert!(!barrier.broken());
+    barrier.abort();
+    assert!(barrier.broken());
+    barrier.reset();
+    // The builder: an action run by one party per round, a default timeout.
+    let with_action = Barrier::builder()
+        .parties(1)
+        .action(note_round)
+        .timeout(WATCHDOG)
+        .create()?;
+    with_action.wait()?;
+    with_action.wait()?;
+    assert_eq!(ROUNDS_NOTED.load(std::sync::atomic::Ordering::SeqCst), 2);
     Ok(())
+}
+
+static ROUNDS_NOTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// A barrier action: a fn item.
+fn note_round() {
+    // SeqCst: a plain counter read once by the test; any order would do.
+    ROUNDS_NOTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
 }
 
 /// Holds every kind of lock guard, says so, and sleeps until killed.

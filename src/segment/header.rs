@@ -34,13 +34,14 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 /// ```
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMPROC\0");
 /// Bumped whenever any shared layout changes incompatibly (2: the counters
-/// block made the header 256 bytes).
+/// block made the header 256 bytes; 3: a barrier's party records and round
+/// outcomes).
 ///
 /// # Examples
 /// ```
-/// assert_eq!(shmproc::segment::LAYOUT_VERSION, 2);
+/// assert_eq!(shmproc::segment::LAYOUT_VERSION, 3);
 /// ```
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 /// The `init` word once the creator has finished initialising.
 ///
 /// # Examples

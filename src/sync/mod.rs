@@ -1,12 +1,13 @@
 //! Cross-process synchronisation primitives over futex words in shared memory.
 //!
 //! Algorithms (no syscalls, generic over [`wait::Park`], loom-checked):
-//! [`robust`] (the robust lock state machine) and [`signal`] (semaphore,
-//! event, condition sequence, barrier). Public types wrap them in segments:
+//! [`robust`] (the robust lock state machine), [`signal`] (semaphore,
+//! event, condition sequence) and `barrier_state` (the barrier's rounds). Public types wrap them in segments:
 //! [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Event`],
 //! [`Condition`], [`Barrier`]. Protocol: `docs/protocols/lock.md`.
 
 pub mod atomic;
+pub(crate) mod barrier_state;
 pub mod robust;
 pub mod signal;
 pub mod wait;
@@ -27,7 +28,7 @@ mod rlock;
 mod semaphore;
 
 #[cfg(not(loom))]
-pub use barrier::Barrier;
+pub use barrier::{Barrier, BarrierConfig};
 #[cfg(not(loom))]
 pub use condition::{Condition, ConditionGuard, WaitGuard};
 #[cfg(not(loom))]

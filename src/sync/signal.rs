@@ -1,6 +1,7 @@
-//! The non-owning futex algorithms (no syscalls): semaphore, event, condition
-//! sequence and barrier. See the "Other primitives" table in
-//! `docs/protocols/lock.md`.
+//! The non-owning futex algorithms (no syscalls): semaphore, event and
+//! condition sequence. See the "Other primitives" table in
+//! `docs/protocols/lock.md`. (The barrier, which also tracks its parties,
+//! is `barrier_state.rs`; it sleeps with the helpers below.)
 //!
 //! Each is a futex word plus a `waiters` counter. A waiter increments `waiters`,
 //! then a `fence(SeqCst)`, then the futex re-checks the word; a waker changes the
@@ -33,7 +34,7 @@ pub struct TimedOut;
 
 /// Sleeps on `word == seen` counted in `waiters`.
 #[inline]
-fn sleep<P: Park>(
+pub(crate) fn sleep<P: Park>(
     park: &P,
     word: &AtomicU32,
     waiters: &AtomicU32,
@@ -52,7 +53,7 @@ fn sleep<P: Park>(
 
 /// Whether a waker must issue a wake (someone counted in `waiters`).
 #[inline]
-fn anyone_waits(waiters: &AtomicU32) -> bool {
+pub(crate) fn anyone_waits(waiters: &AtomicU32) -> bool {
     // SYNC POINT: dekker (with `sleep`): the caller's change of the word
     // precedes this read across the fence.
     fence(Ordering::SeqCst);
@@ -358,165 +359,6 @@ impl RawCondition {
     }
 }
 
-/// Largest number of parties a barrier accepts (the count has 16 bits).
-///
-/// # Examples
-/// ```
-/// use shmproc::sync::{signal::*, wait::Futex};
-/// assert_eq!(MAX_PARTIES, 65_535); // the count is 16 bits of the futex word
-/// ```
-pub const MAX_PARTIES: u32 = 0xffff;
-const COUNT_MASK: u32 = 0xffff;
-const GEN_ONE: u32 = 1 << 16;
-
-/// A reusable barrier: `state = generation << 16 | arrived`.
-///
-/// | `state`        | meaning |
-/// |----------------|---------|
-/// | `g << 16 \| c` | generation `g`, `c < parties` parties waiting |
-/// | `(g+1) << 16`  | the last party of `g` arrived: `g` released |
-///
-/// # Examples
-/// ```
-/// use shmproc::sync::{signal::*, wait::Futex};
-/// let b = RawBarrier::default();
-/// assert_eq!(b.wait(&Futex, 1, None), Ok(0)); // one party: passes
-/// ```
-#[repr(C)]
-#[derive(Debug, Default)]
-pub struct RawBarrier {
-    state: AtomicU32,
-    waiters: AtomicU32,
-}
-
-/// Why a barrier wait failed.
-///
-/// # Examples
-/// ```
-/// use shmproc::sync::{signal::*, wait::Futex};
-/// let b = RawBarrier::default();
-/// let soon = std::time::Instant::now() + std::time::Duration::from_millis(2);
-/// assert_eq!(b.wait(&Futex, 2, Some(soon)), Err(BarrierError::TimedOut));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BarrierError {
-    /// The deadline passed; our arrival was withdrawn.
-    TimedOut,
-    /// The shared count is not below the party count (a peer scribbled).
-    Corrupt {
-        /// The count found.
-        count: u32,
-    },
-}
-
-impl RawBarrier {
-    /// Arrives and waits until `parties` parties have arrived; returns the
-    /// arrival index (0 for the first, `parties - 1` for the one that
-    /// released the others).
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::sync::{signal::*, wait::Futex};
-    /// let b = std::sync::Arc::new(RawBarrier::default());
-    /// let b2 = b.clone();
-    /// let t = std::thread::spawn(move || b2.wait(&Futex, 2, None).unwrap());
-    /// let mine = b.wait(&Futex, 2, None).unwrap();
-    /// assert_eq!(mine + t.join().unwrap(), 1);
-    /// ```
-    pub fn wait<P: Park>(
-        &self,
-        park: &P,
-        parties: u32,
-        deadline: Option<Instant>,
-    ) -> Result<u32, BarrierError> {
-        debug_assert!((1..=MAX_PARTIES).contains(&parties));
-        // Relaxed: the CAS validates; its AcqRel orders the data.
-        let mut s = self.state.load(Ordering::Relaxed);
-        let (gen, index) = loop {
-            let count = s & COUNT_MASK;
-            if count >= parties {
-                return Err(BarrierError::Corrupt { count });
-            }
-            let last = count + 1 == parties;
-            let next = if last {
-                (s & !COUNT_MASK).wrapping_add(GEN_ONE)
-            } else {
-                s + 1
-            };
-            // SYNC POINT: barrier-arrive. AcqRel: each arrival releases what it
-            // wrote and acquires the earlier arrivals.
-            match self
-                .state
-                .compare_exchange_weak(s, next, Ordering::AcqRel, Ordering::Relaxed)
-            {
-                Ok(_) if last => {
-                    if anyone_waits(&self.waiters) {
-                        park.wake_all(&self.state);
-                    }
-                    return Ok(count);
-                }
-                Ok(_) => break (s & !COUNT_MASK, count),
-                Err(now) => s = now,
-            }
-        };
-        self.wait_generation(park, gen, index, deadline)
-    }
-
-    fn wait_generation<P: Park>(
-        &self,
-        park: &P,
-        gen: u32,
-        index: u32,
-        deadline: Option<Instant>,
-    ) -> Result<u32, BarrierError> {
-        loop {
-            // SYNC POINT: barrier-arrive (Acquire of the last arrival's CAS).
-            let s = self.state.load(Ordering::Acquire);
-            if s & !COUNT_MASK != gen {
-                return Ok(index);
-            }
-            if sleep(park, &self.state, &self.waiters, s, deadline) == Wake::TimedOut {
-                return self.withdraw(gen, index);
-            }
-        }
-    }
-
-    /// Takes our arrival back after a timeout, unless the generation moved on
-    /// meanwhile (then we passed the barrier after all).
-    fn withdraw(&self, gen: u32, index: u32) -> Result<u32, BarrierError> {
-        // Acquire: if the generation moved we passed, and read what others wrote.
-        let mut s = self.state.load(Ordering::Acquire);
-        loop {
-            if s & !COUNT_MASK != gen {
-                return Ok(index);
-            }
-            if s & COUNT_MASK == 0 {
-                return Err(BarrierError::Corrupt { count: 0 });
-            }
-            // SYNC POINT: barrier-arrive.
-            match self
-                .state
-                .compare_exchange_weak(s, s - 1, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return Err(BarrierError::TimedOut),
-                Err(now) => s = now,
-            }
-        }
-    }
-
-    /// How many parties are waiting now (a snapshot).
-    ///
-    /// # Examples
-    /// ```
-    /// use shmproc::sync::{signal::*, wait::Futex};
-    /// assert_eq!(RawBarrier::default().waiting(), 0);
-    /// ```
-    pub fn waiting(&self) -> u32 {
-        // Relaxed: a snapshot.
-        self.state.load(Ordering::Relaxed) & COUNT_MASK
-    }
-}
-
 #[cfg(not(loom))]
 mod shm {
     use super::*;
@@ -524,7 +366,6 @@ mod shm {
     const _: () = assert!(std::mem::size_of::<RawSemaphore>() == 8);
     const _: () = assert!(std::mem::size_of::<RawEvent>() == 8);
     const _: () = assert!(std::mem::size_of::<RawCondition>() == 8);
-    const _: () = assert!(std::mem::size_of::<RawBarrier>() == 8);
     // SAFETY: two std u32 atomics each: every bit pattern valid, no pointers,
     // all shared mutation atomic.
     unsafe impl ShmSafe for RawSemaphore {}
@@ -532,8 +373,6 @@ mod shm {
     unsafe impl ShmSafe for RawEvent {}
     // SAFETY: as RawSemaphore.
     unsafe impl ShmSafe for RawCondition {}
-    // SAFETY: as RawSemaphore.
-    unsafe impl ShmSafe for RawBarrier {}
 }
 
 #[cfg(all(test, not(loom)))]
@@ -568,19 +407,6 @@ mod tests {
         assert!(e.wait(&Futex, None));
         e.clear();
         assert!(!e.is_set());
-    }
-
-    #[test]
-    fn barrier_generations_and_withdraw() {
-        let b = RawBarrier::default();
-        assert_eq!(b.wait(&Futex, 1, None), Ok(0));
-        assert_eq!(b.wait(&Futex, 2, soon()), Err(BarrierError::TimedOut));
-        assert_eq!(b.waiting(), 0, "the timed-out arrival was withdrawn");
-        b.state.store(7, Ordering::Relaxed);
-        assert_eq!(
-            b.wait(&Futex, 2, None),
-            Err(BarrierError::Corrupt { count: 7 })
-        );
     }
 }
 

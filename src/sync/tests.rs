@@ -249,11 +249,118 @@ fn barrier_releases_all_parties_with_distinct_indexes() {
             idx.sort_unstable();
             assert_eq!(idx, [0, 1, 2]);
         }
+        // Python's semantics: a wait that times out breaks the barrier.
         let e = b.wait_timeout(Duration::from_millis(10)).unwrap_err();
-        assert!(matches!(e, Error::Timeout), "{e}");
+        assert!(matches!(e, Error::BrokenBarrier), "{e}");
+        assert!(b.broken());
         assert_eq!(b.n_waiting(), 0);
+        assert!(matches!(b.wait(), Err(Error::BrokenBarrier)));
+        b.reset();
+        assert!(!b.broken());
         assert!(Barrier::new(0).is_err());
     });
+}
+
+static ROUNDS: AtomicU32 = AtomicU32::new(0);
+
+fn count_round() {
+    ROUNDS.fetch_add(1, Ordering::Relaxed);
+}
+
+#[test]
+fn barrier_action_runs_once_per_round_before_the_release() {
+    watchdog(|| {
+        let b = Barrier::builder()
+            .parties(3)
+            .action(count_round)
+            .create()
+            .unwrap();
+        for round in 1..=20 {
+            let ts: Vec<_> = (0..2)
+                .map(|_| {
+                    let b = b.clone();
+                    thread::spawn(move || {
+                        b.wait().unwrap();
+                        ROUNDS.load(Ordering::Relaxed)
+                    })
+                })
+                .collect();
+            b.wait().unwrap();
+            assert_eq!(ROUNDS.load(Ordering::Relaxed), round);
+            for t in ts {
+                assert_eq!(t.join().unwrap(), round, "released after the action");
+            }
+        }
+    });
+}
+
+#[test]
+fn barrier_refuses_a_capturing_action() {
+    let n = 3;
+    let e = Barrier::builder()
+        .parties(2)
+        .action(move || assert_eq!(n, 3))
+        .create()
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
+    assert!(e.to_string().contains("non-capturing"), "{e}");
+}
+
+#[test]
+fn barrier_abort_and_reset_wake_the_waiters_broken() {
+    watchdog(|| {
+        let b = Barrier::new(3).unwrap();
+        for how in ["abort", "reset"] {
+            let ts: Vec<_> = (0..2)
+                .map(|_| {
+                    let b = b.clone();
+                    thread::spawn(move || b.wait())
+                })
+                .collect();
+            while b.n_waiting() < 2 {
+                thread::yield_now();
+            }
+            if how == "abort" {
+                b.abort();
+            } else {
+                b.reset();
+            }
+            for t in ts {
+                let r = t.join().unwrap();
+                assert!(matches!(r, Err(Error::BrokenBarrier)), "{how}: {r:?}");
+            }
+            assert_eq!(b.broken(), how == "abort");
+            b.reset();
+            // Usable again: a full round passes.
+            let ts: Vec<_> = (0..2)
+                .map(|_| {
+                    let b = b.clone();
+                    thread::spawn(move || b.wait().unwrap())
+                })
+                .collect();
+            b.wait().unwrap();
+            for t in ts {
+                t.join().unwrap();
+            }
+        }
+    });
+}
+
+#[test]
+fn barrier_default_timeout_is_shared_and_breaks_it() {
+    let name = unique_name("barrier-timeout");
+    let b = Barrier::builder()
+        .name(&name)
+        .parties(2)
+        .timeout(Duration::from_millis(10))
+        .create()
+        .unwrap();
+    let other = Barrier::open(&name).unwrap();
+    assert_eq!(other.timeout(), Some(Duration::from_millis(10)));
+    let start = Instant::now();
+    assert!(matches!(other.wait(), Err(Error::BrokenBarrier)));
+    assert!(start.elapsed() >= Duration::from_millis(10));
+    assert!(b.broken());
 }
 
 #[test]
@@ -271,6 +378,42 @@ fn corrupt_params_are_rejected_on_open() {
         persist: false,
     };
     let _seg = Segment::create(&spec, &place, |_| Ok(())).unwrap();
+    let e = Barrier::open(&name).unwrap_err();
+    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+}
+
+#[test]
+fn a_barrier_too_short_for_its_parties_or_with_a_bad_action_seal_is_refused() {
+    use crate::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
+    let name = unique_name("barrier-short");
+    let spec = Spec {
+        kind: Kind::Barrier,
+        ty: TypeFingerprint::none(),
+        payload_len: 64,
+        params: [2, 0, 0, 0],
+    };
+    let place = Placement {
+        name: Some(name.clone()),
+        persist: false,
+    };
+    let _seg = Segment::create(&spec, &place, |_| Ok(())).unwrap();
+    let e = Barrier::open(&name).unwrap_err();
+    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+
+    let name = unique_name("barrier-seal");
+    let b = Barrier::builder()
+        .name(&name)
+        .parties(1)
+        .action(count_round)
+        .create()
+        .unwrap();
+    // A peer scribbles on the action's offset: the seal no longer matches.
+    use crate::sync::handle::ShmHandle;
+    let seg = b.segment();
+    // Payload offset 16 is `action.offset` (after the 8-byte word and 8
+    // reserved bytes).
+    let offset = seg.view::<std::sync::atomic::AtomicU64>(16).unwrap();
+    offset.fetch_add(64, Ordering::Relaxed);
     let e = Barrier::open(&name).unwrap_err();
     assert!(matches!(e, Error::Corrupt { .. }), "{e}");
 }
