@@ -15,14 +15,6 @@ use std::time::Duration;
 
 use shmproc::{Error, Pipe, Process, RawValue};
 
-/// Waits (bounded) until `go` is set, in a child.
-fn child_waits_for(go: &RawValue<u32>) {
-    let deadline = std::time::Instant::now() + WATCHDOG;
-    while go.load() == 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 #[test]
 fn a_sender_captured_by_fork_sends_after_the_parent_dropped_its_copy() {
     shmproc::init();
@@ -35,7 +27,7 @@ fn a_sender_captured_by_fork_sends_after_the_parent_dropped_its_copy() {
     let p = r.watch(
         Process::builder()
             .spawn_fork(move || {
-                child_waits_for(&g2);
+                wait_for(&g2, 1);
                 tx.send(&42).unwrap();
                 tx.send(&43).unwrap();
             })
@@ -90,7 +82,7 @@ fn an_end_the_forked_child_did_not_capture_is_not_held_by_it() {
         Process::builder()
             .spawn_fork(move || {
                 s2.store(1);
-                child_waits_for(&g2);
+                wait_for(&g2, 1);
             })
             .unwrap(),
     );
@@ -120,7 +112,7 @@ fn a_sender_the_forked_child_drops_at_once_is_gone_while_it_runs() {
             .spawn_fork(move || {
                 tx.send(&1).unwrap();
                 drop(tx);
-                child_waits_for(&g2);
+                wait_for(&g2, 1);
             })
             .unwrap(),
     );

@@ -1,6 +1,6 @@
 //! `maxtasksperchild`: workers retire and are replaced, and a healthy worker
-//! is never taken for a broken one (CPython's `test_pool_worker_lifetime`
-//! and `test_pool_worker_lifetime_early_close`).
+//! is never taken for a broken one (after CPython's
+//! `test_pool_worker_lifetime`; the early-close case is in `pool.rs`).
 //!
 //! Alone in its binary with a capturing logger: the pool reports every
 //! worker that ends other than by a clean exit with nothing in flight
@@ -10,46 +10,16 @@
 mod common;
 use common::{Watchdog, WATCHDOG};
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::logs::{capture, seen};
 use shmproc::Pool;
-
-/// Keeps every record's text.
-struct Capture(Mutex<Vec<String>>);
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, r: &log::Record<'_>) {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("{} {}", r.level(), r.args()));
-    }
-    fn flush(&self) {}
-}
-
-static CAPTURE: Capture = Capture(Mutex::new(Vec::new()));
-
-fn capture() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        log::set_logger(&CAPTURE).unwrap();
-        log::set_max_level(log::LevelFilter::Debug);
-    });
-}
 
 /// Worker ends that were not a clean exit with nothing in flight.
 fn unclean_ends() -> Vec<String> {
-    CAPTURE
-        .0
-        .lock()
-        .unwrap()
-        .iter()
+    seen()
+        .into_iter()
         .filter(|l| l.contains("ended with"))
-        .cloned()
         .collect()
 }
 

@@ -42,5 +42,7 @@ pub use rlock::{RLock, RLockGuard};
 #[cfg(not(loom))]
 pub use semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
 
+#[cfg(all(test, loom))]
+mod loom_death;
 #[cfg(all(test, not(loom)))]
 mod tests;

@@ -363,42 +363,33 @@ fn barrier_default_timeout_is_shared_and_breaks_it() {
     assert!(b.broken());
 }
 
-#[test]
-fn corrupt_params_are_rejected_on_open() {
+/// A named barrier segment with `params` and `payload_len` bytes, as a peer
+/// may have left it.
+fn raw_barrier_segment(payload_len: u64, params: [u64; 4]) -> (String, crate::segment::Segment) {
     use crate::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
     let name = unique_name("barrier-corrupt");
     let spec = Spec {
         kind: Kind::Barrier,
         ty: TypeFingerprint::none(),
-        payload_len: 8,
-        params: [0, 0, 0, 0],
+        payload_len,
+        params,
     };
     let place = Placement {
         name: Some(name.clone()),
         persist: false,
     };
-    let _seg = Segment::create(&spec, &place, |_| Ok(())).unwrap();
-    let e = Barrier::open(&name).unwrap_err();
-    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    let seg = Segment::create(&spec, &place, |_| Ok(())).unwrap();
+    (name, seg)
 }
 
 #[test]
-fn a_barrier_too_short_for_its_parties_or_with_a_bad_action_seal_is_refused() {
-    use crate::segment::{Kind, Placement, Segment, Spec, TypeFingerprint};
-    let name = unique_name("barrier-short");
-    let spec = Spec {
-        kind: Kind::Barrier,
-        ty: TypeFingerprint::none(),
-        payload_len: 64,
-        params: [2, 0, 0, 0],
-    };
-    let place = Placement {
-        name: Some(name.clone()),
-        persist: false,
-    };
-    let _seg = Segment::create(&spec, &place, |_| Ok(())).unwrap();
-    let e = Barrier::open(&name).unwrap_err();
-    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+fn corrupt_barriers_are_rejected_on_open() {
+    // No parties; parties but no room for their records.
+    for (len, parties) in [(8, 0), (64, 2)] {
+        let (name, _seg) = raw_barrier_segment(len, [parties, 0, 0, 0]);
+        let e = Barrier::open(&name).unwrap_err();
+        assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    }
 
     let name = unique_name("barrier-seal");
     let b = Barrier::builder()

@@ -7,83 +7,15 @@
 //! that goes unnoticed as a failed assertion (or a deadlock).
 
 use super::*;
-use loom::sync::atomic::AtomicBool;
-use loom::sync::{Arc, Condvar, Mutex};
+use crate::sync::loom_death::DeathPark;
+use loom::sync::Arc;
 use loom::thread;
-use std::time::Duration;
-
-/// The futex table of `wait::loom_park`, plus what production slices give:
-/// a sleeper returns at once (its slice expires) once some party is dead. A
-/// death is a flag set under the table's mutex, so it cannot slip between a
-/// sleeper's check and its sleep. Deadlines: a timed wait may give up at
-/// once, so loom explores both outcomes.
-struct Park2 {
-    lock: Mutex<()>,
-    cv: Condvar,
-    dead: [AtomicBool; 4],
-}
-
-impl Park2 {
-    fn new() -> Self {
-        Park2 {
-            lock: Mutex::new(()),
-            cv: Condvar::new(),
-            dead: [
-                AtomicBool::new(false),
-                AtomicBool::new(false),
-                AtomicBool::new(false),
-                AtomicBool::new(false),
-            ],
-        }
-    }
-
-    fn any_dead(&self) -> bool {
-        self.dead.iter().any(|d| d.load(Ordering::SeqCst))
-    }
-
-    /// Party `tid` dies: from now on it is dead and slices expire.
-    fn die(&self, tid: u32) {
-        let _g = self.lock.lock().unwrap();
-        self.dead[tid as usize].store(true, Ordering::SeqCst);
-        self.cv.notify_all();
-    }
-}
-
-impl Park for Park2 {
-    fn wait(&self, word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Wake {
-        let guard = self.lock.lock().unwrap();
-        if word.load(Ordering::SeqCst) != expected {
-            return Wake::Woken;
-        }
-        if self.any_dead() || deadline.is_some() {
-            return Wake::TimedOut;
-        }
-        drop(self.cv.wait(guard).unwrap());
-        Wake::Woken
-    }
-
-    fn wake(&self, _word: &AtomicU32, _n: u32) {
-        let _g = self.lock.lock().unwrap();
-        self.cv.notify_all();
-    }
-}
-
-impl Liveness for Park2 {
-    fn is_dead(&self, tid: u32, _start: Option<u64>) -> bool {
-        self.dead
-            .get(tid as usize)
-            .is_some_and(|d| d.load(Ordering::SeqCst))
-    }
-    fn check_interval(&self, _n: u32) -> Option<Duration> {
-        None
-    }
-}
 
 struct World {
     word: BarrierWord,
     outcomes: [AtomicU32; 2],
     records: Vec<Record>,
-    park: Park2,
+    park: DeathPark,
     /// Data written before arriving, or by the action.
     data: AtomicU32,
 }
@@ -113,7 +45,7 @@ fn world(parties: usize) -> Arc<World> {
         word: BarrierWord::default(),
         outcomes: [AtomicU32::new(0), AtomicU32::new(0)],
         records: (0..parties).map(|_| Record::default()).collect(),
-        park: Park2::new(),
+        park: DeathPark::new(None),
         data: AtomicU32::new(0),
     })
 }
