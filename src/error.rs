@@ -19,7 +19,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong in shmproc.
 ///
 /// Variants users match on are stable: `Timeout`, `Empty`, `Full`, `Closed`,
-/// `WorkerDied`, `TaskPanicked`, `MessageTooLarge`, `Incompatible`, `Corrupt`, `Io`.
+/// `WorkerDied`, `TaskPanicked`, `MessageTooLarge`, `Incompatible`, `Corrupt`, `Io`,
+/// `BrokenBarrier`.
 ///
 /// # Examples
 /// ```
@@ -41,6 +42,16 @@ pub enum Error {
     /// A blocking call with a timeout ran out of time.
     #[error("timed out")]
     Timeout,
+    /// A `Barrier` wait found the barrier broken, or it broke while waiting
+    /// (a wait timed out, `abort()`, a party died waiting, or the action
+    /// panicked); it stays broken until `reset()` (Python's
+    /// `BrokenBarrierError`).
+    #[error(
+        "broken barrier: expected a barrier to pass, found it broken (a wait timed out, \
+         abort() was called, a party died while waiting or the action panicked); \
+         reset() repairs it"
+    )]
+    BrokenBarrier,
     /// A non-blocking receive found nothing to take.
     #[error("empty: nothing to receive")]
     Empty,

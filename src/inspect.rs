@@ -132,13 +132,7 @@ fn describe(seg: Segment) -> Result<Vec<(&'static str, String)>> {
             let set = Event::from_segment(seg)?.is_set();
             vec![("flag", if set { "set" } else { "clear" }.to_owned())]
         }
-        Kind::Barrier => {
-            let b = Barrier::from_segment(seg)?;
-            vec![
-                ("parties", b.parties().to_string()),
-                ("waiting", b.n_waiting().to_string()),
-            ]
-        }
+        Kind::Barrier => Barrier::describe(seg)?,
         Kind::Value | Kind::Array => crate::value::region::describe(&seg, true)?,
         Kind::RawValue | Kind::RawArray => crate::value::region::describe(&seg, false)?,
         Kind::Queue | Kind::Pipe => crate::chan::Chan::open(seg)?.describe(),

@@ -50,7 +50,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 // Under loom only the algorithms and their models are exercised.
-#![cfg_attr(loom, allow(dead_code))]
+#![cfg_attr(loom, allow(dead_code, unreachable_pub))]
 
 #[cfg(not(loom))]
 mod array;
@@ -93,8 +93,8 @@ pub use segment::unlink;
 pub use sync::many::{wait, Waitable};
 #[cfg(not(loom))]
 pub use sync::{
-    Barrier, BoundedSemaphore, Builder, Condition, Event, Lock, LockGuard, RLock, RLockGuard,
-    Semaphore, SemaphoreGuard,
+    Barrier, BarrierConfig, BoundedSemaphore, Builder, Condition, ConditionGuard, Event, Lock,
+    LockGuard, RLock, RLockGuard, Semaphore, SemaphoreGuard, WaitGuard,
 };
 #[cfg(not(loom))]
 pub use value::{AtomicInt, RawValue, Value, ValueGuard};

@@ -79,6 +79,7 @@ fn variant(e: &Error) -> String {
         Error::MessageTooLarge { size, max } => format!("message-too-large {size} {max}"),
         Error::Incompatible { .. } => "incompatible".into(),
         Error::Corrupt { .. } => "corrupt".into(),
+        Error::BrokenBarrier => "broken-barrier".into(),
         Error::Io(io) => {
             let io: &std::io::Error = io;
             format!("io {}", io.kind())
@@ -165,6 +166,11 @@ fn errors_users_match_on() {
     assert_eq!(variant(&e), "incompatible", "{e}");
     let e = Lock::open(&name).unwrap_err();
     assert_eq!(variant(&e), "incompatible", "{e}");
+
+    // A wait on a broken barrier.
+    let b = Barrier::new(2).unwrap();
+    b.abort();
+    assert_eq!(variant(&b.wait().unwrap_err()), "broken-barrier");
 
     // A segment whose header fails validation.
     let name = unique_name("api-corrupt");
@@ -425,8 +431,12 @@ fn value_and_array_contract() -> shmproc::Result<()> {
         assert_deref_mut::<u64, _>(&g);
         assert!(!g.owner_died());
         *g += 1;
+        // The Value/Array locks' try: `Ok(None)` when held, as the others.
+        let held: Option<ValueGuard<u64>> = v.try_lock()?;
+        assert!(held.is_none());
     }
     assert_eq!(v.get(), 6);
+    assert!(v.try_lock()?.is_some());
     v.set(10);
     let x: u64 = v.get();
     assert_eq!(x, 10);
@@ -450,6 +460,8 @@ fn value_and_array_contract() -> shmproc::Result<()> {
         for x in g.iter_mut().skip(1) {
             *x *= 2;
         }
+        let held: Option<ArrayGuard<u32>> = b.try_lock()?;
+        assert!(held.is_none());
     }
     assert_eq!(b.to_vec(), [10, 4, 6]);
     assert_eq!(b.get(2), Some(6));
@@ -484,22 +496,27 @@ fn lock_rlock_semaphores_contract() -> shmproc::Result<()> {
     let other = std::thread::spawn(move || {
         (
             variant(&l2.acquire_timeout(SHORT).unwrap_err()),
-            l2.try_acquire().is_err(),
+            // Held elsewhere: `Ok(None)`, as Python's `acquire(False)` is `False`.
+            l2.try_acquire().unwrap().is_none(),
         )
     });
     assert_eq!(other.join().unwrap(), ("timeout".to_string(), true));
     drop(g); // guards release on drop
-    drop(lock.try_acquire()?);
+    let g: Option<LockGuard> = lock.try_acquire()?;
+    assert!(g.is_some());
+    drop(g);
     drop(lock.acquire_timeout(WATCHDOG)?);
 
     let rlock = RLock::new()?;
     let outer: RLockGuard = rlock.acquire()?;
-    let inner = rlock.try_acquire()?; // reentrant
+    let inner: RLockGuard = rlock.try_acquire()?.expect("reentrant");
     assert!(!inner.owner_died());
     let r2 = rlock.clone();
-    assert!(std::thread::spawn(move || r2.try_acquire().is_err())
-        .join()
-        .unwrap());
+    assert!(
+        std::thread::spawn(move || r2.try_acquire().unwrap().is_none())
+            .join()
+            .unwrap()
+    );
     drop(inner);
     drop(outer);
     let r2 = rlock.clone();
@@ -511,10 +528,10 @@ fn lock_rlock_semaphores_contract() -> shmproc::Result<()> {
 
     let sem = Semaphore::new(2)?;
     let p1: SemaphoreGuard = sem.acquire()?;
-    let p2 = sem.try_acquire()?;
+    let p2: SemaphoreGuard = sem.try_acquire()?.expect("a free permit");
     assert_eq!(sem.value(), 0);
     assert!(matches!(sem.acquire_timeout(SHORT), Err(Error::Timeout)));
-    assert!(sem.try_acquire().is_err());
+    assert!(sem.try_acquire()?.is_none());
     drop(p1);
     assert_eq!(sem.value(), 1);
     drop(p2);
@@ -527,7 +544,7 @@ fn lock_rlock_semaphores_contract() -> shmproc::Result<()> {
     let bounded = BoundedSemaphore::new(1)?;
     assert!(bounded.release().is_err()); // above its initial value
     let permit = bounded.acquire()?;
-    assert!(bounded.try_acquire().is_err());
+    assert!(bounded.try_acquire()?.is_none());
     assert!(matches!(
         bounded.acquire_timeout(SHORT),
         Err(Error::Timeout)
@@ -589,7 +606,27 @@ fn event_condition_barrier_contract() -> shmproc::Result<()> {
     });
     watchdog(30, move || waiter.join().unwrap())?;
     notifier.join().unwrap()?;
-    drop(cond.try_acquire()?);
+    drop(cond.try_acquire()?.expect("free"));
+    // wait_for / wait_for_timeout: the guard back, and whether the
+    // predicate held (Python's return value).
+    let g = cond.wait_for(cond.acquire()?, || flag.get() == 1)?;
+    let (g, held): (_, bool) = cond.wait_for_timeout(g, SHORT, || flag.get() == 2)?;
+    assert!(!held);
+    drop(g);
+    // Python's Condition(lock): over an existing Lock or RLock, shared.
+    let lock = Lock::new()?;
+    let over_lock = Condition::with_lock(&lock)?;
+    let g: LockGuard = lock.acquire()?;
+    assert!(over_lock.try_acquire()?.is_none());
+    let (g, notified) = over_lock.wait_timeout(g, SHORT)?;
+    assert!(!notified);
+    drop(g);
+    let rlock = RLock::new()?;
+    let over_rlock = Condition::with_rlock(&rlock)?;
+    let g: RLockGuard = rlock.acquire()?;
+    let (g, held) = over_rlock.wait_for_timeout(g, SHORT, || true)?;
+    assert!(held);
+    drop(g);
 
     let barrier = Barrier::new(2)?;
     let b2 = barrier.clone();
@@ -597,8 +634,40 @@ fn event_condition_barrier_contract() -> shmproc::Result<()> {
     let mine = barrier.wait_timeout(WATCHDOG)?;
     let theirs = party.join().unwrap()?;
     assert_eq!(mine + theirs, 1); // arrival indexes 0 and 1
-    assert!(matches!(barrier.wait_timeout(SHORT), Err(Error::Timeout)));
+    let (parties, waiting): (u32, u32) = (barrier.parties(), barrier.n_waiting());
+    assert_eq!((parties, waiting), (2, 0));
+    // Python's semantics: a wait that times out breaks the barrier for every
+    // party until reset(); abort() does the same.
+    assert!(matches!(
+        barrier.wait_timeout(SHORT),
+        Err(Error::BrokenBarrier)
+    ));
+    let broken: bool = barrier.broken();
+    assert!(broken);
+    assert!(matches!(barrier.wait(), Err(Error::BrokenBarrier)));
+    barrier.reset();
+    assert!(!barrier.broken());
+    barrier.abort();
+    assert!(barrier.broken());
+    barrier.reset();
+    // The builder: an action run by one party per round, a default timeout.
+    let with_action = Barrier::builder()
+        .parties(1)
+        .action(note_round)
+        .timeout(WATCHDOG)
+        .create()?;
+    with_action.wait()?;
+    with_action.wait()?;
+    assert_eq!(ROUNDS_NOTED.load(std::sync::atomic::Ordering::SeqCst), 2);
     Ok(())
+}
+
+static ROUNDS_NOTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// A barrier action: a fn item.
+fn note_round() {
+    // SeqCst: a plain counter read once by the test; any order would do.
+    ROUNDS_NOTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
 }
 
 /// Holds every kind of lock guard, says so, and sleeps until killed.

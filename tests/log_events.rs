@@ -2,43 +2,12 @@
 //! application installs a logger; with one, segments created, opened and
 //! unlinked and processes spawned and exited are reported.
 
-mod common;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use shmproc::{Error, Lock, Pool, Process};
 
-/// Keeps every record's text.
-struct Capture(Mutex<Vec<String>>);
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, r: &log::Record<'_>) {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("{} {}", r.level(), r.args()));
-    }
-    fn flush(&self) {}
-}
-
-static CAPTURE: Capture = Capture(Mutex::new(Vec::new()));
-
-/// Installs the capturing logger once for this test binary (tests share it).
-fn capture() -> &'static Capture {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        log::set_logger(&CAPTURE).unwrap();
-        log::set_max_level(log::LevelFilter::Debug);
-    });
-    &CAPTURE
-}
-
-fn seen() -> Vec<String> {
-    capture().0.lock().unwrap().clone()
-}
+mod common;
+use common::logs::{capture, seen};
 
 /// Kills its own pool worker on 0 (as the OOM killer would).
 fn die_on_zero(x: u64) -> u64 {

@@ -399,6 +399,86 @@ fn panicking_task_fails_only_itself() {
     assert_eq!(pool.apply(square, 3).unwrap(), 9);
 }
 
+/// Panics with CPython's test message, `"x" * 1024**2`, on 3.
+fn panic_1mib_on_3(x: u64) -> u64 {
+    if x == 3 {
+        panic!("{}", "x".repeat(1 << 20));
+    }
+    x
+}
+
+/// As `panic_1mib_on_3`, for `starmap`.
+fn panic_1mib_on_3_star(x: u64, y: u64) -> u64 {
+    panic_1mib_on_3(x) + y
+}
+
+/// Panics with a 1 MiB message while starting.
+fn panicking_init_1mib(_: ()) {
+    panic!("{}", "x".repeat(1 << 20));
+}
+
+/// A 1 MiB panic message, cut to fit the result ring with its marker.
+fn assert_long_panic(r: &Result<u64, Error>, what: &str) {
+    match r {
+        Err(Error::TaskPanicked { message }) => {
+            assert!(
+                message.starts_with("xxxxxxxx"),
+                "{what}: {}",
+                &message[..40]
+            );
+            assert!(
+                message.ends_with("... [truncated: the message had 1048576 bytes]"),
+                "{what}: {}",
+                &message[message.len().saturating_sub(80)..]
+            );
+            assert!(message.len() > 1000, "{what}: as much as fits is kept");
+        }
+        other => panic!("{what}: expected TaskPanicked, found {other:?}"),
+    }
+}
+
+/// A panic is `TaskPanicked` whatever its message's size, through every
+/// method (CPython's `test_map_handle_iterable_exception` family raises
+/// `ValueError("x" * 1024**2)`); the ring's limit cuts the message, it
+/// does not turn the panic into `MessageTooLarge`.
+#[test]
+fn a_panic_with_a_1mib_message_is_task_panicked_in_every_method() {
+    shmproc::init();
+    let _w = Watchdog::new("1 MiB panic");
+    let pool = Pool::new(2).unwrap();
+    let first = |r: Result<Vec<u64>, Error>| r.map(|v| v[0]);
+    assert_long_panic(&first(pool.map(panic_1mib_on_3, 0..10u64)), "map");
+    assert_long_panic(
+        &first(pool.map_async(panic_1mib_on_3, 0..10u64).get()),
+        "map_async",
+    );
+    let pairs: Vec<(u64, u64)> = (0..10).map(|x| (x, 1)).collect();
+    assert_long_panic(&first(pool.starmap(panic_1mib_on_3_star, pairs)), "starmap");
+    assert_long_panic(&pool.apply(panic_1mib_on_3, 3), "apply");
+    assert_long_panic(&pool.apply_async(panic_1mib_on_3, 3).get(), "apply_async");
+    let got: Vec<_> = pool.imap(panic_1mib_on_3, 0..10u64).collect();
+    assert_long_panic(&got[3], "imap");
+    assert!(got
+        .iter()
+        .enumerate()
+        .all(|(i, r)| i == 3 || r.as_ref().ok() == Some(&(i as u64))));
+    let got: Vec<_> = pool.imap_unordered(panic_1mib_on_3, 0..10u64).collect();
+    let failed: Vec<_> = got.iter().filter(|r| r.is_err()).collect();
+    assert_eq!(failed.len(), 1);
+    assert_long_panic(failed[0], "imap_unordered");
+    match Pool::builder()
+        .processes(1)
+        .initializer(panicking_init_1mib, ())
+        .build()
+    {
+        Err(Error::TaskPanicked { message }) => {
+            assert!(message.contains("xxxxxxxx"), "{}", &message[..80]);
+            assert!(message.contains("[truncated: the message had 1048576 bytes]"));
+        }
+        other => panic!("initializer: expected TaskPanicked, found {other:?}"),
+    }
+}
+
 #[test]
 fn sigkilled_worker_fails_its_task_and_is_replaced() {
     shmproc::init();
@@ -691,6 +771,27 @@ fn maxtasksperchild_replaces_workers() {
     for pid in &pids[..4] {
         assert!(gone(*pid), "retired worker {pid} left a zombie");
     }
+}
+
+/// A pool of one worker that retires after every task, closed while tasks
+/// are still queued: every task runs, each in a fresh worker, and the join
+/// returns (CPython's `test_pool_worker_lifetime_early_close`).
+#[test]
+fn maxtasksperchild_early_close_runs_every_task_in_fresh_workers() {
+    shmproc::init();
+    let _w = Watchdog::new("maxtasksperchild early close");
+    let pool = Pool::builder()
+        .processes(1)
+        .maxtasksperchild(1)
+        .build()
+        .unwrap();
+    let results: Vec<_> = (0..6).map(|i| pool.apply_async(pid_of, i)).collect();
+    pool.close();
+    pool.join().unwrap();
+    let mut pids: Vec<u32> = results.into_iter().map(|r| r.get().unwrap()).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    assert_eq!(pids.len(), 6, "one worker per task");
 }
 
 #[test]

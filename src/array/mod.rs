@@ -193,22 +193,23 @@ impl<T: Pod> Array<T> {
         self.lock_deadline(handle::deadline(timeout))
     }
 
-    /// Locks the array if it is free (or its holder is dead).
+    /// Locks the array if it is free (or its holder is dead); `Ok(None)` if
+    /// a live holder has it.
     ///
     /// # Errors
-    /// `Timeout` if a live holder has it.
+    /// None today; the `Result` keeps the shape of the other locks.
     ///
     /// # Examples
     /// ```
     /// let a = shmproc::Array::<u8>::new(2)?;
-    /// let g = a.try_lock()?;
-    /// assert!(a.try_lock().is_err()); // held
+    /// let g = a.try_lock()?.expect("free");
+    /// assert!(a.try_lock()?.is_none()); // held
     /// drop(g);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    pub fn try_lock(&self) -> Result<ArrayGuard<'_, T>> {
-        let (me, died) = try_lock_state(self.state(), self.region.segment())?;
-        Ok(self.guard(me, died))
+    pub fn try_lock(&self) -> Result<Option<ArrayGuard<'_, T>>> {
+        Ok(try_lock_state(self.state(), self.region.segment())?
+            .map(|(me, died)| self.guard(me, died)))
     }
 
     fn lock_deadline(&self, deadline: Option<Instant>) -> Result<ArrayGuard<'_, T>> {
@@ -416,7 +417,7 @@ impl<T> ArrayGuard<'_, T> {
     /// ```
     /// let a = shmproc::Array::<u8>::new(1)?;
     /// a.lock()?.release()?;
-    /// assert!(a.try_lock().is_ok());
+    /// assert!(a.try_lock()?.is_some());
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn release(self) -> Result<()> {

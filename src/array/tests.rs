@@ -79,7 +79,7 @@ fn dead_thread_holding_array_lock_is_reported() {
     std::thread::spawn(move || std::mem::forget(a2.lock().unwrap()))
         .join()
         .unwrap();
-    assert!(a.try_lock().unwrap().owner_died());
+    assert!(a.try_lock().unwrap().unwrap().owner_died());
 }
 
 #[test]

@@ -163,7 +163,24 @@ pub(crate) fn register(chan: Chan, role: Role) -> Result<End> {
     let _g = EDIT.lock();
     let pid = task::pid();
     let start = task::start_time(pid).unwrap_or(1);
-    let t = table(&chan, role);
+    let found = add_holder(&chan, role, pid, start);
+    let end = Arc::new(EndInner {
+        chan,
+        role,
+        pid,
+        slot: found,
+        held: Mutex::new(None),
+        has_held: AtomicBool::new(false),
+    });
+    super::forked::track(&end);
+    Ok(end)
+}
+
+/// Counts one more registration of process `pid` (started at `start`) at
+/// `role` of `chan`; its entry, or `None` when the table is full. The
+/// caller holds `EDIT`.
+fn add_holder(chan: &Chan, role: Role, pid: u32, start: u64) -> Option<usize> {
+    let t = table(chan, role);
     // Relaxed throughout: entries are advisory liveness records; a reader
     // that sees a half-written entry treats start 0 as "pid exists".
     let mut found = None;
@@ -182,14 +199,63 @@ pub(crate) fn register(chan: Chan, role: Role) -> Result<End> {
         t.overflow.store(1, Ordering::Relaxed);
     }
     t.connected.store(1, Ordering::Relaxed);
-    Ok(Arc::new(EndInner {
-        chan,
-        role,
-        pid,
-        slot: found,
-        held: Mutex::new(None),
-        has_held: AtomicBool::new(false),
-    }))
+    found
+}
+
+/// Takes one registration of `pid` off entry `i` of `role` of `chan`; the
+/// last one frees the entry and wakes the ring's sleepers (they re-check
+/// whether the end is gone). The caller holds `EDIT`.
+fn drop_holder(chan: &Chan, role: Role, i: usize, pid: u32) {
+    let e = &table(chan, role).entries[i.min(END_ENTRIES - 1)];
+    // Relaxed: see register.
+    if e.pid.load(Ordering::Relaxed) == pid && e.count.fetch_sub(1, Ordering::Relaxed) == 1 {
+        e.start.store(0, Ordering::Relaxed);
+        // Release: a peer that sees the entry free also sees the messages we
+        // sent (SYNC POINT: end-gone, paired with the Acquire in `gone`).
+        e.pid.store(0, Ordering::Release);
+        chan.ring().notify_all(&Futex);
+    }
+}
+
+/// The entry of process `pid` (started at `start`) at `role` of `chan`.
+fn entry_of(chan: &Chan, role: Role, pid: u32, start: u64) -> Option<usize> {
+    // Relaxed: see register.
+    table(chan, role).entries.iter().position(|e| {
+        e.pid.load(Ordering::Relaxed) == pid && e.start.load(Ordering::Relaxed) == start
+    })
+}
+
+/// What a fork needs to hand this process's ends to the child: see
+/// `forked.rs`. The caller holds none of the locks.
+pub(super) mod for_fork {
+    use super::*;
+
+    /// One more registration on the entry of this process (`me`, started
+    /// at `start`) at `end` (kept while the parent finds out whether the
+    /// child captured the end); the entry, or `None` if this process holds
+    /// no registration there (an end it inherited but was not given).
+    pub(crate) fn hold(end: &EndInner, me: u32, start: u64) -> Option<usize> {
+        let _g = EDIT.lock();
+        let i = entry_of(&end.chan, end.role, me, start)?;
+        // Relaxed: see register.
+        table(&end.chan, end.role).entries[i]
+            .count
+            .fetch_add(1, Ordering::Relaxed);
+        Some(i)
+    }
+
+    /// Takes back a [`hold`] on entry `slot` of `role` of `chan`.
+    pub(crate) fn unhold(chan: &Chan, role: Role, slot: usize, pid: u32) {
+        let _g = EDIT.lock();
+        drop_holder(chan, role, slot, pid);
+    }
+
+    /// Registers the forked `child` (started at `start`) as holding `role`
+    /// of `chan`.
+    pub(crate) fn register_child(chan: &Chan, role: Role, child: u32, start: u64) {
+        let _g = EDIT.lock();
+        add_holder(chan, role, child, start);
+    }
 }
 
 /// Records one handle of `role` of `chan` in transit from this process to a
@@ -257,25 +323,41 @@ pub(crate) fn register_received(chan: Chan, role: Role) -> Result<End> {
 
 impl Drop for EndInner {
     fn drop(&mut self) {
+        let me = task::pid();
+        if me != self.pid {
+            self.drop_in_forked_child(me);
+            return;
+        }
         let Some(i) = self.slot else { return };
-        if task::pid() != self.pid {
-            return; // a forked child's copy: the entry is the parent's
-        }
         let _g = EDIT.lock();
-        let e = &table(&self.chan, self.role).entries[i.min(END_ENTRIES - 1)];
-        // Relaxed: see register.
-        if e.pid.load(Ordering::Relaxed) == self.pid && e.count.fetch_sub(1, Ordering::Relaxed) == 1
-        {
-            e.start.store(0, Ordering::Relaxed);
-            // Release: a peer that sees the entry free also sees the messages we
-            // sent (SYNC POINT: end-gone, paired with the Acquire in `gone`).
-            e.pid.store(0, Ordering::Release);
-            self.chan.ring().notify_all(&Futex);
-        }
+        drop_holder(&self.chan, self.role, i, self.pid);
     }
 }
 
 impl EndInner {
+    /// A forked child's copy: the parent registers the child for the ends
+    /// its closure captured (`forked.rs`) right after the fork, which a
+    /// quick child may beat; only a captured end can be dropped here, so
+    /// wait (bounded) for that registration, then take it back.
+    #[cold]
+    fn drop_in_forked_child(&self, me: u32) {
+        let start = task::start_time(me).unwrap_or(1);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
+        loop {
+            {
+                let _g = EDIT.lock();
+                if let Some(i) = entry_of(&self.chan, self.role, me, start) {
+                    drop_holder(&self.chan, self.role, i, me);
+                    return;
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                return; // never registered (not captured, or the table was full)
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
     /// Takes back the message a too-small `recv_bytes_into` left, if any.
     #[inline]
     pub(crate) fn take_held(&self) -> Option<Vec<u8>> {

@@ -6,13 +6,15 @@
 //! messages and then `Closed`. See `docs/protocols/pipe.md`.
 //!
 //! - `create.rs`: [`Pipe`] and [`PipeBuilder`] (the ends' segments);
-//! - `ends.rs`: which processes hold each end; `oneway.rs`: [`Receiver`]
+//! - `ends.rs`: which processes hold each end (`forked.rs`: the ends a
+//!   forked child captured); `oneway.rs`: [`Receiver`]
 //!   and [`Sender`] calls; `transfer.rs`: ends passed to other processes;
 //! - here: [`Connection`], its send/receive calls and `poll`.
 
 mod aio;
 mod create;
 mod ends;
+pub(crate) mod forked;
 mod oneway;
 mod transfer;
 

@@ -119,6 +119,8 @@ const QUICK_DEPTH: usize = 8;
 /// buffer the next result message is received into.
 const RECYCLE_MIN: usize = 4096;
 
+/// What the parent wants of a slot's worker; the state table (with the
+/// messages each phase accepts) is "Worker slots" in `docs/protocols/pool.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Phase {
     Starting,
@@ -130,6 +132,11 @@ pub(super) enum Phase {
 
 pub(super) struct Worker {
     pub(super) slot: u32,
+    /// Its process has sent `READY` (or `INIT_FAILED`): its one start-up
+    /// message. What the worker has said, kept apart from `phase` (what the
+    /// parent wants of it): `join` may tell a worker to stop before that
+    /// message arrives, and it still arrives.
+    pub(super) reported: bool,
     /// It broke the protocol and was killed: its ring is not read again.
     pub(super) corrupt: bool,
     pub(super) proc: Option<Process>,
@@ -189,6 +196,7 @@ impl State {
         for slot in 0..size as u32 {
             workers.push(Worker {
                 slot,
+                reported: false,
                 corrupt: false,
                 proc: None,
                 phase: Phase::Vacant,
@@ -268,8 +276,12 @@ impl State {
         }
     }
 
-    /// Reads every message the worker of slot `i` has published.
+    /// Reads every message the worker of slot `i` has published (none from
+    /// a vacant slot or a worker killed as broken: not read again).
     fn drain(&mut self, i: usize) {
+        if self.workers[i].proc.is_none() || self.workers[i].corrupt {
+            return;
+        }
         let mut msg = std::mem::take(&mut self.msg);
         loop {
             match self.workers[i].results.try_recv(&mut msg) {
@@ -292,12 +304,18 @@ impl State {
     fn on_message(&mut self, i: usize, msg: &mut Vec<u8>) -> std::result::Result<(), String> {
         let w = &mut self.workers[i];
         match msg.first().copied() {
-            Some(MSG_READY) if w.phase == Phase::Starting => {
-                w.phase = Phase::Serving;
+            // The start-up message comes once, first; a worker told to stop
+            // meanwhile (`Stopping`) still sends it, then reads its STOP.
+            Some(MSG_READY) if !w.reported => {
+                w.reported = true;
+                if w.phase == Phase::Starting {
+                    w.phase = Phase::Serving;
+                }
                 self.start_failures = 0;
                 Ok(())
             }
-            Some(MSG_INIT_FAILED) => {
+            Some(MSG_INIT_FAILED) if !w.reported => {
+                w.reported = true;
                 let pid = w.proc.as_ref().map_or(0, Process::pid);
                 let text = String::from_utf8_lossy(&msg[1..]);
                 self.broken = Some(Fail::Message(format!(
@@ -365,6 +383,9 @@ impl State {
                 }
                 Ok(())
             }
+            Some(k @ (MSG_READY | MSG_INIT_FAILED)) => Err(format!(
+                "expected one start-up message (READY or INIT_FAILED) per worker, found kind {k} again"
+            )),
             other => Err(format!(
                 "expected a worker message kind 1..=4, found {other:?}"
             )),
@@ -587,6 +608,7 @@ impl State {
                     }
                     w.proc = Some(p);
                     w.phase = Phase::Starting;
+                    w.reported = false;
                 }
                 Err(e) => {
                     self.start_failures += 1;

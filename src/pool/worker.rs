@@ -228,13 +228,18 @@ impl Emitter<'_> {
         let mark = self.buf.len();
         let max = self.ring.max_message() - RESULTS_HDR;
         let encoded = wire::to_extend(out, &mut self.buf);
-        let replacement = match encoded {
-            Ok(()) if self.buf.len() - mark <= max => None,
-            Ok(()) => Some(Outcome::<R>::TooLarge {
+        let replacement = match (encoded, out) {
+            (Ok(()), _) if self.buf.len() - mark <= max => None,
+            // A panic is always `TaskPanicked`: its message is cut to fit
+            // (the tag and the length prefix take at most 6 bytes).
+            (Ok(()), Outcome::Panicked(m)) => Some(Outcome::<R>::Panicked(
+                fit_message(m, max.saturating_sub(6)).into_owned(),
+            )),
+            (Ok(()), _) => Some(Outcome::<R>::TooLarge {
                 size: (self.buf.len() - mark) as u64,
                 max: max as u64,
             }),
-            Err(e) => Some(Outcome::<R>::Panicked(format!(
+            (Err(e), _) => Some(Outcome::<R>::Panicked(format!(
                 "the task's result does not encode: {e}"
             ))),
         };
@@ -273,6 +278,31 @@ impl Emitter<'_> {
         self.count = 0;
         self.buf.clear();
     }
+}
+
+/// `msg` if it has at most `max` bytes; else as much of its start as fits
+/// (cut at a character boundary) with a marker saying how long it was.
+fn fit_message(msg: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if msg.len() <= max {
+        return msg.into();
+    }
+    let marker = format!("... [truncated: the message had {} bytes]", msg.len());
+    let mut end = max.saturating_sub(marker.len());
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut cut = String::with_capacity(end + marker.len());
+    cut.push_str(&msg[..end]);
+    cut.push_str(&marker);
+    cut.truncate(max); // only when `max` is below the marker's own length
+    cut.into()
+}
+
+/// Sends a start-up or `FATAL` message: kind `kind`, then `text`, cut to fit
+/// the ring.
+fn send_text(ring: &Messages, kind: u8, text: &str) {
+    let text = fit_message(text, ring.max_message() - 1);
+    send(ring, &[&[kind], text.as_bytes()]);
 }
 
 /// Sends one message, waiting for room as long as it takes.
@@ -351,7 +381,7 @@ where
     match init.and_then(|f| in_task(|| f(init_args).into_outcome()).and_then(|r| r)) {
         Ok(()) => send(&results, &[&[MSG_READY]]),
         Err(msg) => {
-            send(&results, &[&[MSG_INIT_FAILED], msg.as_bytes()]);
+            send_text(&results, MSG_INIT_FAILED, &msg);
             std::mem::forget(guard);
             return;
         }
@@ -409,7 +439,7 @@ fn serve(tasks: &Messages, results: &Messages, current: &AtomicU64, max_tasks: u
         }
         em.flush();
         if let Err(m) = outcome {
-            send(results, &[&[MSG_FATAL], m.as_bytes()]);
+            send_text(results, MSG_FATAL, &m);
         }
         // SYNC POINT: pool-current (as in `Emitter::begin`): the parent
         // reads that no item is held.
@@ -487,6 +517,43 @@ mod tests {
         }
         assert_eq!(outs.len(), args.len());
         outs
+    }
+
+    fn long_panic(x: u32) -> u32 {
+        if x == 0 {
+            panic!("{}", "é".repeat(50_000));
+        }
+        x
+    }
+
+    #[test]
+    fn a_long_panic_message_is_cut_to_fit_not_lost() {
+        fn lp<G: Invoke<u32, Output = u32>>(_: G) -> Vec<crate::Result<u32>> {
+            run_here::<G, u32>(&[0, 7])
+        }
+        let outs = lp(Map(long_panic));
+        let Err(crate::Error::TaskPanicked { message }) = &outs[0] else {
+            panic!("expected TaskPanicked, found {:?}", outs[0]);
+        };
+        assert!(message.starts_with("éé"), "{}", &message[..20]);
+        assert!(
+            message.ends_with("... [truncated: the message had 100000 bytes]"),
+            "{}",
+            &message[message.len() - 60..]
+        );
+        assert!(message.len() < 100_000);
+        assert!(matches!(outs[1], Ok(7)));
+    }
+
+    #[test]
+    fn fit_message_cuts_at_a_character_boundary() {
+        assert_eq!(fit_message("short", 5), "short");
+        let long = "é".repeat(30); // 60 bytes; the marker has 41
+        let cut = fit_message(&long, 45);
+        assert_eq!(cut, "éé... [truncated: the message had 60 bytes]");
+        let cut = fit_message(&long, 44); // one byte less: a whole character less
+        assert_eq!(cut, "é... [truncated: the message had 60 bytes]");
+        assert_eq!(fit_message(&long, 3), "...");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +33,7 @@ pub(crate) struct Boot {
     pub nonce: u64,
     /// Device and inode of the parent's `/proc/self/exe`.
     pub exe: (u64, u64),
-    /// Offset of the entry's trampoline from `entry::anchor`.
+    /// Offset of the entry's trampoline from `sys::code::anchor`.
     pub entry_offset: u64,
     /// Hash of the entry's types (checked by the trampoline).
     pub entry_hash: u64,
@@ -53,15 +53,7 @@ pub(crate) struct Boot {
     pub args: Vec<u8>,
 }
 
-/// Device and inode of the running executable.
-///
-/// # Errors
-/// The OS error from `stat("/proc/self/exe")`.
-pub(crate) fn exe_identity() -> Result<(u64, u64)> {
-    let m =
-        std::fs::metadata("/proc/self/exe").map_err(|e| Error::os("stat of /proc/self/exe", e))?;
-    Ok((m.dev(), m.ino()))
-}
+pub(crate) use crate::sys::code::exe_identity;
 
 /// Writes `boot` into a new close-on-exec memfd and returns it. One byte
 /// follows the record: 0, until the child sets it to 1 on reaching `init()`

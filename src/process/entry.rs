@@ -4,7 +4,7 @@
 //! between two functions of the same binary does: address-space layout
 //! randomisation moves the whole image, not the functions inside it. So the
 //! parent monomorphizes [`trampoline`] for the entry's types, sends its
-//! address minus the address of [`anchor`], and the child adds its own
+//! address minus the address of `sys::code::anchor`, and the child adds its own
 //! `anchor` back (the approach of the `procspawn` crate).
 //!
 //! Guards, because calling a wrong address would be undefined behaviour:
@@ -21,6 +21,8 @@ use serde::de::DeserializeOwned;
 
 use crate::segment::header::fnv1a;
 use crate::segment::transfer;
+// The offset mechanism is shared with the pool's runners and barrier actions.
+pub(crate) use crate::sys::code::{code_addr, code_offset, conjure};
 
 /// Exit status of a child whose entry panicked (Rust's own status for a
 /// panicking `main`).
@@ -79,13 +81,6 @@ impl<E: fmt::Debug> EntryReturn for Result<(), E> {
 /// inherited descriptors) -> exit status`.
 pub(crate) type Trampoline = fn(u64, &[u8], Vec<OwnedFd>) -> i32;
 
-/// A fixed function of this crate that entry offsets are measured from.
-#[inline(never)]
-pub(crate) fn anchor() -> u64 {
-    // A distinct body so no optimisation folds it into another function.
-    0x5348_4d50_524f_4341
-}
-
 /// The hash of an entry's types that the parent sends and the trampoline checks.
 pub(crate) fn entry_hash<F, A, R>() -> u64 {
     let names = [
@@ -98,7 +93,7 @@ pub(crate) fn entry_hash<F, A, R>() -> u64 {
     h
 }
 
-/// The offset of `trampoline::<F, A, R>` from [`anchor`], to send to a child.
+/// The offset of `trampoline::<F, A, R>` from `sys::code::anchor`, to send to a child.
 pub(crate) fn entry_offset<F, A, R>() -> u64
 where
     F: FnOnce(A) -> R,
@@ -107,19 +102,6 @@ where
 {
     let t: Trampoline = trampoline::<F, A, R>;
     code_offset(t as usize)
-}
-
-/// The offset of a function at `addr` from [`anchor`]: meaningful in any
-/// process running the same executable image (shared with the pool, which
-/// names its task runners this way).
-pub(crate) fn code_offset(addr: usize) -> u64 {
-    addr.wrapping_sub(anchor as fn() -> u64 as usize) as u64
-}
-
-/// The address in this process of the function at `offset` from [`anchor`].
-/// Only an address: calling it is the caller's `unsafe` business.
-pub(crate) fn code_addr(offset: u64) -> usize {
-    (anchor as fn() -> u64 as usize).wrapping_add(offset as usize)
 }
 
 /// Rebuilds the trampoline from an offset received from the parent.
@@ -135,20 +117,6 @@ pub(crate) unsafe fn trampoline_at(offset: u64) -> Trampoline {
     // with the `Trampoline` signature in this image; fn pointers and usize
     // have the same size on every Linux target.
     unsafe { std::mem::transmute::<usize, Trampoline>(addr) }
-}
-
-/// Rebuilds a zero-sized entry (fn item or non-capturing closure) out of
-/// nothing; `None` if `F` is not zero-sized. Shared by the launcher's
-/// trampoline and the pool's task runners.
-pub(crate) fn conjure<F>() -> Option<F> {
-    if std::mem::size_of::<F>() != 0 {
-        return None;
-    }
-    // SAFETY: F is zero-sized (checked above), so it has no bytes to be
-    // invalid; callers only pass fn items or non-capturing closures (the
-    // launcher and the pool check it at compile time), whose value carries
-    // no state or invariant.
-    Some(unsafe { std::mem::zeroed() })
 }
 
 /// Decodes the arguments (inside an import scope, so anonymous handles claim

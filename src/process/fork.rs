@@ -33,7 +33,17 @@ where
     // - that the parent has no other threads holding locks the entry needs
     //   is the documented contract of StartMethod::Fork.
     match unsafe { sys::process::fork() }? {
-        Some(pid) => Ok(pid),
+        Some(pid) => {
+            // The pipe ends `f` and `args` captured now belong to the child
+            // too; dropping our copies must not make them look gone.
+            #[cfg(not(loom))]
+            let handover = crate::pipe::forked::hand_over(pid);
+            drop(f);
+            drop(args);
+            #[cfg(not(loom))]
+            handover.settle();
+            Ok(pid)
+        }
         None => child(f, args, name, daemon, identity, parent),
     }
 }

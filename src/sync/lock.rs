@@ -70,12 +70,13 @@ fn lock_state_slow(
 }
 
 /// Takes `state` (living in `seg`) without sleeping (recovering it from a
-/// dead owner).
-pub(crate) fn try_lock_state(state: &RobustState, seg: &Segment) -> Result<(TaskId, bool)> {
+/// dead owner); `None` while a live owner (the caller included) holds it.
+pub(crate) fn try_lock_state(state: &RobustState, seg: &Segment) -> Result<Option<(TaskId, bool)>> {
     let me = task::me();
     match state.try_lock(me, &ProcLiveness) {
-        Ok(Acquired::Clean) => Ok((me, false)),
-        Ok(Acquired::OwnerDied) => Ok((me, owner_died(seg))),
+        Ok(Acquired::Clean) => Ok(Some((me, false))),
+        Ok(Acquired::OwnerDied) => Ok(Some((me, owner_died(seg)))),
+        Err(AcquireError::Timeout) => Ok(None),
         Err(e) => Err(acquire_error(e)),
     }
 }
@@ -116,9 +117,9 @@ fn acquire_error(e: AcquireError) -> Error {
 /// {
 ///     let guard = lock.acquire()?;
 ///     assert!(!guard.owner_died());
-///     assert!(lock.try_acquire().is_err()); // held
+///     assert!(lock.try_acquire()?.is_none()); // held
 /// } // released here
-/// assert!(lock.try_acquire().is_ok());
+/// assert!(lock.try_acquire()?.is_some());
 /// # Ok::<(), shmproc::Error>(())
 /// ```
 #[derive(Clone)]
@@ -177,7 +178,7 @@ impl Lock {
     /// ```
     /// let name = format!("doc-lock-open-{}", std::process::id());
     /// let _lock = shmproc::Lock::builder().name(&name).create()?;
-    /// assert!(shmproc::Lock::open(&name)?.try_acquire().is_ok());
+    /// assert!(shmproc::Lock::open(&name)?.try_acquire()?.is_some());
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn open(name: &str) -> Result<Lock> {
@@ -221,27 +222,41 @@ impl Lock {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>> {
-        lock_state(&self.state, self.state.segment(), handle::deadline(timeout))
+        self.acquire_deadline(handle::deadline(timeout))
+    }
+
+    /// Acquires the lock, waiting until `deadline` (`None`: forever).
+    pub(crate) fn acquire_deadline(&self, deadline: Option<Instant>) -> Result<LockGuard<'_>> {
+        lock_state(&self.state, self.state.segment(), deadline)
             .map(|(me, died)| LockGuard::new(&self.state, me, died))
     }
 
-    /// Acquires the lock if it is free (or its holder is dead), without waiting.
+    /// The robust state (a `Condition` over this lock waits with it).
+    pub(crate) fn robust(&self) -> &RobustState {
+        &self.state
+    }
+
+    /// Acquires the lock if it is free (or its holder is dead), without
+    /// waiting; `Ok(None)` if a live owner holds it, the calling thread
+    /// included (Python's `acquire(block=False)` returning `False`,
+    /// parking_lot's `try_lock` returning `None`).
     ///
     /// # Errors
-    /// `Timeout` if a live owner holds it (a zero timeout, as Python's
-    /// `acquire(block=False)`).
+    /// None today; the `Result` keeps the shape of the other acquires.
     ///
     /// # Examples
     /// ```
     /// let lock = shmproc::Lock::new()?;
-    /// let _g = lock.try_acquire()?;
-    /// assert!(matches!(lock.try_acquire(), Err(shmproc::Error::Timeout)));
+    /// let g = lock.try_acquire()?.expect("free");
+    /// assert!(lock.try_acquire()?.is_none()); // held
+    /// drop(g);
+    /// assert!(lock.try_acquire()?.is_some());
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     #[inline]
-    pub fn try_acquire(&self) -> Result<LockGuard<'_>> {
-        try_lock_state(&self.state, self.state.segment())
-            .map(|(me, died)| LockGuard::new(&self.state, me, died))
+    pub fn try_acquire(&self) -> Result<Option<LockGuard<'_>>> {
+        Ok(try_lock_state(&self.state, self.state.segment())?
+            .map(|(me, died)| LockGuard::new(&self.state, me, died)))
     }
 
     /// Whether some thread holds the lock now (a snapshot).
@@ -335,6 +350,13 @@ impl<'a> LockGuard<'a> {
             owner_died,
             _not_send: PhantomData,
         }
+    }
+
+    /// The same guard with the owner-died flag of a re-acquisition (after a
+    /// `Condition` wait).
+    pub(crate) fn with_owner_died(mut self, died: bool) -> Self {
+        self.owner_died = died;
+        self
     }
 
     /// Whether the previous holder died holding the lock: what it guarded

@@ -6,12 +6,14 @@
 //! spin-then-sleep policy) and `liveness` (is the holder alive).
 //!
 //! Algorithms (no syscalls, loom-checked): `robust` (the robust lock state
-//! machine) and `signal` (semaphore, event, condition sequence, barrier).
+//! machine), `signal` (semaphore, event, condition sequence) and
+//! `barrier_state` (the barrier's rounds and parties).
 //! Public types wrap them in segments: [`Lock`], [`RLock`], [`Semaphore`],
 //! [`BoundedSemaphore`], [`Event`], [`Condition`], [`Barrier`]. Protocol:
 //! `docs/protocols/lock.md`.
 
 pub(crate) mod atomic;
+pub(crate) mod barrier_state;
 pub(crate) mod liveness;
 #[cfg(not(loom))]
 pub(crate) mod many;
@@ -38,9 +40,9 @@ mod rlock;
 mod semaphore;
 
 #[cfg(not(loom))]
-pub use barrier::Barrier;
+pub use barrier::{Barrier, BarrierConfig};
 #[cfg(not(loom))]
-pub use condition::Condition;
+pub use condition::{Condition, ConditionGuard, WaitGuard};
 #[cfg(not(loom))]
 pub use event::Event;
 #[cfg(not(loom))]
@@ -52,5 +54,7 @@ pub use rlock::{RLock, RLockGuard};
 #[cfg(not(loom))]
 pub use semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
 
+#[cfg(all(test, loom))]
+mod loom_death;
 #[cfg(all(test, not(loom)))]
 mod tests;

@@ -96,7 +96,7 @@ impl RLock {
     /// ```
     /// let name = format!("doc-rlock-open-{}", std::process::id());
     /// let _lock = shmproc::RLock::builder().name(&name).create()?;
-    /// assert!(shmproc::RLock::open(&name)?.try_acquire().is_ok());
+    /// assert!(shmproc::RLock::open(&name)?.try_acquire()?.is_some());
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn open(name: &str) -> Result<RLock> {
@@ -136,27 +136,31 @@ impl RLock {
         self.acquire_deadline(handle::deadline(timeout))
     }
 
-    /// Acquires the lock if it is free, ours, or its holder is dead.
+    /// Acquires the lock if it is free, ours, or its holder is dead;
+    /// `Ok(None)` if another live thread holds it.
     ///
     /// # Errors
-    /// `Timeout` if another live thread holds it.
+    /// `InvalidArgument` if the recursion depth would exceed `u32::MAX`.
     ///
     /// # Examples
     /// ```
     /// let lock = shmproc::RLock::new()?;
     /// let _a = lock.try_acquire()?;
-    /// assert!(lock.try_acquire().is_ok()); // the holder may re-enter
+    /// assert!(lock.try_acquire()?.is_some()); // the holder may re-enter
+    /// let l2 = lock.clone();
+    /// assert!(std::thread::spawn(move || l2.try_acquire().unwrap().is_none()).join().unwrap());
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    pub fn try_acquire(&self) -> Result<RLockGuard<'_>> {
+    pub fn try_acquire(&self) -> Result<Option<RLockGuard<'_>>> {
         if let Some(g) = self.reenter()? {
-            return Ok(g);
+            return Ok(Some(g));
         }
-        let (me, died) = try_lock_state(&self.state.lock, self.state.segment())?;
-        Ok(self.first_guard(me, died))
+        Ok(try_lock_state(&self.state.lock, self.state.segment())?
+            .map(|(me, died)| self.first_guard(me, died)))
     }
 
-    fn acquire_deadline(&self, deadline: Option<Instant>) -> Result<RLockGuard<'_>> {
+    /// Acquires the lock (again, if ours), waiting until `deadline`.
+    pub(crate) fn acquire_deadline(&self, deadline: Option<Instant>) -> Result<RLockGuard<'_>> {
         if let Some(g) = self.reenter()? {
             return Ok(g);
         }
@@ -192,6 +196,27 @@ impl RLock {
     /// Who holds it, for `shmproc inspect`.
     pub(crate) fn describe(&self) -> Vec<(&'static str, String)> {
         vec![("lock", handle::describe_lock(&self.state.lock))]
+    }
+
+    /// The robust lock under the recursion count (a `Condition` over this
+    /// lock releases and re-acquires it around a wait).
+    pub(crate) fn robust(&self) -> &RobustState {
+        &self.state.lock
+    }
+
+    /// The recursion depth, set to 0 (a `Condition` wait is about to release
+    /// the lock whatever its depth, as Python's `_release_save`). Only the
+    /// owner calls it.
+    pub(crate) fn take_depth(&self) -> u32 {
+        // Relaxed: only the owner touches the count.
+        self.state.count.swap(0, Ordering::Relaxed)
+    }
+
+    /// Restores the depth saved by [`take_depth`](Self::take_depth) once the
+    /// lock is held again (Python's `_acquire_restore`).
+    pub(crate) fn restore_depth(&self, depth: u32) {
+        // Relaxed: only the owner touches the count.
+        self.state.count.store(depth.max(1), Ordering::Relaxed);
     }
 
     /// How many guards the holder has now (0 when free); a snapshot.
@@ -278,6 +303,18 @@ impl<'a> RLockGuard<'a> {
             owner_died,
             _not_send: PhantomData,
         }
+    }
+
+    /// The lock this level belongs to.
+    pub(crate) fn lock_ref(&self) -> &'a RLock {
+        self.lock
+    }
+
+    /// The same level with the owner-died flag of a re-acquisition (after a
+    /// `Condition` wait).
+    pub(crate) fn with_owner_died(mut self, died: bool) -> Self {
+        self.owner_died = died;
+        self
     }
 
     /// Whether the previous holder died holding the lock.

@@ -64,15 +64,16 @@ impl Core {
         })
     }
 
-    fn try_acquire(&self) -> Result<SemaphoreGuard<'_>> {
-        if self.raw.try_acquire() {
-            Ok(SemaphoreGuard {
-                core: self,
-                _not_send: PhantomData,
-            })
-        } else {
-            Err(Error::Timeout)
+    fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
+        // Not `then_some`: a guard built for nothing would release a permit
+        // on drop.
+        if !self.raw.try_acquire() {
+            return None;
         }
+        Some(SemaphoreGuard {
+            core: self,
+            _not_send: PhantomData,
+        })
     }
 
     fn release(&self) -> Result<()> {
@@ -252,20 +253,21 @@ macro_rules! semaphore_type {
                 self.core.acquire(handle::deadline(timeout))
             }
 
-            /// Takes a permit if one is free now.
+            /// Takes a permit if one is free now; `Ok(None)` if none is
+            /// (Python's `acquire(block=False)` returning `False`).
             ///
             /// # Errors
-            /// `Timeout` if none is free (a zero timeout).
+            /// None today; the `Result` keeps the shape of the other acquires.
             ///
             /// # Examples
             /// ```
             #[doc = concat!("let s = shmproc::", stringify!($ty), "::new(1)?;")]
-            /// let _a = s.try_acquire()?;
-            /// assert!(s.try_acquire().is_err()); // none left
+            /// let _a = s.try_acquire()?.expect("one permit");
+            /// assert!(s.try_acquire()?.is_none()); // none left
             /// # Ok::<(), shmproc::Error>(())
             /// ```
-            pub fn try_acquire(&self) -> Result<SemaphoreGuard<'_>> {
-                self.core.try_acquire()
+            pub fn try_acquire(&self) -> Result<Option<SemaphoreGuard<'_>>> {
+                Ok(self.core.try_acquire())
             }
 
             /// Returns a permit (one taken with a forgotten guard, or by another
@@ -350,7 +352,7 @@ semaphore_type!(
     /// let sem = shmproc::Semaphore::new(2)?;
     /// let a = sem.acquire()?;
     /// let b = sem.acquire()?;
-    /// assert!(sem.try_acquire().is_err()); // no third permit
+    /// assert!(sem.try_acquire()?.is_none()); // no third permit
     /// drop(a);
     /// assert_eq!(sem.value(), 1);
     /// # drop(b);

@@ -1,9 +1,10 @@
-//! The non-owning futex algorithms (no syscalls): semaphore, event, condition
-//! sequence and barrier. See the "Other primitives" table in
-//! `docs/protocols/lock.md`.
+//! The non-owning futex algorithms (no syscalls): semaphore, event and
+//! condition sequence. See the "Other primitives" table in
+//! `docs/protocols/lock.md`. (The barrier, which also tracks its parties, is
+//! `barrier_state.rs`.)
 //!
 //! Each is one [`WaitWord`] whose word is the primitive's state (a permit
-//! count, a flag, a sequence, a barrier state): waiters spin per the policy,
+//! count, a flag, a sequence): waiters spin per the policy,
 //! then sleep on the exact value they saw; wakers change the state with a
 //! SeqCst RMW and wake only when the count says someone sleeps (the dekker
 //! protocol of `sync/wait.rs`).
@@ -226,136 +227,6 @@ impl RawCondition {
     }
 }
 
-/// Largest number of parties a barrier accepts (the count has 16 bits).
-pub(crate) const MAX_PARTIES: u32 = 0xffff;
-const COUNT_MASK: u32 = 0xffff;
-const GEN_ONE: u32 = 1 << 16;
-
-/// A reusable barrier: `state = generation << 16 | arrived`.
-///
-/// | `state`        | meaning |
-/// |----------------|---------|
-/// | `g << 16 \| c` | generation `g`, `c < parties` parties waiting |
-/// | `(g+1) << 16`  | the last party of `g` arrived: `g` released |
-#[repr(C)]
-#[derive(Debug, Default)]
-pub(crate) struct RawBarrier {
-    /// The word is the state above.
-    state: WaitWord,
-}
-
-/// Why a barrier wait failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BarrierError {
-    /// The deadline passed; our arrival was withdrawn.
-    TimedOut,
-    /// The shared count is not below the party count (a peer scribbled).
-    Corrupt {
-        /// The count found.
-        count: u32,
-    },
-}
-
-impl RawBarrier {
-    /// Arrives and waits until `parties` parties have arrived; returns the
-    /// arrival index (0 for the first, `parties - 1` for the one that
-    /// released the others).
-    pub(crate) fn wait<P: Park>(
-        &self,
-        park: &P,
-        parties: u32,
-        deadline: Option<Instant>,
-    ) -> Result<u32, BarrierError> {
-        debug_assert!((1..=MAX_PARTIES).contains(&parties));
-        // Relaxed: the CAS validates; it orders the data.
-        let mut s = self.state.word().load(Ordering::Relaxed);
-        let (gen, index) = loop {
-            let count = s & COUNT_MASK;
-            if count >= parties {
-                return Err(BarrierError::Corrupt { count });
-            }
-            let last = count + 1 == parties;
-            let next = if last {
-                (s & !COUNT_MASK).wrapping_add(GEN_ONE)
-            } else {
-                s + 1
-            };
-            // SYNC POINT: barrier-arrive. AcqRel: each arrival releases what it
-            // wrote and acquires the earlier arrivals; SeqCst: the waker's
-            // change of the dekker protocol (sync/wait.rs).
-            match self.state.word().compare_exchange_weak(
-                s,
-                next,
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) if last => {
-                    self.state.wake(park, u32::MAX);
-                    return Ok(count);
-                }
-                Ok(_) => break (s & !COUNT_MASK, count),
-                Err(now) => s = now,
-            }
-        };
-        self.wait_generation(park, gen, index, deadline)
-    }
-
-    fn wait_generation<P: Park>(
-        &self,
-        park: &P,
-        gen: u32,
-        index: u32,
-        deadline: Option<Instant>,
-    ) -> Result<u32, BarrierError> {
-        // SYNC POINT: barrier-arrive (Acquire of the last arrival's CAS).
-        let passed = || self.state.word().load(Ordering::Acquire) & !COUNT_MASK != gen;
-        if spin_until(passed) {
-            return Ok(index);
-        }
-        loop {
-            // SYNC POINT: barrier-arrive (as above).
-            let s = self.state.word().load(Ordering::Acquire);
-            if s & !COUNT_MASK != gen {
-                return Ok(index);
-            }
-            if self.state.sleep_on(park, s, deadline) == Wake::TimedOut {
-                return self.withdraw(gen, index);
-            }
-        }
-    }
-
-    /// Takes our arrival back after a timeout, unless the generation moved on
-    /// meanwhile (then we passed the barrier after all).
-    fn withdraw(&self, gen: u32, index: u32) -> Result<u32, BarrierError> {
-        // Acquire: if the generation moved we passed, and read what others wrote.
-        let mut s = self.state.word().load(Ordering::Acquire);
-        loop {
-            if s & !COUNT_MASK != gen {
-                return Ok(index);
-            }
-            if s & COUNT_MASK == 0 {
-                return Err(BarrierError::Corrupt { count: 0 });
-            }
-            // SYNC POINT: barrier-arrive.
-            match self.state.word().compare_exchange_weak(
-                s,
-                s - 1,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return Err(BarrierError::TimedOut),
-                Err(now) => s = now,
-            }
-        }
-    }
-
-    /// How many parties are waiting now (a snapshot).
-    pub(crate) fn waiting(&self) -> u32 {
-        // Relaxed: a snapshot.
-        self.state.word().load(Ordering::Relaxed) & COUNT_MASK
-    }
-}
-
 #[cfg(not(loom))]
 mod shm {
     use super::*;
@@ -363,7 +234,6 @@ mod shm {
     const _: () = assert!(std::mem::size_of::<RawSemaphore>() == 8);
     const _: () = assert!(std::mem::size_of::<RawEvent>() == 8);
     const _: () = assert!(std::mem::size_of::<RawCondition>() == 8);
-    const _: () = assert!(std::mem::size_of::<RawBarrier>() == 8);
     // SAFETY: one WaitWord each (two std u32 atomics): every bit pattern
     // valid, no pointers, all shared mutation atomic.
     unsafe impl ShmSafe for RawSemaphore {}
@@ -371,8 +241,6 @@ mod shm {
     unsafe impl ShmSafe for RawEvent {}
     // SAFETY: as RawSemaphore.
     unsafe impl ShmSafe for RawCondition {}
-    // SAFETY: as RawSemaphore.
-    unsafe impl ShmSafe for RawBarrier {}
 }
 
 #[cfg(all(test, not(loom)))]
@@ -407,19 +275,6 @@ mod tests {
         assert!(e.wait(&Futex, None));
         e.clear();
         assert!(!e.is_set());
-    }
-
-    #[test]
-    fn barrier_generations_and_withdraw() {
-        let b = RawBarrier::default();
-        assert_eq!(b.wait(&Futex, 1, None), Ok(0));
-        assert_eq!(b.wait(&Futex, 2, soon()), Err(BarrierError::TimedOut));
-        assert_eq!(b.waiting(), 0, "the timed-out arrival was withdrawn");
-        b.state.word().store(7, Ordering::Relaxed);
-        assert_eq!(
-            b.wait(&Futex, 2, None),
-            Err(BarrierError::Corrupt { count: 7 })
-        );
     }
 }
 

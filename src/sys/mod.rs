@@ -6,11 +6,13 @@
 //!   (id + start time against pid reuse).
 //! - `process`: child processes: fork, pidfd, reaping, signals, parent-death signal.
 //! - `clock`: a coarse millisecond clock for cheap bookkeeping.
+//! - `code`: naming a function across processes of one executable.
 
 #[cfg(not(target_os = "linux"))]
 compile_error!("shmproc needs Linux: futexes, memfd_create and pidfd are Linux interfaces");
 
 pub(crate) mod clock;
+pub(crate) mod code;
 pub(crate) mod futex;
 pub(crate) mod process;
 pub(crate) mod shm;

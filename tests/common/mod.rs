@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use shmproc::{Process, RawValue};
 
+pub mod logs;
+
 /// Upper bound of every wait: a bug fails the test instead of hanging it.
 pub const WATCHDOG: Duration = Duration::from_secs(60);
 

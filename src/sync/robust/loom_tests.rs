@@ -5,75 +5,9 @@
 //! wrong count; a false take-over as an unexpected `OwnerDied`.
 
 use super::*;
-use loom::sync::atomic::AtomicBool;
-use loom::sync::{Arc, Condvar, Mutex};
+use crate::sync::loom_death::DeathPark;
+use loom::sync::Arc;
 use loom::thread;
-
-/// The futex table of `park::loom_park`, plus the one thing production slices
-/// give: a sleeper on a word whose owner is dead returns at once (its slice
-/// expires). A death is a flag set under the table's mutex, so it cannot slip
-/// between a waiter's check and its sleep.
-struct DeathPark {
-    lock: Mutex<()>,
-    cv: Condvar,
-    dead: [AtomicBool; 4],
-}
-
-impl DeathPark {
-    fn new() -> Self {
-        DeathPark {
-            lock: Mutex::new(()),
-            cv: Condvar::new(),
-            dead: [
-                AtomicBool::new(false),
-                AtomicBool::new(false),
-                AtomicBool::new(false),
-                AtomicBool::new(false),
-            ],
-        }
-    }
-
-    fn owner_dead(&self, word: u32) -> bool {
-        self.dead
-            .get(owner_of(word) as usize)
-            .is_some_and(|d| d.load(Ordering::SeqCst))
-    }
-
-    /// Thread `tid` dies: from now on it is dead and its slices expire.
-    fn die(&self, tid: u32) {
-        let _g = self.lock.lock().unwrap();
-        self.dead[tid as usize].store(true, Ordering::SeqCst);
-        self.cv.notify_all();
-    }
-}
-
-impl Park for DeathPark {
-    fn wait(&self, word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Wake {
-        let guard = self.lock.lock().unwrap();
-        let now = word.load(Ordering::SeqCst);
-        if now != expected {
-            return Wake::Woken;
-        }
-        if self.owner_dead(now) || deadline.is_some() {
-            return Wake::TimedOut;
-        }
-        drop(self.cv.wait(guard).unwrap());
-        Wake::Woken
-    }
-
-    fn wake(&self, _word: &AtomicU32, _n: u32) {
-        let _g = self.lock.lock().unwrap();
-        self.cv.notify_all();
-    }
-}
-
-impl Liveness for DeathPark {
-    fn is_dead(&self, h: Holder) -> bool {
-        self.dead
-            .get(h.tid() as usize)
-            .is_some_and(|d| d.load(Ordering::SeqCst))
-    }
-}
 
 struct World {
     lock: RobustState,
@@ -92,7 +26,7 @@ fn id(tid: u32) -> TaskId {
 fn world() -> Arc<World> {
     Arc::new(World {
         lock: RobustState::default(),
-        park: DeathPark::new(),
+        park: DeathPark::new(Some(owner_of)),
         data: AtomicU32::new(0),
     })
 }
