@@ -39,6 +39,7 @@ pub(crate) const PAGE_LEN: usize = 4096;
 /// entry (at `word - futex_offset`, 16 bytes, where the child's C library
 /// wants it: glibc on x86-64 puts it 32 bytes after) fits on either side.
 const WORD_AT: usize = PAGE_LEN / 2;
+const _: () = assert!(WORD_AT % 4 == 0 && WORD_AT + 4 <= PAGE_LEN);
 
 /// Someone may sleep on the word: the kernel wakes one sleeper at the death.
 pub(crate) const WAITERS: u32 = FUTEX_WAITERS;
