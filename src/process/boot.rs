@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 pub(crate) const ENV: &str = "SHMPROC_CHILD";
 
 /// Version of the launch record; bumped when [`Boot`] changes.
-pub(crate) const BOOT_VERSION: u32 = 1;
+pub(crate) const BOOT_VERSION: u32 = 2;
 
 /// Largest launch record a child accepts (arguments included).
 const MAX_BOOT_LEN: u64 = 1 << 30;
@@ -49,6 +49,9 @@ pub(crate) struct Boot {
     /// A duplicate of the parent's stdout, when the child's own stdout was
     /// pointed at /dev/null to hide a test harness's banner.
     pub stdout: Option<RawFd>,
+    /// The page holding the child's exit word (`sys::exit_word`), which the
+    /// child links into its robust list first thing in `init()`.
+    pub exit_word: Option<RawFd>,
     /// The entry's arguments, postcard-encoded.
     pub args: Vec<u8>,
 }
@@ -196,6 +199,7 @@ mod tests {
             parent_start: 6,
             fds: vec![10, 11],
             stdout: None,
+            exit_word: Some(12),
             args: vec![1, 2, 3],
         }
     }

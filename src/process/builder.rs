@@ -2,6 +2,7 @@
 //! finds its way back to `init()` in a test harness.
 
 use std::ffi::OsString;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -12,6 +13,7 @@ use super::launch::{self, ChildArgs};
 use super::{fork, registry, EntryReturn, Process, Shared, StartMethod, State};
 use crate::error::{Error, Result};
 use crate::sys;
+use crate::sys::exit_word::ExitWord;
 
 /// Configures and launches a [`Process`].
 ///
@@ -229,7 +231,10 @@ impl ProcessBuilder {
         g.reap_finished();
         let (identity, default_name) = g.next_child();
         let name = self.name.clone().unwrap_or(default_name);
-        let (pid, boot) = match self.method {
+        // The child's exit word: the kernel marks it when the child dies
+        // (docs/protocols/exit-word.md).
+        let (exit, exit_fd) = ExitWord::create()?;
+        let (pid, boot, exit) = match self.method {
             StartMethod::Spawn => {
                 if std::mem::size_of::<F>() != 0 {
                     return Err(Error::invalid(
@@ -245,10 +250,16 @@ impl ProcessBuilder {
                     &args,
                     &name,
                     identity,
+                    exit_fd.as_fd(),
                 )?;
-                (pid, Some(boot))
+                (pid, Some(boot), exit)
             }
-            StartMethod::Fork => (fork::spawn(f, args, &name, self.daemon, identity)?, None),
+            StartMethod::Fork => {
+                // The forked child inherits the mapping; no descriptor.
+                drop(exit_fd);
+                let (pid, exit) = fork::spawn(f, args, &name, self.daemon, identity, exit)?;
+                (pid, None, exit)
+            }
         };
         let shared = Arc::new(Shared {
             pid,
@@ -258,6 +269,7 @@ impl ProcessBuilder {
             pidfd: sys::process::pidfd_open(pid),
             owner: sys::task::pid(),
             boot,
+            exit: Some(exit),
             state: Mutex::new(State::Running),
         });
         log::debug!(

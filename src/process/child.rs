@@ -9,6 +9,7 @@ use super::boot::{self, Boot, ENV};
 use super::entry::{self, EXIT_LAUNCH, EXIT_PANIC};
 use super::registry::{self, ProcessInfo};
 use crate::sys;
+use crate::sys::exit_word::ExitWord;
 
 /// Set once `init()` has looked at the environment in this process.
 static INIT_SEEN: AtomicBool = AtomicBool::new(false);
@@ -69,7 +70,25 @@ fn fail(msg: &str) -> ! {
     std::process::exit(EXIT_LAUNCH)
 }
 
+/// Maps the exit word's page the parent sent and links the word into this
+/// thread's robust list. A failure only costs the parent speed (it finds
+/// the exit at its next slice end, from the pidfd): logged, not fatal.
+fn arm_exit_word(fd: std::os::fd::RawFd) {
+    match ExitWord::adopt(fd) {
+        Ok(word) => {
+            if let Err(e) = word.arm() {
+                log::warn!("shmproc: cannot arm this child's exit word: {e}");
+            }
+        }
+        Err(e) => log::warn!("shmproc: cannot map this child's exit word: {e}"),
+    }
+}
+
 fn run(b: Boot) -> ! {
+    // First: from here on the kernel marks the exit word whenever we die.
+    if let Some(fd) = b.exit_word {
+        arm_exit_word(fd);
+    }
     match boot::exe_identity() {
         Ok(exe) if exe == b.exe => {}
         Ok(exe) => fail(&format!(

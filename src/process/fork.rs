@@ -9,15 +9,18 @@ use super::entry::{EntryReturn, EXIT_LAUNCH, EXIT_PANIC};
 use super::registry::{self, ProcessInfo};
 use crate::error::Result;
 use crate::sys;
+use crate::sys::exit_word::ExitWord;
 
-/// Forks; the child runs `f(args)` and exits, the parent gets the child's pid.
+/// Forks; the child arms `exit` (its exit word), runs `f(args)` and exits;
+/// the parent gets the child's pid and `exit` back.
 pub(super) fn spawn<F, A, R>(
     f: F,
     args: A,
     name: &str,
     daemon: bool,
     identity: Vec<u32>,
-) -> Result<u32>
+    exit: ExitWord,
+) -> Result<(u32, ExitWord)>
 where
     F: FnOnce(A) -> R,
     R: EntryReturn,
@@ -42,9 +45,9 @@ where
             drop(args);
             #[cfg(not(loom))]
             handover.settle();
-            Ok(pid)
+            Ok((pid, exit))
         }
-        None => child(f, args, name, daemon, identity, parent),
+        None => child(f, args, name, daemon, identity, parent, exit),
     }
 }
 
@@ -55,11 +58,17 @@ fn child<F, A, R>(
     daemon: bool,
     identity: Vec<u32>,
     parent: ProcessInfo,
+    exit: ExitWord,
 ) -> !
 where
     F: FnOnce(A) -> R,
     R: EntryReturn,
 {
+    // First: from here on the kernel marks the word whenever we die.
+    // (glibc emptied this thread's robust list at the fork.)
+    if let Err(e) = exit.arm() {
+        log::warn!("shmproc: forked child {name} cannot arm its exit word: {e}");
+    }
     sys::task::forget_current();
     // As Python's children (and ours started by re-exec): stdin is /dev/null.
     if let Ok(null) = std::fs::File::open("/dev/null") {

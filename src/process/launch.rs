@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
@@ -36,6 +36,7 @@ pub(super) fn spawn<F, A, R>(
     args: &A,
     name: &str,
     identity: Vec<u32>,
+    exit_word: BorrowedFd<'_>,
 ) -> Result<(u32, File)>
 where
     F: FnOnce(A) -> R,
@@ -81,11 +82,13 @@ where
         parent_start: sys::task::start_time(me.pid()).unwrap_or(0),
         fds: fds.iter().map(AsRawFd::as_raw_fd).collect(),
         stdout: stdout.as_ref().map(AsRawFd::as_raw_fd),
+        exit_word: Some(exit_word.as_raw_fd()),
         args: bytes,
     };
     let record_fd = boot::write(&record)?;
     let mut keep: Vec<RawFd> = record.fds.clone();
     keep.extend(record.stdout);
+    keep.extend(record.exit_word);
     keep.push(record_fd.as_raw_fd());
     let mut cmd = Command::new("/proc/self/exe");
     if let Some(arg0) = std::env::args_os().next() {

@@ -16,6 +16,8 @@ pub(crate) mod entry;
 mod fork;
 mod launch;
 mod registry;
+#[cfg(test)]
+mod tests;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
@@ -28,6 +30,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::sys;
+use crate::sys::exit_word::ExitWord;
 use crate::sys::process::Reap;
 
 pub use builder::ProcessBuilder;
@@ -104,6 +107,9 @@ pub(crate) struct Shared {
     /// The launch record of a re-executed child, whose last byte tells
     /// whether the child reached `init()`.
     boot: Option<std::fs::File>,
+    /// The child's exit word, marked by the kernel when the child dies
+    /// (`docs/protocols/exit-word.md`); mapped as long as this record lives.
+    exit: Option<ExitWord>,
     /// Held while reaping or signalling, so a signal never reaches a pid
     /// that was reaped (and perhaps reused) in between.
     state: Mutex<State>,
@@ -163,6 +169,21 @@ impl Shared {
     /// `true` while the child runs (reaping it if it has ended).
     pub(crate) fn poll_running(&self) -> bool {
         matches!(self.poll(), Ok(State::Running))
+    }
+
+    /// Whether the child has ended, from the kernel's process state (never
+    /// from the exit word): reaps it if this process launched it, else
+    /// asks its pidfd (a forked copy of the handle cannot reap).
+    fn has_exited_now(&self) -> bool {
+        match self.poll() {
+            Ok(state) => state != State::Running,
+            Err(_) => match &self.pidfd {
+                Some(fd) => {
+                    sys::process::wait_pidfd(fd.as_fd(), Some(Instant::now())).unwrap_or(false)
+                }
+                None => !sys::task::pid_exists(self.pid),
+            },
+        }
     }
 
     fn check_owner(&self) -> Result<()> {
@@ -539,6 +560,41 @@ impl Process {
     }
 }
 
+/// The waiter's side: what `wait()` and the async reactor use.
+impl Process {
+    /// The child's exit word, to sleep on together with other futex words
+    /// (`docs/protocols/exit-word.md`); `None` for a handle without one.
+    /// The word only wakes: whether the child has exited is
+    /// [`has_exited_now`](Self::has_exited_now)'s answer.
+    pub(crate) fn exit_word(&self) -> Option<&ExitWord> {
+        self.shared.exit.as_ref()
+    }
+
+    /// Whether the child has exited, without blocking: the kernel's answer
+    /// (`waitpid`, which reaps it, or the pidfd), never the exit word's.
+    /// Waiters ask it at every wake-up and slice end.
+    pub(crate) fn has_exited_now(&self) -> bool {
+        self.shared.has_exited_now()
+    }
+
+    /// After the exit word said dead: waits, at most until `deadline`, for
+    /// the kernel to finish the exit (the word changes early in the exit,
+    /// before the process can be reaped: microseconds, `docs/protocols/exit-word.md`).
+    /// `true` once [`has_exited_now`](Self::has_exited_now); `false` at the
+    /// deadline, e.g. after an exec, which marks the word of a live child.
+    #[cfg(test)]
+    pub(crate) fn settle_exit(&self, deadline: Instant) -> bool {
+        if self.has_exited_now() {
+            return true;
+        }
+        if let Some(fd) = &self.shared.pidfd {
+            // An error (none is expected from poll) falls to the check below.
+            let _ = sys::process::wait_pidfd(fd.as_fd(), Some(deadline));
+        }
+        self.has_exited_now()
+    }
+}
+
 const _: () = {
     const fn send_sync<T: Send + Sync>() {}
     send_sync::<Process>();
@@ -555,23 +611,42 @@ impl std::fmt::Debug for Process {
     }
 }
 
-/// A word nothing changes: a child is noticed at slice ends (its exit is
-/// found by polling its pidfd there).
+/// A word nothing changes, for a child without an exit word: its exit is
+/// found at slice ends (by its pidfd).
 static NO_WORD: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 impl crate::sync::many::sealed::WaitSource for Process {
     fn readiness(&self) -> crate::sync::many::Readiness {
-        if self.shared.cached() == State::Running {
-            crate::sync::many::Readiness::Pending
-        } else {
-            crate::sync::many::Readiness::Ready
+        use crate::sync::many::Readiness;
+        if self.shared.cached() != State::Running {
+            return Readiness::Ready;
+        }
+        match self.exit_word() {
+            Some(w) if w.has_exited() => {
+                // The kernel wakes one sleeper at the death: wake the others.
+                w.wake_all();
+                // The word changes early in the exit (or at an exec): the
+                // kernel's own answer decides; until it does, look again soon.
+                if self.has_exited_now() {
+                    Readiness::Ready
+                } else {
+                    Readiness::Soon
+                }
+            }
+            _ => Readiness::Pending,
         }
     }
     fn ready_slow(&self) -> bool {
-        !self.shared.poll_running()
+        self.has_exited_now()
     }
     fn arm(&self) -> crate::sync::many::Armed {
-        crate::sync::many::Armed::plain(&NO_WORD, 0, ())
+        // The exit word: the kernel changes it and wakes a sleeper when the
+        // child dies (`docs/protocols/exit-word.md`). Without one (a child
+        // that never armed it), slices and `ready_slow` find the exit.
+        match self.exit_word().and_then(|w| w.prepare_sleep().map(|v| (w, v))) {
+            Some((w, v)) => crate::sync::many::Armed::plain(w.word(), v, self.clone()),
+            None => crate::sync::many::Armed::plain(&NO_WORD, 0, ()),
+        }
     }
 }
 

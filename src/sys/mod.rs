@@ -5,6 +5,10 @@
 //! - `task`: who we are, and whether a task a shared word names is alive
 //!   (id + start time against pid reuse).
 //! - `process`: child processes: fork, pidfd, reaping, signals, parent-death signal.
+//! - `robust_list`: linking a futex word into the calling thread's robust
+//!   list, so that the kernel marks it when the thread dies.
+//! - `exit_word`: a child's exit word, the page that holds it, and the
+//!   waiter's side of it (`docs/protocols/exit-word.md`).
 //! - `clock`: a coarse millisecond clock for cheap bookkeeping.
 //! - `code`: naming a function across processes of one executable.
 
@@ -13,7 +17,9 @@ compile_error!("shmproc needs Linux: futexes, memfd_create and pidfd are Linux i
 
 pub(crate) mod clock;
 pub(crate) mod code;
+pub(crate) mod exit_word;
 pub(crate) mod futex;
 pub(crate) mod process;
+pub(crate) mod robust_list;
 pub(crate) mod shm;
 pub(crate) mod task;
