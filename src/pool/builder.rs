@@ -180,13 +180,13 @@ impl PoolBuilder {
             .spawn(move || c.supervise())
             .map_err(|e| Error::os("starting the pool's supervisor thread", e))?;
         let pool = Pool {
-            core,
+            core: core.clone(),
             supervisor: Mutex::new(Some(handle)),
             chunksize: self.chunksize,
         };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            let (serving, broken) = pool.core.startup_status();
+            let (serving, broken) = core.startup_status();
             if let Some(f) = broken {
                 return Err(f.to_error()); // dropping `pool` reaps everything
             }
