@@ -155,7 +155,7 @@ thread_local! {
 }
 
 /// Runs `f` under `catch_unwind`; a panic becomes its message.
-fn in_task<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+pub(crate) fn in_task<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     IN_TASK.with(|t| t.set(true));
     let r = catch_unwind(AssertUnwindSafe(f));
     IN_TASK.with(|t| t.set(false));
@@ -170,7 +170,9 @@ fn in_task<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     })
 }
 
-fn quiet_panics_in_tasks() {
+/// Silences the panic hook while a task runs (its message travels to the
+/// parent instead).
+pub(crate) fn quiet_panics_in_tasks() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if !IN_TASK.with(Cell::get) {
@@ -179,9 +181,27 @@ fn quiet_panics_in_tasks() {
     }));
 }
 
+/// Where a worker's result messages go: its result ring, or (MPI) rank 0.
+pub(crate) trait Sink {
+    /// The largest message [`send`](Self::send) takes.
+    fn max_message(&self) -> usize;
+    /// Sends one message made of `parts`, waiting for room as long as it takes.
+    fn send(&self, parts: &[&[u8]]);
+}
+
+impl Sink for Ring {
+    fn max_message(&self) -> usize {
+        Ring::max_message(self)
+    }
+
+    fn send(&self, parts: &[&[u8]]) {
+        send(self, parts);
+    }
+}
+
 /// Collects the outcomes of a piece and sends them in `RESULTS` messages.
 pub(crate) struct Emitter<'a> {
-    ring: &'a Ring,
+    sink: &'a dyn Sink,
     current: &'a AtomicU64,
     seq: u32,
     /// The piece's arguments are 8-byte scalars.
@@ -191,9 +211,57 @@ pub(crate) struct Emitter<'a> {
     /// The buffered results are 8-byte `Ok` scalars (else postcard `Outcome`s).
     fixed: bool,
     buf: Vec<u8>,
+    /// The runner whose type hash was last checked successfully.
+    last_ok: Option<(u64, u64)>,
 }
 
-impl Emitter<'_> {
+impl<'a> Emitter<'a> {
+    /// An emitter of result messages into `sink`; `current` is where it
+    /// marks the item it runs.
+    pub(crate) fn new(sink: &'a dyn Sink, current: &'a AtomicU64) -> Emitter<'a> {
+        Emitter {
+            sink,
+            current,
+            seq: 0,
+            fixed_args: false,
+            first: 0,
+            count: 0,
+            fixed: false,
+            buf: Vec::with_capacity(FLUSH + 1024),
+            last_ok: None,
+        }
+    }
+
+    /// Runs the piece `hdr` with arguments `input` and sends its results;
+    /// a piece that cannot run (a runner of another type, arguments that do
+    /// not decode) is answered with `FATAL` after the results before it.
+    ///
+    /// # Safety
+    /// - `hdr.runner` was computed by [`runner_of`] in a process running the
+    ///   very same executable image, so it names a runner instance with the
+    ///   `Runner` signature in this image (the runner checks its type hash
+    ///   before touching the arguments).
+    pub(crate) unsafe fn run_piece(&mut self, hdr: &TaskHdr, input: &[u8]) {
+        self.seq = hdr.seq;
+        self.fixed_args = hdr.fixed;
+        self.first = 0;
+        self.count = 0;
+        self.buf.clear();
+        // SAFETY: by the caller's guarantee the offset names a function of
+        // the `Runner` signature in this image; fn pointers and usize have
+        // the same size on every Linux target.
+        let runner = unsafe { std::mem::transmute::<usize, Runner>(entry::code_addr(hdr.runner)) };
+        let verified = self.last_ok == Some((hdr.runner, hdr.hash));
+        let outcome = runner(hdr.hash, verified, input, hdr.count, self);
+        if outcome.is_ok() {
+            self.last_ok = Some((hdr.runner, hdr.hash));
+        }
+        self.flush();
+        if let Err(m) = outcome {
+            self.sink.send(&[&[MSG_FATAL], m.as_bytes()]);
+        }
+    }
+
     fn begin(&mut self, k: u32) {
         // SYNC POINT: pool-current. Release: a parent that reaps this
         // process reads which item it held (Acquire in the dispatcher).
@@ -226,7 +294,7 @@ impl Emitter<'_> {
 
     fn push_slow<R: Serialize>(&mut self, out: &Outcome<R>) -> Result<(), String> {
         let mark = self.buf.len();
-        let max = self.ring.max_message() - RESULTS_HDR;
+        let max = self.sink.max_message() - RESULTS_HDR;
         let encoded = wire::to_extend(out, &mut self.buf);
         let replacement = match encoded {
             Ok(()) if self.buf.len() - mark <= max => None,
@@ -257,7 +325,7 @@ impl Emitter<'_> {
 
     /// Sends what was collected (blocking while the result ring is full:
     /// the parent always drains it; if it died, the parent-death signal ends us).
-    fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         if self.count == 0 {
             return;
         }
@@ -268,7 +336,7 @@ impl Emitter<'_> {
             fixed: self.fixed,
         }
         .encode();
-        send(self.ring, &[&hdr, &self.buf]);
+        self.sink.send(&[&hdr, &self.buf]);
         self.first += self.count;
         self.count = 0;
         self.buf.clear();
@@ -351,18 +419,7 @@ where
 fn serve(tasks: &Ring, results: &Ring, current: &AtomicU64, max_tasks: u64) {
     let mut msg = Vec::new();
     let mut done = 0u64;
-    // The runner whose type hash was last checked successfully.
-    let mut last_ok: Option<(u64, u64)> = None;
-    let mut em = Emitter {
-        ring: results,
-        current,
-        seq: 0,
-        fixed_args: false,
-        first: 0,
-        count: 0,
-        fixed: false,
-        buf: Vec::with_capacity(FLUSH + 1024),
-    };
+    let mut em = Emitter::new(results, current);
     loop {
         match tasks.try_recv(&mut msg) {
             Ok(true) => {}
@@ -378,26 +435,10 @@ fn serve(tasks: &Ring, results: &Ring, current: &AtomicU64, max_tasks: u64) {
         let Some((hdr, input)) = TaskHdr::decode(&msg) else {
             abort("a task message that does not decode");
         };
-        em.seq = hdr.seq;
-        em.fixed_args = hdr.fixed;
-        em.first = 0;
-        em.count = 0;
-        em.buf.clear();
         // SAFETY: the offset was computed by `runner_of` in the parent,
         // which launched this process from the very same executable (the
-        // launcher compared `/proc/self/exe`), so it names a runner instance
-        // with the `Runner` signature in this image; the runner checks its
-        // type hash before touching the arguments.
-        let runner = unsafe { std::mem::transmute::<usize, Runner>(entry::code_addr(hdr.runner)) };
-        let verified = last_ok == Some((hdr.runner, hdr.hash));
-        let outcome = runner(hdr.hash, verified, input, hdr.count, &mut em);
-        if outcome.is_ok() {
-            last_ok = Some((hdr.runner, hdr.hash));
-        }
-        em.flush();
-        if let Err(m) = outcome {
-            send(results, &[&[MSG_FATAL], m.as_bytes()]);
-        }
+        // launcher compared `/proc/self/exe`).
+        unsafe { em.run_piece(&hdr, input) };
         // Relaxed: only this process writes it; see `Emitter::begin`.
         current.store(0, Ordering::Release);
         done += 1;
@@ -442,16 +483,8 @@ mod tests {
         let (off, hash) = runner_of::<G, A>();
         // SAFETY: the offset was computed by `runner_of` in this process.
         let r = unsafe { std::mem::transmute::<usize, Runner>(entry::code_addr(off)) };
-        let mut em = Emitter {
-            ring: &ring,
-            current: cur,
-            seq: 9,
-            fixed_args: false,
-            first: 0,
-            count: 0,
-            fixed: false,
-            buf: Vec::new(),
-        };
+        let mut em = Emitter::new(&ring, cur);
+        em.seq = 9;
         quiet_panics_in_tasks();
         r(hash, false, &input, args.len() as u32, &mut em).unwrap();
         assert!(r(hash ^ 1, false, &input, 1, &mut em).is_err());
