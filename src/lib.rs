@@ -76,8 +76,7 @@ pub use pipe::{Connection, Pipe, PipeBuilder, Receiver, Sender};
 #[cfg(not(loom))]
 pub use pool::{AsyncResult, Imap, Pool, PoolBuilder};
 pub use process::{
-    active_children, cpu_count, current_process, init, parent_process, Process, ProcessInfo,
-    StartMethod,
+    active_children, cpu_count, current_process, parent_process, Process, ProcessInfo, StartMethod,
 };
 pub use queue::{Codec, Pod, Serde};
 #[cfg(not(loom))]
@@ -87,3 +86,25 @@ pub use segment::unlink;
 pub use sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
 #[cfg(not(loom))]
 pub use value::{AtomicInt, RawValue, Value, ValueGuard};
+
+/// Runs a launched child's entry; returns at once in any other process.
+///
+/// Call it first in `main`, and first in every test that spawns processes.
+/// In a process that shmproc launched with [`StartMethod::Spawn`] it reads
+/// the launch record, runs the entry under `catch_unwind` and exits: status 0
+/// when the entry returns (or returns `Ok`), 1 when it returns `Err` (printed
+/// like a failing `main`), 101 when it panics (printed by the panic hook, as
+/// Rust does). It never returns there, so code after it runs only in the
+/// parent. Calling it again, or in a program that never spawns, costs one
+/// environment lookup.
+///
+/// # Examples
+/// ```
+/// // first line of `main`:
+/// shmproc::init();
+/// // ... the program, which may spawn processes ...
+/// assert!(shmproc::parent_process().is_none());
+/// ```
+pub fn init() {
+    process::run_if_launched();
+}
