@@ -98,6 +98,12 @@ pub use value::{AtomicInt, RawValue, Value, ValueGuard};
 /// parent. Calling it again, or in a program that never spawns, costs one
 /// environment lookup.
 ///
+/// With the cargo feature `mpi`, in a process that `mpirun` (or another MPI
+/// launcher) started, it also joins the MPI job: rank 0 returns and may
+/// build a [`Pool`] over the other ranks with `Pool::builder().mpi()`;
+/// ranks 1.. serve that pool's
+/// tasks here and exit when rank 0 exits, never returning either.
+///
 /// # Examples
 /// ```
 /// // first line of `main`:
@@ -107,4 +113,6 @@ pub use value::{AtomicInt, RawValue, Value, ValueGuard};
 /// ```
 pub fn init() {
     process::run_if_launched();
+    #[cfg(all(feature = "mpi", not(loom)))]
+    pool::mpi::init();
 }

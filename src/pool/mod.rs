@@ -37,6 +37,8 @@ mod fixed;
 mod iter;
 mod job;
 mod layout;
+#[cfg(feature = "mpi")]
+pub(crate) mod mpi;
 mod ring;
 mod stream;
 mod worker;
