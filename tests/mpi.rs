@@ -18,9 +18,10 @@
 //! (its process group is killed), and every case one on rank 0.
 
 mod common;
+#[path = "common/mpirun.rs"]
+mod mpirun;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use shmproc::{Error, Pool};
@@ -401,62 +402,6 @@ fn fail_stop(case: &str) -> i32 {
 
 // ---- the driver -------------------------------------------------------------
 
-/// How one job ended.
-struct Ended {
-    code: Option<i32>,
-    output: String,
-    secs: f64,
-}
-
-fn mpirun(args: &[&str], timeout: Duration) -> Ended {
-    use std::io::Read;
-    use std::os::unix::process::CommandExt;
-    let mut cmd = Command::new("mpirun");
-    cmd.args(["--oversubscribe", "--stdin", "none"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    // SAFETY: geteuid(2) has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
-    }
-    let t0 = Instant::now();
-    let mut child = cmd.spawn().expect("mpirun (install Open MPI: openmpi-bin)");
-    let pgid = child.id() as i32;
-    let mut out = child.stdout.take().expect("piped");
-    let mut err = child.stderr.take().expect("piped");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let ereader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let code = loop {
-        if let Some(st) = child.try_wait().expect("waiting for mpirun") {
-            break st.code();
-        }
-        if t0.elapsed() > timeout {
-            // The whole job, mpirun and its ranks: they share its group.
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pgid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let secs = t0.elapsed().as_secs_f64();
-    let output = reader.join().unwrap_or_default() + &ereader.join().unwrap_or_default();
-    Ended { code, output, secs }
-}
-
 fn driver() -> i32 {
     let me = std::env::current_exe().expect("own path");
     let me = me.to_str().expect("a UTF-8 path");
@@ -481,7 +426,7 @@ fn driver() -> i32 {
     );
 
     let mut job = |name: &str, args: Vec<&str>, want_ok: bool, needle: &str, limit: f64| {
-        let e = mpirun(&args, Duration::from_secs(240));
+        let e = mpirun::mpirun(&args, Duration::from_secs(240));
         let ok = e.code.is_some_and(|c| (c == 0) == want_ok)
             && e.output.contains(needle)
             && e.secs <= limit;

@@ -15,7 +15,9 @@ use mpi::topology::Communicator;
 use mpi::traits::Equivalence;
 
 use super::comm::{abort_job, Comm, Outgoing};
-use super::proto::{self, HelloReply, Identity, MSG_HELLO, TAG_ARGS, TAG_CTL, TAG_UP};
+use super::proto::{
+    self, HelloReply, Identity, INLINE_MAX, MSG_HELLO, MSG_TASK_SPLIT, TAG_ARGS, TAG_CTL, TAG_UP,
+};
 use crate::pool::dispatch::{has_room, Mode, Piece};
 use crate::pool::job::{Arrival, Fail};
 use crate::pool::layout::{ResultsHdr, TaskHdr, MSG_FATAL, MSG_RESULTS, RESULTS_HDR};
@@ -39,9 +41,10 @@ struct Flight {
     answered: u32,
     /// When it was sent (coarse milliseconds).
     sent: u64,
-    /// The `TASK` header and the arguments, in MPI's hands until answered.
+    /// The `TASK` message (with the arguments, or followed by them), in
+    /// MPI's hands until answered.
     header: Outgoing,
-    args: Outgoing,
+    args: Option<Outgoing>,
     /// Its pool was terminated: results are dropped.
     abandoned: bool,
 }
@@ -404,7 +407,10 @@ impl State {
     /// them); a large argument buffer receives the next message.
     fn land(&mut self, f: Flight) {
         let _ = f.header.finish();
-        let mut args = f.args.finish();
+        let Some(args) = f.args else {
+            return;
+        };
+        let mut args = args.finish();
         if args.capacity() >= RECYCLE_MIN && args.capacity() > self.spare.capacity() {
             // Its length stays: the next receive overwrites what it needs.
             args.resize(args.capacity(), 0);
@@ -465,8 +471,20 @@ impl State {
             fixed: piece.fixed,
         }
         .encode();
-        let header = Outgoing::start(comm, r.rank, TAG_CTL, hdr.to_vec());
-        let args = Outgoing::start(comm, r.rank, TAG_ARGS, std::mem::take(&mut piece.data));
+        let (header, args) = if piece.data.len() <= INLINE_MAX {
+            let mut msg = Vec::with_capacity(hdr.len() + piece.data.len());
+            msg.extend_from_slice(&hdr);
+            msg.extend_from_slice(&piece.data);
+            (Outgoing::start(comm, r.rank, TAG_CTL, msg), None)
+        } else {
+            let mut split = hdr.to_vec();
+            split[0] = MSG_TASK_SPLIT;
+            let data = std::mem::take(&mut piece.data);
+            (
+                Outgoing::start(comm, r.rank, TAG_CTL, split),
+                Some(Outgoing::start(comm, r.rank, TAG_ARGS, data)),
+            )
+        };
         r.flights.push_back(Flight {
             pool: q.pool,
             piece,

@@ -8,15 +8,27 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// Rank 0 -> worker: one message per control step or task header; its
-/// first byte is the kind (`MSG_TASK`, `MSG_STOP`, [`MSG_HELLO`]).
+/// Rank 0 -> worker: one message per control step or piece; its first
+/// byte is the kind (`MSG_TASK`, [`MSG_TASK_SPLIT`], `MSG_STOP`,
+/// [`MSG_HELLO`]).
 pub(super) const TAG_CTL: i32 = 1;
-/// Rank 0 -> worker: the argument bytes of the `TASK` header sent just
-/// before (MPI keeps the order of two messages between the same pair).
+/// Rank 0 -> worker: the argument bytes of the [`MSG_TASK_SPLIT`] header
+/// sent just before (MPI keeps the order of two messages between the same
+/// pair).
 pub(super) const TAG_ARGS: i32 = 2;
 /// Worker -> rank 0: every message; its first byte is the kind
 /// (`MSG_RESULTS`, `MSG_FATAL`, [`MSG_HELLO`]).
 pub(super) const TAG_UP: i32 = 3;
+
+/// Rank 0 -> worker: a `TASK` header whose arguments follow on
+/// [`TAG_ARGS`]. A piece of at most [`INLINE_MAX`] argument bytes travels
+/// as one `MSG_TASK` message, header and arguments together (a small copy
+/// costs less than a message); a larger one is not copied behind its
+/// header but sent as it is, after it.
+pub(super) const MSG_TASK_SPLIT: u8 = 0x11;
+/// See [`MSG_TASK_SPLIT`]: one message stays under Open MPI's eager limit
+/// on one host (4 KiB), so it needs no rendezvous either.
+pub(super) const INLINE_MAX: usize = 4096 - crate::pool::layout::TASK_HDR;
 
 /// Both ways: the identity handshake (postcard [`Hello`] / [`HelloReply`]
 /// after the kind byte).

@@ -11,8 +11,8 @@ use mpi::topology::{Communicator, Process};
 use mpi::traits::Equivalence;
 
 use super::comm::{abort_job, AbortJobIfPanic, Backoff, Comm};
-use super::proto::{self, Hello, HelloReply, MSG_HELLO, TAG_ARGS, TAG_CTL, TAG_UP};
-use crate::pool::layout::{TaskHdr, MSG_FATAL, MSG_STOP, MSG_TASK};
+use super::proto::{self, Hello, HelloReply, MSG_HELLO, MSG_TASK_SPLIT, TAG_ARGS, TAG_CTL, TAG_UP};
+use crate::pool::layout::{TaskHdr, MSG_FATAL, MSG_STOP, MSG_TASK, TASK_HDR};
 use crate::pool::worker::{quiet_panics_in_tasks, Emitter, Sink};
 
 /// Result messages to rank 0, one blocking send each.
@@ -73,10 +73,25 @@ pub(super) fn serve(universe: Universe, comm: Comm) -> ! {
     loop {
         receive(&root, TAG_CTL, &mut ctl, &mut backoff);
         match ctl.first().copied() {
-            Some(MSG_TASK) => {
-                receive(&root, TAG_ARGS, &mut args, &mut backoff);
-                let Some((hdr, _)) = TaskHdr::decode(&ctl) else {
-                    abort_job("a task header that does not decode");
+            Some(kind @ (MSG_TASK | MSG_TASK_SPLIT)) => {
+                let (hdr, input) = if kind == MSG_TASK {
+                    let Some((hdr, input)) = TaskHdr::decode(&ctl) else {
+                        abort_job("a task message that does not decode");
+                    };
+                    (hdr, input)
+                } else {
+                    receive(&root, TAG_ARGS, &mut args, &mut backoff);
+                    // The same header as an inline one, but for its kind.
+                    let mut h = [0u8; TASK_HDR];
+                    match ctl.get(1..) {
+                        Some(rest) if ctl.len() == TASK_HDR => h[1..].copy_from_slice(rest),
+                        _ => abort_job("a task header that does not decode"),
+                    }
+                    h[0] = MSG_TASK;
+                    let Some((hdr, _)) = TaskHdr::decode(&h) else {
+                        abort_job("a task header that does not decode");
+                    };
+                    (hdr, &args[..])
                 };
                 if !accepted {
                     let why = "a task for a rank that has not accepted rank 0's executable";
@@ -87,7 +102,7 @@ pub(super) fn serve(universe: Universe, comm: Comm) -> ! {
                 // has rank 0's length and content hash, so the runner
                 // offset computed by `runner_of` in rank 0 names the same
                 // runner instance in this image.
-                unsafe { em.run_piece(&hdr, &args) };
+                unsafe { em.run_piece(&hdr, input) };
             }
             Some(MSG_HELLO) => {
                 accepted = hello(&ctl, &sink);
