@@ -338,6 +338,9 @@ fn two_pools_at_once() {
 
 fn a_local_pool_under_each_rank() {
     let pool = Pool::builder().mpi().chunksize(1).build().unwrap();
+    // And one on rank 0 beside the MPI pool: its workers never join the job.
+    let here = Pool::new(2).unwrap();
+    assert_eq!(here.map(square, 0..100u64).unwrap()[9], 81);
     let chunks: Vec<(u64, u64)> = (0..8).map(|k| (k * 1000, (k + 1) * 1000)).collect();
     let total: u64 = pool.map(local_sum, chunks).unwrap().iter().sum();
     assert_eq!(total, (0..8000u64).map(square).sum::<u64>());

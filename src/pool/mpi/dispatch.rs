@@ -111,6 +111,8 @@ pub(super) struct State {
     /// Buffer the next message is received into (a finished piece's
     /// argument buffer when it is large: results are about that size).
     spare: Vec<u8>,
+    /// This build's identity, once a handshake was started.
+    own: Option<Identity>,
 }
 
 /// A finished piece's argument buffer at least this large receives the
@@ -137,6 +139,7 @@ impl State {
             pending: VecDeque::new(),
             pools: Vec::new(),
             spare: Vec::new(),
+            own: None,
         }
     }
 
@@ -246,6 +249,7 @@ impl State {
         let Some(comm) = self.comm.as_ref() else {
             return;
         };
+        self.own = Some(exe.clone());
         let hello = proto::encode(MSG_HELLO, &proto::Hello { exe: exe.clone() });
         for r in self.ranks.iter_mut().take(n) {
             if matches!(r.greeting, Greeting::NotAsked) {
@@ -265,13 +269,16 @@ impl State {
             .collect()
     }
 
-    fn on_hello(&mut self, i: usize, msg: &[u8], own: Option<&Identity>) -> Result<(), String> {
+    fn on_hello(&mut self, i: usize, msg: &[u8]) -> Result<(), String> {
         let reply: HelloReply = proto::decode(MSG_HELLO, msg).map_err(|e| e.to_string())?;
         let r = &mut self.ranks[i];
         if !matches!(r.greeting, Greeting::Asked { .. }) {
             return Err("a HELLO reply that was not asked for".into());
         }
-        let same = own.is_some_and(|own| own.same_build(&reply.exe));
+        let same = self
+            .own
+            .as_ref()
+            .is_some_and(|own| own.same_build(&reply.exe));
         r.greeting = if reply.accepted && same {
             Greeting::Accepted {
                 pid: reply.pid,
@@ -290,7 +297,7 @@ impl State {
 
     /// One round: receive every message that has come, then send queued
     /// pieces to ranks with room. Returns how many messages came.
-    pub(super) fn pump(&mut self, own: Option<&Identity>) -> usize {
+    pub(super) fn pump(&mut self) -> usize {
         let mut got = 0;
         loop {
             let Some(comm) = self.comm.as_ref() else {
@@ -318,7 +325,7 @@ impl State {
                     "a pool message from rank {src}, not a worker rank"
                 )),
             };
-            if let Err(why) = self.on_message(i, buf, own) {
+            if let Err(why) = self.on_message(i, buf) {
                 abort_job(&format!(
                     "rank 0 cannot follow {}: {why}",
                     self.ranks[i].describe()
@@ -329,7 +336,7 @@ impl State {
         got
     }
 
-    fn on_message(&mut self, i: usize, msg: Vec<u8>, own: Option<&Identity>) -> Result<(), String> {
+    fn on_message(&mut self, i: usize, msg: Vec<u8>) -> Result<(), String> {
         match msg.first().copied() {
             Some(MSG_RESULTS) => self.on_results(i, msg),
             Some(MSG_FATAL) => {
@@ -351,7 +358,7 @@ impl State {
                 self.land(f);
                 Ok(())
             }
-            Some(MSG_HELLO) => self.on_hello(i, &msg, own),
+            Some(MSG_HELLO) => self.on_hello(i, &msg),
             other => Err(format!(
                 "expected a message of kind RESULTS, FATAL or HELLO, found {other:?}"
             )),

@@ -40,7 +40,7 @@ impl Backend for MpiPool {
     fn submit(&self, pieces: &mut dyn Iterator<Item = Piece>) {
         let mut st = self.world.state.lock();
         st.queue(self.id, self.workers, None, pieces);
-        self.world.pump(&mut st);
+        st.pump();
         let queued = st.queued() > 0;
         drop(st);
         if queued {
@@ -62,7 +62,7 @@ impl Backend for MpiPool {
         let mut i = 0u32;
         loop {
             if let Some(mut st) = w.state.try_lock() {
-                w.pump(&mut st);
+                st.pump();
             }
             if done(&job.inbox.lock()) {
                 met = true;
@@ -106,7 +106,7 @@ impl Backend for MpiPool {
 
     fn poll(&self) {
         if let Some(mut st) = self.world.state.try_lock() {
-            self.world.pump(&mut st);
+            st.pump();
         }
     }
 
@@ -136,7 +136,7 @@ impl Backend for MpiPool {
                     Mode::Terminated | Mode::Joining => return Ok(()),
                     Mode::Closed => {}
                 }
-                self.world.pump(&mut st);
+                st.pump();
                 if !st.pool_busy(self.id) {
                     st.set_mode(self.id, Mode::Joining);
                     return Ok(());
@@ -285,7 +285,7 @@ fn run_initializer(core: &Arc<MpiPool>, init: &InitCall) -> Result<()> {
             };
             let mut st = core.world.state.lock();
             st.queue(core.id, core.workers, Some(i), &mut std::iter::once(piece));
-            core.world.pump(&mut st);
+            st.pump();
             job
         })
         .collect();

@@ -85,6 +85,7 @@ pub(crate) fn init() {
         sleepers: AtomicUsize::new(0),
         progress: Once::new(),
         next_pool: AtomicU64::new(1),
+        pid: std::process::id(),
     };
     if JOINED.set(Joined::Root(Box::new(w))).is_ok() {
         // SAFETY: `at_exit` is an `extern "C" fn()` without preconditions;
@@ -111,6 +112,9 @@ pub(super) struct World {
     pub(super) sleepers: AtomicUsize,
     progress: Once,
     pub(super) next_pool: AtomicU64,
+    /// Rank 0's process id: a process forked from it inherits the exit
+    /// handler, which must do nothing there.
+    pid: u32,
 }
 
 impl World {
@@ -165,11 +169,6 @@ impl World {
         Ok(w)
     }
 
-    /// Pumps with this process's identity (known once a pool was built).
-    pub(super) fn pump(&self, st: &mut State) -> usize {
-        st.pump(proto::own_identity().ok())
-    }
-
     /// Starts the progress thread (once).
     pub(super) fn start_progress(&'static self) -> Result<()> {
         let mut err = None;
@@ -211,7 +210,7 @@ impl World {
                 if st.finalized() {
                     return;
                 }
-                let got = self.pump(&mut st);
+                let got = st.pump();
                 (got, st.queued() + st.in_flight())
             };
             if got > 0 {
@@ -246,7 +245,7 @@ impl World {
         loop {
             {
                 let mut st = self.state.lock();
-                self.pump(&mut st);
+                st.pump();
                 let ranks = &st.ranks[..n];
                 let refused: Vec<&str> = ranks
                     .iter()
@@ -308,7 +307,7 @@ impl World {
                     st.in_flight()
                 ));
             }
-            self.pump(&mut st);
+            st.pump();
             backoff.idle();
         }
         if let Some(comm) = st.comm() {
@@ -332,6 +331,8 @@ impl World {
 /// that ends `main`) all pass here.
 extern "C" fn at_exit() {
     if let Some(Joined::Root(w)) = JOINED.get() {
-        w.shutdown();
+        if w.pid == std::process::id() {
+            w.shutdown();
+        }
     }
 }
