@@ -56,6 +56,14 @@ fn sleepy(ms: u64) -> u64 {
     ms
 }
 
+/// A task that asks for an MPI pool of its own (on a worker rank).
+fn nested_pool(_: u64) -> String {
+    match Pool::builder().mpi().build() {
+        Ok(_) => "built".into(),
+        Err(e) => e.to_string(),
+    }
+}
+
 fn len_of(v: Vec<u8>) -> usize {
     v.len()
 }

@@ -52,6 +52,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::Result;
+#[cfg(doc)]
+use crate::Error;
 use backend::Backend;
 use encode::Encoder;
 use job::{Fail, Job};
@@ -69,7 +71,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// arguments and results travel serialized (postcard). A task that panics
 /// fails with [`Error::TaskPanicked`]; a worker that dies (even by SIGKILL)
 /// fails the task it held with [`Error::WorkerDied`] and is replaced.
-/// Dropping the pool terminates it (Python's `with Pool() as p:`).
+/// Dropping the pool terminates it (Python's `with Pool() as p:`). With the
+/// cargo feature `mpi`, `Pool::builder().mpi()` makes the same pool over the
+/// ranks of an `mpirun` job (`docs/protocols/pool-mpi.md`).
 ///
 /// # Examples
 /// ```no_run

@@ -41,6 +41,8 @@ enum Joined {
     Root(Box<World>),
     /// MPI had been initialized before `shmproc::init()`: not ours to run.
     Foreign,
+    /// This process serves as this worker rank (a task asking for a pool).
+    Worker(i32),
 }
 
 static JOINED: OnceLock<Joined> = OnceLock::new();
@@ -72,6 +74,7 @@ pub(crate) fn init() {
     // Collective: every rank makes it here.
     let comm = Comm(world.duplicate());
     if world.rank() != 0 {
+        let _ = JOINED.set(Joined::Worker(world.rank()));
         super::serve::serve(universe, comm);
     }
     let w = World {
@@ -134,6 +137,13 @@ impl World {
                     what,
                     "MPI initialized by shmproc::init()",
                     "MPI initialized before shmproc::init() by other code",
+                ))
+            }
+            Some(Joined::Worker(rank)) => {
+                return Err(Error::invalid(
+                    what,
+                    "rank 0 (the other ranks serve its pools)",
+                    format!("a task on worker rank {rank}"),
                 ))
             }
             None if launched() => {
