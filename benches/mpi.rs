@@ -10,7 +10,9 @@
 //! ranks: rank 0 and one worker rank with a local shared-memory pool of 2
 //! processes under it), the Python peer's jobs (`mpi4py.futures`'
 //! `MPIPoolExecutor` under `mpirun -n 3 python3 -m mpi4py.futures`, same
-//! rank count), and a local `Pool::new(2)` in this process. Lines as
+//! rank count), a local `Pool::new(2)` in this process, and both layouts
+//! again on two simulated hosts (`.ci/mpi-agent`: rank 0 on one, the
+//! workers on the other, over TCP). Lines as
 //! `benches/compare.rs` prints them (`docs/performance.md`):
 //!
 //! `RESULT <workload> shmproc=<value> <peer>=<value> unit=<unit> ratio=<r>`
@@ -130,6 +132,7 @@ fn driver() {
     let me = me.to_str().expect("UTF-8 path");
     let (ns, aps) = (n.to_string(), applies.to_string());
     let peer = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/mpi4py_pool.py");
+    let agent = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/mpi-agent");
     let py = |workload: &str, count: u64| {
         let count = count.to_string();
         let args = [
@@ -156,6 +159,28 @@ fn driver() {
         if let Some(o) = job(&["-n", "2", me, "per-host", &ns, &aps]) {
             s.per_host.extend(value(&o, "map"));
         }
+        // Two simulated hosts (`.ci/mpi-agent`): rank 0 on nodeA, the
+        // workers on nodeB, so every piece crosses TCP.
+        let two = |hosts: &str, ranks: &str, what: &str| {
+            let args = [
+                "--mca",
+                "plm_rsh_agent",
+                agent,
+                "--host",
+                hosts,
+                "-n",
+                ranks,
+                me,
+                what,
+                &ns,
+                &aps,
+            ];
+            job(&args).and_then(|o| value(&o, "map"))
+        };
+        s.tcp_per_core
+            .extend(two("nodeA:1,nodeB:2", "3", "per-core"));
+        s.tcp_per_host
+            .extend(two("nodeA:1,nodeB:1", "2", "per-host"));
         s.py_map.extend(py("map", n));
         s.py_apply.extend(py("apply", py_applies));
         s.local.push(map_rate(&local, n));
@@ -194,6 +219,14 @@ fn driver() {
         "tasks/s",
         true,
     );
+    result(
+        "mpi_two_hosts_one_rank_per_host_with_local_pool_2",
+        &s.tcp_per_host,
+        "mpi_two_hosts_one_rank_per_core",
+        &s.tcp_per_core,
+        "tasks/s",
+        true,
+    );
     println!("# done in {:.1} s", t_start.elapsed().as_secs_f64());
 }
 
@@ -205,6 +238,8 @@ struct Samples {
     py_map: Vec<f64>,
     py_apply: Vec<f64>,
     local: Vec<f64>,
+    tcp_per_core: Vec<f64>,
+    tcp_per_host: Vec<f64>,
 }
 
 fn main() {

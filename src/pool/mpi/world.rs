@@ -199,12 +199,13 @@ impl World {
         self.bell_cv.notify_one();
     }
 
-    fn nap(&self, d: Duration) {
+    /// Sleeps `d` or until rung; whether it was rung.
+    fn nap(&self, d: Duration) -> bool {
         let mut rung = self.bell.lock();
         if !*rung {
             let _ = self.bell_cv.wait_for(&mut rung, d);
         }
-        *rung = false;
+        std::mem::take(&mut *rung)
     }
 
     /// The progress thread: results must be received and queued pieces
@@ -236,7 +237,11 @@ impl World {
             } else {
                 backoff.next_nap()
             };
-            self.nap(nap);
+            if self.nap(nap) {
+                // A caller went to sleep on its job, or queued pieces: poll
+                // at the shortest nap again, whatever came (or not) before.
+                backoff.reset();
+            }
         }
     }
 
