@@ -316,6 +316,8 @@ fn builder_choices() {
         .build()
         .unwrap();
     assert_eq!(one.processes(), 1);
+    let nested = one.apply(nested_pool, 0).unwrap();
+    assert!(nested.contains("a task on worker rank 1"), "{nested}");
     let pids: BTreeSet<u32> = one.map(pid_of, 0..16u64).unwrap().into_iter().collect();
     assert_eq!(pids.len(), 1);
     assert_eq!(pids.into_iter().collect::<Vec<_>>(), one.pids());
