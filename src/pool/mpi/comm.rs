@@ -98,6 +98,21 @@ impl Outgoing {
         std::mem::take(&mut self.buf)
     }
 
+    /// Whether MPI is done with the bytes (`MPI_Test`: never waits).
+    pub(super) fn test(&mut self) -> bool {
+        let mut done: c_int = 0;
+        // SAFETY: reading an extern constant; `req` is a handle `MPI_Isend`
+        // set (or null: then done at once), `MPI_Test` sets it to null when
+        // it completes; `done` is a writable int.
+        unsafe {
+            if self.req == ffi::RSMPI_REQUEST_NULL {
+                return true;
+            }
+            ffi::MPI_Test(&mut self.req, &mut done, ffi::RSMPI_STATUS_IGNORE);
+        }
+        done != 0
+    }
+
     fn complete(&mut self) {
         // SAFETY: reading an extern constant; `req` is a handle `MPI_Isend`
         // set (or already null), and `MPI_Wait` sets it back to null.

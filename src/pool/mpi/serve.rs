@@ -3,22 +3,39 @@
 //! their results back, until rank 0 says `STOP` as it exits.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::sync::atomic::AtomicU64;
 
 use mpi::environment::Universe;
-use mpi::point_to_point::{Destination, Source};
+use mpi::point_to_point::Source;
 use mpi::topology::{Communicator, Process};
 use mpi::traits::Equivalence;
 
-use super::comm::{abort_job, AbortJobIfPanic, Backoff, Comm};
+use super::comm::{abort_job, AbortJobIfPanic, Backoff, Comm, Outgoing};
 use super::proto::{self, Hello, HelloReply, MSG_HELLO, MSG_TASK_SPLIT, TAG_ARGS, TAG_CTL, TAG_UP};
 use crate::pool::layout::{TaskHdr, MSG_FATAL, MSG_STOP, MSG_TASK, TASK_HDR};
 use crate::pool::worker::{quiet_panics_in_tasks, Emitter, Sink};
 
-/// Result messages to rank 0, one blocking send each.
+/// Result messages to rank 0, sent without waiting for rank 0 to take
+/// them: like a local worker writing into its result ring, a rank goes on
+/// with its next piece while rank 0 is busy decoding. At most
+/// [`OUT_MAX`] messages are out at once; their buffers are reused.
 struct ToRoot<'a> {
-    root: Process<'a>,
-    buf: RefCell<Vec<u8>>,
+    comm: &'a Comm,
+    out: RefCell<VecDeque<Outgoing>>,
+    free: RefCell<Vec<Vec<u8>>>,
+}
+
+/// Result messages a rank may have out before it waits for the oldest.
+const OUT_MAX: usize = 4;
+
+impl ToRoot<'_> {
+    /// Waits until rank 0 took every message (before `MPI_Finalize`).
+    fn drain(&self) {
+        for o in self.out.borrow_mut().drain(..) {
+            drop(o.finish());
+        }
+    }
 }
 
 impl Sink for ToRoot<'_> {
@@ -27,15 +44,25 @@ impl Sink for ToRoot<'_> {
     }
 
     fn send(&self, parts: &[&[u8]]) {
-        let mut buf = self.buf.borrow_mut();
+        let mut out = self.out.borrow_mut();
+        let mut free = self.free.borrow_mut();
+        // Reuse the buffers of messages rank 0 has taken.
+        while out.front_mut().is_some_and(Outgoing::test) {
+            if let Some(o) = out.pop_front() {
+                free.push(o.finish());
+            }
+        }
+        if out.len() >= OUT_MAX {
+            if let Some(o) = out.pop_front() {
+                free.push(o.finish()); // waits: rank 0 polls while pieces are out
+            }
+        }
+        let mut buf = free.pop().unwrap_or_default();
         buf.clear();
         for p in parts {
             buf.extend_from_slice(p);
         }
-        // Blocking: rank 0 polls while it has pieces out, so this returns
-        // once it takes the message (a large one is copied straight into
-        // its buffer).
-        self.root.send_with_tag(&buf[..], TAG_UP);
+        out.push_back(Outgoing::start(self.comm, 0, TAG_UP, buf));
     }
 }
 
@@ -61,8 +88,9 @@ pub(super) fn serve(universe: Universe, comm: Comm) -> ! {
     quiet_panics_in_tasks();
     let root = comm.0.process_at_rank(0);
     let sink = ToRoot {
-        root: comm.0.process_at_rank(0),
-        buf: RefCell::new(Vec::new()),
+        comm: &comm,
+        out: RefCell::new(VecDeque::new()),
+        free: RefCell::new(Vec::new()),
     };
     // Nobody reads it across processes here (a dead rank ends the job).
     let current = AtomicU64::new(0);
@@ -115,6 +143,7 @@ pub(super) fn serve(universe: Universe, comm: Comm) -> ! {
     }
     std::mem::forget(guard);
     drop(em);
+    sink.drain();
     drop(sink);
     drop(comm); // MPI_Comm_free, before MPI_Finalize
     drop(universe); // MPI_Finalize
