@@ -217,7 +217,8 @@ impl State {
     }
 
     /// Queues pieces of pool `id` (served by ranks `1..=workers`, or by
-    /// worker `to` alone).
+    /// worker `to` alone) and sends what fits now, before anything else:
+    /// an empty poll may yield the core, and the rank can use it then.
     pub(super) fn queue(
         &mut self,
         pool: u64,
@@ -240,6 +241,7 @@ impl State {
                 }),
             }
         }
+        self.dispatch();
     }
 
     // ------------------------------------------------------------ handshake
