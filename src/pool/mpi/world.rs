@@ -332,12 +332,14 @@ impl World {
             drop(stops); // each waits until its rank took it
         }
         st.close_comm();
-        // The dispatcher's mutex stays held: no other thread calls MPI
-        // between here and the end of the process.
+        // Under the dispatcher's mutex: no other thread calls MPI meanwhile.
         if let Some(u) = self.universe.lock().take() {
             drop(u); // MPI_Finalize: the ranks finalize as they take STOP
         }
-        std::mem::forget(st);
+        // From here every path to MPI finds no communicator (a pool dropped
+        // by a later exit handler does no MPI call), and a send still held
+        // keeps its bytes instead of waiting (`Outgoing`'s drop).
+        drop(st);
     }
 }
 
