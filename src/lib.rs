@@ -83,7 +83,7 @@ pub use pipe::{Connection, Pipe, PipeBuilder, Receiver, Sender};
 pub use pool::{AsyncResult, AsyncResultFuture, Imap, Invoke, Pool, PoolBuilder, Star};
 #[cfg(not(loom))]
 pub use process::{
-    active_children, cpu_count, current_process, init, parent_process, EntryReturn, Process,
+    active_children, cpu_count, current_process, parent_process, EntryReturn, Process,
     ProcessBuilder, ProcessInfo, StartMethod,
 };
 #[cfg(not(loom))]
@@ -91,6 +91,8 @@ pub use queue::{Codec, JoinableQueue, Pod, PodQueue, Queue, QueueBuilder, Serde}
 pub use segment::unlink;
 #[cfg(not(loom))]
 pub use sync::many::{wait, Waitable};
+#[cfg(all(feature = "stream", not(loom)))]
+pub use sync::reactor::ItemStream;
 #[cfg(not(loom))]
 pub use sync::{
     Barrier, BarrierConfig, BoundedSemaphore, Builder, Condition, ConditionGuard, Event, Lock,
@@ -98,3 +100,33 @@ pub use sync::{
 };
 #[cfg(not(loom))]
 pub use value::{AtomicInt, RawValue, Value, ValueGuard};
+
+/// Runs a launched child's entry; returns at once in any other process.
+///
+/// Call it first in `main`, and first in every test that spawns processes.
+/// In a process that shmproc launched with [`StartMethod::Spawn`] it reads
+/// the launch record, runs the entry under `catch_unwind` and exits: status 0
+/// when the entry returns (or returns `Ok`), 1 when it returns `Err` (printed
+/// like a failing `main`), 101 when it panics (printed by the panic hook, as
+/// Rust does). It never returns there, so code after it runs only in the
+/// parent. Calling it again, or in a program that never spawns, costs one
+/// environment lookup.
+///
+/// With the cargo feature `mpi`, in a process that `mpirun` (or another MPI
+/// launcher) started, it also joins the MPI job: rank 0 returns and may
+/// build a [`Pool`] over the other ranks with `Pool::builder().mpi()`;
+/// ranks 1.. serve that pool's
+/// tasks here and exit when rank 0 exits, never returning either.
+///
+/// # Examples
+/// ```
+/// // first line of `main`:
+/// shmproc::init();
+/// // ... the program, which may spawn processes ...
+/// assert!(shmproc::parent_process().is_none());
+/// ```
+pub fn init() {
+    process::run_if_launched();
+    #[cfg(all(feature = "mpi", not(loom)))]
+    pool::mpi::init();
+}

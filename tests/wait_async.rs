@@ -263,6 +263,40 @@ fn smol_get_and_put_async_between_processes() {
     });
 }
 
+#[cfg(feature = "stream")]
+#[test]
+fn streams_yield_every_item_then_end_at_close() {
+    use smol::stream::StreamExt;
+    shmproc::init();
+    let _w = Watchdog::new("streams_yield_every_item_then_end_at_close");
+    let mut r = Reaper::new();
+    let q: Q = Queue::new(4).unwrap();
+    let child = r.watch(Process::spawn(producer, (q.clone(), 500)).unwrap());
+    let (rx, tx) = Pipe::simplex::<String>();
+    smol::block_on(async {
+        let got: Vec<u64> = q.stream().take(500).map(Result::unwrap).collect().await;
+        assert_eq!(got, (0..500).collect::<Vec<_>>());
+        assert_eq!(child.join_async().await.unwrap(), 0);
+        q.close();
+        assert!(
+            q.stream().next().await.is_none(),
+            "a closed, drained queue ends its stream"
+        );
+        let sender = std::thread::spawn(move || {
+            for w in ["a", "b", "c"] {
+                tx.send(&w.to_string()).unwrap();
+            }
+        });
+        let words: Vec<String> = rx.stream().map(Result::unwrap).collect().await;
+        assert_eq!(
+            words,
+            ["a", "b", "c"],
+            "ends when the sender is gone and all is read"
+        );
+        sender.join().unwrap();
+    });
+}
+
 // ---- scale and cancel-safety ----------------------------------------------
 
 #[test]

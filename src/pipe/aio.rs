@@ -192,3 +192,22 @@ impl<T, C: Codec<T>> Sender<T, C> {
         self.0.send_async(item)
     }
 }
+
+#[cfg(feature = "stream")]
+impl<T: Send, C: Codec<T>> Connection<T, C> {
+    /// The messages this end receives, as a `futures_core::Stream` (feature
+    /// `stream`): each is a [`recv_async`](Self::recv_async); the stream
+    /// ends when the other end is gone and nothing is buffered.
+    pub fn stream(&self) -> crate::ItemStream<'_, T> {
+        crate::sync::reactor::ItemStream::new(move || Box::pin(self.recv_async()))
+    }
+}
+
+#[cfg(feature = "stream")]
+impl<T: Send, C: Codec<T>> Receiver<T, C> {
+    /// The messages this end receives, as a `futures_core::Stream` (see
+    /// [`Connection::stream`]).
+    pub fn stream(&self) -> crate::ItemStream<'_, T> {
+        self.0.stream()
+    }
+}

@@ -47,6 +47,11 @@ pub struct PoolBuilder {
     chunksize: Option<usize>,
     max_tasks: u64,
     spawner: Spawner,
+    /// `.mpi()` was called; the initializer as it travels to MPI ranks.
+    #[cfg(feature = "mpi")]
+    mpi: bool,
+    #[cfg(feature = "mpi")]
+    mpi_init: Option<super::mpi::InitCall>,
 }
 
 impl std::fmt::Debug for PoolBuilder {
@@ -83,6 +88,10 @@ impl PoolBuilder {
             chunksize: None,
             max_tasks: 0,
             spawner: spawner(worker::no_init, ()),
+            #[cfg(feature = "mpi")]
+            mpi: false,
+            #[cfg(feature = "mpi")]
+            mpi_init: None,
         }
     }
 
@@ -118,6 +127,10 @@ impl PoolBuilder {
         R: EntryReturn,
     {
         assert_zst!(F);
+        #[cfg(feature = "mpi")]
+        {
+            self.mpi_init = Some(super::mpi::InitCall::new::<F, A, R>(&args));
+        }
         self.spawner = spawner(f, args);
         self
     }
@@ -154,12 +167,46 @@ impl PoolBuilder {
         self
     }
 
+    /// The workers are the other ranks of the MPI job this process is
+    /// rank 0 of (cargo feature `mpi`), not processes on this host. Run the
+    /// program with `mpirun -n <1 + workers> <program>`; its `main` calls
+    /// [`shmproc::init()`](crate::init) first, where ranks 1.. serve tasks
+    /// and never return. The same methods, errors and scheduling as a
+    /// local pool; `processes(n)` uses ranks `1..=n` (default: all),
+    /// `initializer` runs once on each of them, `maxtasksperchild` is
+    /// refused (a rank cannot be replaced). MPI is fail-stop: a rank that
+    /// dies ends the whole job (`docs/protocols/pool-mpi.md`). Without
+    /// `mpirun`, [`build`](Self::build) fails with a clear error.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// fn main() -> shmproc::Result<()> {
+    ///     shmproc::init(); // under mpirun, ranks 1.. serve tasks here
+    ///     let pool = shmproc::Pool::builder().mpi().build()?; // rank 0
+    ///     assert_eq!(pool.map(square, 0..4u64)?, [0, 1, 4, 9]);
+    ///     Ok(())
+    /// }
+    /// ```
+    #[cfg(feature = "mpi")]
+    pub fn mpi(mut self) -> PoolBuilder {
+        self.mpi = true;
+        self
+    }
+
     /// Starts the workers and waits until every initializer has run.
     ///
     /// # Errors
     /// `InvalidArgument` for 0 processes; [`Error::TaskPanicked`] if an
     /// initializer failed; launch errors (see [`Process::spawn`]);
-    /// `Timeout` if the workers did not start within a minute.
+    /// `Timeout` if the workers did not start within a minute. With
+    /// `.mpi()`: `InvalidArgument` outside an `mpirun` job (or before
+    /// `shmproc::init()`), for more processes than worker ranks, for
+    /// `maxtasksperchild`, or when a rank runs another executable than
+    /// rank 0; `Timeout` if ranks do not answer within a minute.
     ///
     /// # Examples
     /// ```no_run
@@ -168,6 +215,15 @@ impl PoolBuilder {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn build(self) -> Result<Pool> {
+        #[cfg(feature = "mpi")]
+        if self.mpi {
+            return super::mpi::build(super::mpi::Options {
+                workers: self.processes,
+                chunksize: self.chunksize,
+                max_tasks: self.max_tasks,
+                init: self.mpi_init,
+            });
+        }
         let n = self.processes.unwrap_or_else(crate::cpu_count);
         if n == 0 || n > 4096 {
             return Err(Error::invalid("processes", "1..=4096", n));
@@ -180,13 +236,13 @@ impl PoolBuilder {
             .spawn(move || c.supervise())
             .map_err(|e| Error::os("starting the pool's supervisor thread", e))?;
         let pool = Pool {
-            core,
+            core: core.clone(),
             supervisor: Mutex::new(Some(handle)),
             chunksize: self.chunksize,
         };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            let (serving, broken) = pool.core.startup_status();
+            let (serving, broken) = core.startup_status();
             if let Some(f) = broken {
                 return Err(f.to_error()); // dropping `pool` reaps everything
             }

@@ -15,7 +15,6 @@ use super::layout::{PoolSeg, MSG_STOP, TASK_HDR};
 use crate::error::Result;
 use crate::process::{Process, ProcessBuilder};
 use crate::sync::park::Futex;
-use crate::sync::wait::Spin;
 
 /// Grace between SIGTERM and SIGKILL in `terminate`.
 const TERM_GRACE: Duration = Duration::from_millis(100);
@@ -91,62 +90,33 @@ impl Core {
         done: impl Fn(&super::job::Inbox) -> bool,
         deadline: Option<Instant>,
     ) -> bool {
-        let start = Instant::now();
-        // Relaxed: a counter read as a hint by the supervisor.
-        self.pumpers.fetch_add(1, Ordering::Relaxed);
-        let mut met = false;
-        let mut spin = Spin::since(start);
-        loop {
-            if let Some(mut st) = self.state.try_lock() {
-                st.pump(false);
-            }
-            if done(&job.inbox.lock()) {
-                met = true;
-                break;
-            }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) || !spin.step_at(now) {
-                break;
-            }
-        }
-        self.pumpers.fetch_sub(1, Ordering::Relaxed);
-        if met {
-            return true;
-        }
-        // SeqCst: the supervisor must see us asleep before it decides not
-        // to arm the doorbell (it re-checks after arming; see `supervise`).
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
-        self.wake_supervisor();
-        let mut ib = job.inbox.lock();
-        let mut met = true;
-        while !done(&ib) {
-            match deadline {
-                None => job.cv.wait(&mut ib),
-                Some(d) => {
-                    if job.cv.wait_until(&mut ib, d).timed_out() {
-                        met = done(&ib);
-                        break;
-                    }
+        super::job::wait_job(
+            job,
+            &done,
+            deadline,
+            &self.pumpers,
+            &|| {
+                if let Some(mut st) = self.state.try_lock() {
+                    st.pump(false);
                 }
-            }
-        }
-        drop(ib);
-        // Relaxed: a hint for the supervisor's next round.
-        self.sleepers.fetch_sub(1, Ordering::Relaxed);
-        met
+            },
+            &|| self.add_sleeper(),
+            &|| self.remove_sleeper(),
+        )
     }
 
-    /// Someone will sleep waiting for a job outside `wait_job` (an armed
+    /// Someone will sleep waiting for a job (in `wait_job`, or an armed
     /// `AsyncResult`): results must wake the supervisor, so it pumps them.
     pub(crate) fn add_sleeper(&self) {
-        // SeqCst: as in `wait_job`.
+        // SeqCst: the supervisor must see us asleep before it decides not to
+        // register on the doorbell (it re-checks after; see `supervise`).
         self.sleepers.fetch_add(1, Ordering::SeqCst);
         self.wake_supervisor();
     }
 
     /// That sleep is over.
     pub(crate) fn remove_sleeper(&self) {
-        // Relaxed: as in `wait_job`.
+        // Relaxed: a hint for the supervisor's next round.
         self.sleepers.fetch_sub(1, Ordering::Relaxed);
     }
 

@@ -638,13 +638,18 @@ impl State {
 }
 
 impl Worker {
-    /// Whether another piece may go to this worker now: double-buffering
-    /// for slow pieces, a deeper pipeline for tiny tasks and quick pieces.
     fn has_room(&self) -> bool {
-        let depth = self.inflight.len();
-        depth < 2
-            || (self.last_ms <= SLOW_PIECE_MS
-                && depth < 128
-                && (self.items < 128 || (self.last_ms <= QUICK_PIECE_MS && depth < QUICK_DEPTH)))
+        has_room(self.inflight.len(), self.items, self.last_ms)
     }
+}
+
+/// Whether another piece may go to a worker that holds `depth` pieces of
+/// `items` tasks and took `last_ms` for its last one: double-buffering for
+/// slow pieces, a deeper pipeline for tiny tasks and quick pieces. (The MPI
+/// dispatcher uses the same rule.)
+pub(super) fn has_room(depth: usize, items: usize, last_ms: u64) -> bool {
+    depth < 2
+        || (last_ms <= SLOW_PIECE_MS
+            && depth < 128
+            && (items < 128 || (last_ms <= QUICK_PIECE_MS && depth < QUICK_DEPTH)))
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::core::Core;
+use super::backend::Backend;
 use super::dispatch::Piece;
 use super::fixed;
 use super::job::{Fail, Job};
@@ -42,7 +42,12 @@ fn new_piece(job: &Arc<Job>, runner: (u64, u64), first: u64) -> Piece {
 }
 
 impl Encoder {
-    pub(crate) fn new(core: &Core, job: Arc<Job>, runner: (u64, u64), chunk: usize) -> Encoder {
+    pub(crate) fn new(
+        core: &dyn Backend,
+        job: Arc<Job>,
+        runner: (u64, u64),
+        chunk: usize,
+    ) -> Encoder {
         Encoder::with_limit(core.max_arg(), job, runner, chunk)
     }
 

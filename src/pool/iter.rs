@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::core::Core;
+use super::backend::Backend;
 use super::encode::Encoder;
 use super::job::{self, Arrival, Inbox, Job};
 use crate::error::{Error, Result};
@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 /// # Ok::<(), shmproc::Error>(())
 /// ```
 pub struct AsyncResult<T> {
-    core: Arc<Core>,
+    core: Arc<dyn Backend>,
     job: Arc<Job>,
     n: u64,
     finish: fn(Inbox, u64) -> Result<T>,
@@ -56,7 +56,7 @@ pub(crate) fn single<R: DeserializeOwned>(ib: Inbox, _n: u64) -> Result<R> {
 
 impl<T> AsyncResult<T> {
     pub(crate) fn new(
-        core: Arc<Core>,
+        core: Arc<dyn Backend>,
         job: Arc<Job>,
         n: u64,
         finish: fn(Inbox, u64) -> Result<T>,
@@ -94,9 +94,7 @@ impl<T> AsyncResult<T> {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn ready(&self) -> bool {
-        if let Some(mut st) = self.core.state.try_lock() {
-            st.pump(false);
-        }
+        self.core.poll();
         self.is_done()
     }
 
@@ -112,7 +110,7 @@ impl<T> AsyncResult<T> {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn wait(&self) {
-        self.core.wait_job(&self.job, Self::done(self.n), None);
+        self.core.wait_job(&self.job, &Self::done(self.n), None);
     }
 
     /// Waits at most `timeout`; returns whether the result is there.
@@ -130,7 +128,7 @@ impl<T> AsyncResult<T> {
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.core.wait_job(
             &self.job,
-            Self::done(self.n),
+            &Self::done(self.n),
             Some(Instant::now() + timeout),
         )
     }
@@ -220,7 +218,7 @@ impl<T> AsyncResult<T> {
 /// # Ok::<(), shmproc::Error>(())
 /// ```
 pub struct Imap<I, R> {
-    core: Arc<Core>,
+    core: Arc<dyn Backend>,
     input: Option<I>,
     enc: Encoder,
     job: Arc<Job>,
@@ -254,7 +252,7 @@ where
     R: DeserializeOwned,
 {
     pub(crate) fn new(
-        core: Arc<Core>,
+        core: Arc<dyn Backend>,
         input: I,
         runner: (u64, u64),
         chunk: usize,
@@ -262,7 +260,7 @@ where
         ordered: bool,
     ) -> Self {
         let job = Arc::new(Job::default());
-        let enc = Encoder::new(&core, job.clone(), runner, chunk);
+        let enc = Encoder::new(&*core, job.clone(), runner, chunk);
         Imap {
             core,
             input: Some(input),
@@ -311,9 +309,9 @@ where
             }
         }
         // Each call sends what it has: a slow input must not hold results back.
-        let pieces = self.enc.finish();
+        let mut pieces = self.enc.finish();
         if pieces.len() > 0 {
-            self.core.submit(pieces);
+            self.core.submit(&mut pieces);
         }
     }
 
@@ -416,7 +414,7 @@ where
             let want = self.yielded;
             self.core.wait_job(
                 &self.job,
-                move |ib| {
+                &move |ib| {
                     ib.fail.is_some()
                         || if ordered {
                             ib.arrivals

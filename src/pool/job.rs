@@ -287,6 +287,58 @@ pub(crate) fn collect<R: DeserializeOwned>(mut ib: Inbox, n: u64) -> Result<Vec<
     Ok(out)
 }
 
+/// How a caller waits for a job, for every backend: pump the dispatcher
+/// while spinning (the one spin policy, counted in `pumpers` so the driver
+/// thread leaves the pumping to us), then sleep on the job's condvar with
+/// the driver told that someone sleeps (`add_sleeper`, undone by
+/// `remove_sleeper`), so it moves the results along. Returns `done()`.
+pub(crate) fn wait_job(
+    job: &Job,
+    done: &dyn Fn(&Inbox) -> bool,
+    deadline: Option<std::time::Instant>,
+    pumpers: &std::sync::atomic::AtomicUsize,
+    pump: &dyn Fn(),
+    add_sleeper: &dyn Fn(),
+    remove_sleeper: &dyn Fn(),
+) -> bool {
+    let mut spin = crate::sync::wait::Spin::new();
+    // Relaxed: a counter read as a hint by the driver thread.
+    pumpers.fetch_add(1, Ordering::Relaxed);
+    let mut met = false;
+    loop {
+        pump();
+        if done(&job.inbox.lock()) {
+            met = true;
+            break;
+        }
+        let now = std::time::Instant::now();
+        if deadline.is_some_and(|d| now >= d) || !spin.step_at(now) {
+            break;
+        }
+    }
+    // Relaxed: as above.
+    pumpers.fetch_sub(1, Ordering::Relaxed);
+    if met {
+        return true;
+    }
+    add_sleeper();
+    let mut ib = job.inbox.lock();
+    let mut met = true;
+    while !done(&ib) {
+        match deadline {
+            None => job.cv.wait(&mut ib),
+            Some(d) => {
+                if job.cv.wait_until(&mut ib, d).timed_out() {
+                    met = done(&ib);
+                    break;
+                }
+            }
+        }
+    }
+    drop(ib);
+    remove_sleeper();
+    met
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,9 @@
 //!   format; `job.rs`: results delivered to a call and decoded in its thread;
 //! - `iter.rs`: [`AsyncResult`] and the streaming [`Imap`]; `stream.rs`:
 //!   the blocking `map`, encoding a window ahead of its results;
-//! - `builder.rs`: [`PoolBuilder`] and `build` (workers started and ready).
+//! - `builder.rs`: [`PoolBuilder`] and `build` (workers started and ready);
+//! - `backend.rs`: what the calls above need from the workers: this host's
+//!   processes (`core.rs`) or, with the `mpi` feature, MPI ranks (`mpi/`).
 //!
 //! The protocol and its failure cases are in `docs/protocols/pool.md`.
 
@@ -26,6 +28,7 @@ macro_rules! assert_zst {
     };
 }
 
+mod backend;
 mod builder;
 mod core;
 mod dispatch;
@@ -34,6 +37,8 @@ mod fixed;
 mod iter;
 mod job;
 mod layout;
+#[cfg(feature = "mpi")]
+pub(crate) mod mpi;
 mod stream;
 mod worker;
 
@@ -45,9 +50,10 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use self::core::Core;
-use crate::error::{Error, Result};
-use dispatch::Mode;
+use crate::error::Result;
+#[cfg(doc)]
+use crate::Error;
+use backend::Backend;
 use encode::Encoder;
 use job::{Fail, Job};
 
@@ -65,7 +71,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// arguments and results travel serialized (postcard). A task that panics
 /// fails with [`Error::TaskPanicked`]; a worker that dies (even by SIGKILL)
 /// fails the task it held with [`Error::WorkerDied`] and is replaced.
-/// Dropping the pool terminates it (Python's `with Pool() as p:`).
+/// Dropping the pool terminates it (Python's `with Pool() as p:`). With the
+/// cargo feature `mpi`, `Pool::builder().mpi()` makes the same pool over the
+/// ranks of an `mpirun` job (`docs/protocols/pool-mpi.md`).
 ///
 /// # Examples
 /// ```no_run
@@ -84,7 +92,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// }
 /// ```
 pub struct Pool {
-    core: Arc<Core>,
+    core: Arc<dyn Backend>,
+    /// The local pool's supervisor thread (an MPI pool has none of its own).
     supervisor: Mutex<Option<JoinHandle<()>>>,
     chunksize: Option<usize>,
 }
@@ -126,7 +135,7 @@ impl Pool {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn processes(&self) -> usize {
-        self.core.size
+        self.core.size()
     }
 
     /// Process ids of the workers alive now.
@@ -272,9 +281,9 @@ impl Pool {
         let job = Arc::new(Job::default());
         let started = self.running().and_then(|()| {
             let runner = worker::runner_of::<Map<F>, A>();
-            let mut enc = Encoder::new(&self.core, job.clone(), runner, 1);
+            let mut enc = Encoder::new(&*self.core, job.clone(), runner, 1);
             enc.push(&args)?;
-            self.core.submit(enc.finish());
+            self.core.submit(&mut enc.finish());
             Ok(())
         });
         if let Err(f) = started {
@@ -344,7 +353,7 @@ impl Pool {
         I: IntoIterator<Item = A>,
     {
         let chunk = self.chunksize.unwrap_or(1);
-        let window = (4 * self.core.size * chunk).max(256) as u64;
+        let window = (4 * self.core.size() * chunk).max(256) as u64;
         let mut it = Imap::new(
             self.core.clone(),
             iter.into_iter(),
@@ -372,10 +381,7 @@ impl Pool {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn close(&self) {
-        let mut st = self.core.state.lock();
-        if st.mode == Mode::Running {
-            st.mode = Mode::Closed;
-        }
+        self.core.close();
     }
 
     /// After [`close`](Self::close): waits until all submitted work is done,
@@ -396,14 +402,7 @@ impl Pool {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn join(&self) -> Result<()> {
-        if self.core.state.lock().mode == Mode::Running {
-            return Err(Error::invalid(
-                "pool state",
-                "a pool after close() or terminate()",
-                "a running pool",
-            ));
-        }
-        self.core.join_workers();
+        self.core.join()?;
         self.stop_supervisor();
         Ok(())
     }
@@ -426,7 +425,7 @@ impl Pool {
 
     fn stop_supervisor(&self) {
         if let Some(h) = self.supervisor.lock().take() {
-            self.core.wake_supervisor();
+            self.core.wake();
             let _ = h.join();
         }
     }
@@ -434,14 +433,7 @@ impl Pool {
     /// `Ok` while the pool takes work; else why not (closed or terminated,
     /// or broken by a failing initializer).
     fn running(&self) -> std::result::Result<(), Fail> {
-        let st = self.core.state.lock();
-        if st.mode != Mode::Running {
-            return Err(Fail::Closed);
-        }
-        match &st.broken {
-            Some(f) => Err(f.clone()),
-            None => Ok(()),
-        }
+        self.core.running()
     }
 
     /// Encodes and submits all of `iter` as one job; a job that cannot start
@@ -486,12 +478,12 @@ impl Pool {
         let it = iter.into_iter();
         match it.size_hint() {
             (lo, Some(hi)) if lo == hi => {
-                stream::map_in_order(&self.core, runner, self.chunk_for(lo), it, lo)
+                stream::map_in_order(&*self.core, runner, self.chunk_for(lo), it, lo)
             }
             _ => {
                 let items: Vec<A> = it.collect();
                 let n = items.len();
-                stream::map_in_order(&self.core, runner, self.chunk_for(n), items.into_iter(), n)
+                stream::map_in_order(&*self.core, runner, self.chunk_for(n), items.into_iter(), n)
             }
         }
     }
@@ -500,7 +492,7 @@ impl Pool {
     /// Python's `ceil(n / (4 * workers))`.
     fn chunk_for(&self, n: usize) -> usize {
         self.chunksize
-            .unwrap_or_else(|| n.div_ceil(4 * self.core.size).max(1))
+            .unwrap_or_else(|| n.div_ceil(4 * self.core.size()).max(1))
     }
 
     /// Submits every item of `iter` to `job`; returns how many.
@@ -534,10 +526,11 @@ impl Pool {
         R: Serialize + DeserializeOwned,
     {
         let chunk = self.chunk_for(n);
-        let mut enc = Encoder::new(&self.core, job.clone(), worker::runner_of::<G, A>(), chunk);
-        enc.push_all(it, |ready| self.core.submit(ready.drain(..)))?;
+        let runner = worker::runner_of::<G, A>();
+        let mut enc = Encoder::new(&*self.core, job.clone(), runner, chunk);
+        enc.push_all(it, |ready| self.core.submit(&mut ready.drain(..)))?;
         let count = enc.next_index();
-        self.core.submit(enc.finish());
+        self.core.submit(&mut enc.finish());
         Ok(count)
     }
 }
@@ -551,7 +544,7 @@ impl Drop for Pool {
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
-            .field("processes", &self.core.size)
+            .field("processes", &self.core.size())
             .field("pids", &self.pids())
             .finish()
     }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::core::Core;
+use super::backend::Backend;
 use super::encode::Encoder;
 use super::job::{self, Arrival, Job};
 use crate::error::Result;
@@ -41,7 +41,7 @@ impl Drop for CancelOnDrop<'_> {
 /// Runs the tasks of `input` (`n` of them, expected) and returns their results in
 /// input order; the first failed task (lowest index) is the error.
 pub(crate) fn map_in_order<A, R>(
-    core: &Arc<Core>,
+    core: &dyn Backend,
     runner: (u64, u64),
     chunk: usize,
     mut input: impl Iterator<Item = A>,
@@ -54,7 +54,7 @@ where
     let job = Arc::new(Job::default());
     let _cancel = CancelOnDrop(&job);
     let mut enc = Encoder::new(core, job.clone(), runner, chunk);
-    let window = (AHEAD_PER_WORKER * core.size * enc.piece_items()).max(256) as u64;
+    let window = (AHEAD_PER_WORKER * core.size() * enc.piece_items()).max(256) as u64;
     let mut out: Vec<R> = Vec::with_capacity(n);
     // Delivered ahead of `out.len()`, kept sorted by first index.
     let mut early: Vec<Arrival> = Vec::new();
@@ -76,7 +76,7 @@ where
         let limit = (answered + window).min(out.len() as u64 + MAX_WINDOWS * window);
         if !exhausted && enc.next_index() + window / 2 <= limit {
             exhausted = enc.push_upto(&mut input, limit).map_err(|f| f.to_error())?;
-            core.submit(enc.finish());
+            core.submit(&mut enc.finish());
         }
         // The run of arrivals that continues `out`.
         let mut next = out.len() as u64;
@@ -103,7 +103,7 @@ where
             // Any arrival: decode it, or at least count it for the top-up.
             core.wait_job(
                 &job,
-                |ib| ib.fail.is_some() || !ib.arrivals.is_empty(),
+                &|ib| ib.fail.is_some() || !ib.arrivals.is_empty(),
                 None,
             );
         }

@@ -155,7 +155,7 @@ thread_local! {
 }
 
 /// Runs `f` under `catch_unwind`; a panic becomes its message.
-fn in_task<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+pub(crate) fn in_task<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     IN_TASK.with(|t| t.set(true));
     let r = catch_unwind(AssertUnwindSafe(f));
     IN_TASK.with(|t| t.set(false));
@@ -170,7 +170,9 @@ fn in_task<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     })
 }
 
-fn quiet_panics_in_tasks() {
+/// Silences the panic hook while a task runs (its message travels to the
+/// parent instead).
+pub(crate) fn quiet_panics_in_tasks() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if !IN_TASK.with(Cell::get) {
@@ -179,9 +181,27 @@ fn quiet_panics_in_tasks() {
     }));
 }
 
+/// Where a worker's result messages go: its result ring, or (MPI) rank 0.
+pub(crate) trait Sink {
+    /// The largest message [`send`](Self::send) takes.
+    fn max_message(&self) -> usize;
+    /// Sends one message made of `parts`, waiting for room as long as it takes.
+    fn send(&self, parts: &[&[u8]]);
+}
+
+impl Sink for Messages {
+    fn max_message(&self) -> usize {
+        Messages::max_message(self)
+    }
+
+    fn send(&self, parts: &[&[u8]]) {
+        send(self, parts);
+    }
+}
+
 /// Collects the outcomes of a piece and sends them in `RESULTS` messages.
 pub(crate) struct Emitter<'a> {
-    ring: &'a Messages,
+    sink: &'a dyn Sink,
     current: &'a AtomicU64,
     seq: u32,
     /// The piece's arguments are 8-byte scalars.
@@ -191,9 +211,55 @@ pub(crate) struct Emitter<'a> {
     /// The buffered results are 8-byte `Ok` scalars (else postcard `Outcome`s).
     fixed: bool,
     buf: Vec<u8>,
+    /// The runner whose type hash was last checked successfully.
+    last_ok: Option<(u64, u64)>,
 }
 
-impl Emitter<'_> {
+impl<'a> Emitter<'a> {
+    /// An emitter of result messages into `sink`; `current` is where it
+    /// marks the item it runs.
+    pub(crate) fn new(sink: &'a dyn Sink, current: &'a AtomicU64) -> Emitter<'a> {
+        Emitter {
+            sink,
+            current,
+            seq: 0,
+            fixed_args: false,
+            first: 0,
+            count: 0,
+            fixed: false,
+            buf: Vec::with_capacity(FLUSH + 1024),
+            last_ok: None,
+        }
+    }
+
+    /// Runs the piece `hdr` with arguments `input` and sends its results;
+    /// a piece that cannot run (a runner of another type, arguments that do
+    /// not decode) is answered with `FATAL` after the results before it.
+    ///
+    /// # Safety
+    /// - `hdr.runner` was computed by [`runner_of`] in a process running the
+    ///   very same executable image, so it names a runner instance with the
+    ///   `Runner` signature in this image (the runner checks its type hash
+    ///   before touching the arguments).
+    pub(crate) unsafe fn run_piece(&mut self, hdr: &TaskHdr, input: &[u8]) {
+        self.seq = hdr.seq;
+        self.fixed_args = hdr.fixed;
+        self.first = 0;
+        self.count = 0;
+        self.buf.clear();
+        // SAFETY: the caller's guarantee is `runner_at`'s precondition.
+        let runner = unsafe { runner_at(hdr.runner) };
+        let verified = self.last_ok == Some((hdr.runner, hdr.hash));
+        let outcome = runner(hdr.hash, verified, input, hdr.count, self);
+        if outcome.is_ok() {
+            self.last_ok = Some((hdr.runner, hdr.hash));
+        }
+        self.flush();
+        if let Err(m) = outcome {
+            send_text(self.sink, MSG_FATAL, &m);
+        }
+    }
+
     fn begin(&mut self, k: u32) {
         // SYNC POINT: pool-current. Release: a parent that reaps this
         // process reads which item it held (Acquire in the dispatcher).
@@ -226,7 +292,7 @@ impl Emitter<'_> {
 
     fn push_slow<R: Serialize>(&mut self, out: &Outcome<R>) -> Result<(), String> {
         let mark = self.buf.len();
-        let max = self.ring.max_message() - RESULTS_HDR;
+        let max = self.sink.max_message() - RESULTS_HDR;
         let encoded = wire::to_extend(out, &mut self.buf);
         let replacement = match (encoded, out) {
             (Ok(()), _) if self.buf.len() - mark <= max => None,
@@ -262,7 +328,7 @@ impl Emitter<'_> {
 
     /// Sends what was collected (blocking while the result ring is full:
     /// the parent always drains it; if it died, the parent-death signal ends us).
-    fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         if self.count == 0 {
             return;
         }
@@ -273,7 +339,7 @@ impl Emitter<'_> {
             fixed: self.fixed,
         }
         .encode();
-        send(self.ring, &[&hdr, &self.buf]);
+        self.sink.send(&[&hdr, &self.buf]);
         self.first += self.count;
         self.count = 0;
         self.buf.clear();
@@ -300,9 +366,9 @@ fn fit_message(msg: &str, max: usize) -> std::borrow::Cow<'_, str> {
 
 /// Sends a start-up or `FATAL` message: kind `kind`, then `text`, cut to fit
 /// the ring.
-fn send_text(ring: &Messages, kind: u8, text: &str) {
-    let text = fit_message(text, ring.max_message() - 1);
-    send(ring, &[&[kind], text.as_bytes()]);
+fn send_text(sink: &dyn Sink, kind: u8, text: &str) {
+    let text = fit_message(text, sink.max_message() - 1);
+    sink.send(&[&[kind], text.as_bytes()]);
 }
 
 /// Sends one message, waiting for room as long as it takes.
@@ -395,18 +461,7 @@ where
 fn serve(tasks: &Messages, results: &Messages, current: &AtomicU64, max_tasks: u64) {
     let mut msg = Vec::new();
     let mut done = 0u64;
-    // The runner whose type hash was last checked successfully.
-    let mut last_ok: Option<(u64, u64)> = None;
-    let mut em = Emitter {
-        ring: results,
-        current,
-        seq: 0,
-        fixed_args: false,
-        first: 0,
-        count: 0,
-        fixed: false,
-        buf: Vec::with_capacity(FLUSH + 1024),
-    };
+    let mut em = Emitter::new(results, current);
     loop {
         match tasks.try_recv(&mut msg) {
             Ok(true) => {}
@@ -422,25 +477,10 @@ fn serve(tasks: &Messages, results: &Messages, current: &AtomicU64, max_tasks: u
         let Some((hdr, input)) = TaskHdr::decode(&msg) else {
             abort("a task message that does not decode");
         };
-        em.seq = hdr.seq;
-        em.fixed_args = hdr.fixed;
-        em.first = 0;
-        em.count = 0;
-        em.buf.clear();
         // SAFETY: task messages come only from our parent (the pool segment
         // is anonymous: it reaches the parent and its workers alone), which
-        // computed the offset with `runner_of` (runner_at's precondition);
-        // the runner checks its type hash before touching the arguments.
-        let runner = unsafe { runner_at(hdr.runner) };
-        let verified = last_ok == Some((hdr.runner, hdr.hash));
-        let outcome = runner(hdr.hash, verified, input, hdr.count, &mut em);
-        if outcome.is_ok() {
-            last_ok = Some((hdr.runner, hdr.hash));
-        }
-        em.flush();
-        if let Err(m) = outcome {
-            send_text(results, MSG_FATAL, &m);
-        }
+        // computed the offset with `runner_of` (run_piece's precondition).
+        unsafe { em.run_piece(&hdr, input) };
         // SYNC POINT: pool-current (as in `Emitter::begin`): the parent
         // reads that no item is held.
         current.store(0, Ordering::Release);
@@ -486,16 +526,8 @@ mod tests {
         let (off, hash) = runner_of::<G, A>();
         // SAFETY: the offset was computed by `runner_of` in this process.
         let r = unsafe { std::mem::transmute::<usize, Runner>(entry::code_addr(off)) };
-        let mut em = Emitter {
-            ring: &ring,
-            current: cur,
-            seq: 9,
-            fixed_args: false,
-            first: 0,
-            count: 0,
-            fixed: false,
-            buf: Vec::new(),
-        };
+        let mut em = Emitter::new(&ring, cur);
+        em.seq = 9;
         quiet_panics_in_tasks();
         r(hash, false, &input, args.len() as u32, &mut em).unwrap();
         assert!(r(hash ^ 1, false, &input, 1, &mut em).is_err());

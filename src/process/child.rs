@@ -1,4 +1,5 @@
-//! The child side of a launch: [`init`].
+//! The child side of a launch: [`run_if_launched`], the launcher's part of
+//! [`crate::init`].
 
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
@@ -14,27 +15,10 @@ use crate::sys::exit_word::ExitWord;
 /// Set once `init()` has looked at the environment in this process.
 static INIT_SEEN: AtomicBool = AtomicBool::new(false);
 
-/// Runs a launched child's entry; returns at once in any other process.
-///
-/// Call it first in `main`, and first in every test that spawns processes.
-/// In a process that shmproc launched with [`StartMethod::Spawn`] it reads
-/// the launch record, runs the entry under `catch_unwind` and exits: status 0
-/// when the entry returns (or returns `Ok`), 1 when it returns `Err` (printed
-/// like a failing `main`), 101 when it panics (printed by the panic hook, as
-/// Rust does). It never returns there, so code after it runs only in the
-/// parent. Calling it again, or in a program that never spawns, costs one
-/// environment lookup.
-///
-/// [`StartMethod::Spawn`]: crate::StartMethod::Spawn
-///
-/// # Examples
-/// ```
-/// // first line of `main`:
-/// shmproc::init();
-/// // ... the program, which may spawn processes ...
-/// assert!(shmproc::parent_process().is_none());
-/// ```
-pub fn init() {
+/// The launcher's part of [`crate::init`]: in a process that shmproc
+/// launched with `StartMethod::Spawn`, runs its entry and exits (never
+/// returns); returns at once in any other process.
+pub(crate) fn run_if_launched() {
     // Relaxed: a flag this process alone reads, ordered by program order.
     INIT_SEEN.store(true, Ordering::Relaxed);
     let Some(value) = std::env::var_os(ENV) else {

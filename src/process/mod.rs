@@ -1,10 +1,11 @@
-//! The process launcher: [`Process`], [`init`], and Python's module functions
+//! The process launcher: [`Process`], [`init`](crate::init), and Python's module functions
 //! [`cpu_count`], [`current_process`], [`parent_process`], [`active_children`].
 //!
 //! - `builder.rs`: [`ProcessBuilder`] and the two start methods (`launch.rs`
 //!   re-executes the binary, `fork.rs` forks);
 //! - `entry.rs`: how a re-executed child finds its entry function;
-//! - `boot.rs`: the launch record a child reads; `child.rs`: [`init`];
+//! - `boot.rs`: the launch record a child reads; `child.rs`: the child's
+//!   side of [`init`](crate::init);
 //! - `registry.rs`: who we are, who our parent is, children to reap.
 //!
 //! The protocol is in `docs/protocols/launch.md`.
@@ -34,7 +35,7 @@ use crate::sys::exit_word::ExitWord;
 use crate::sys::process::Reap;
 
 pub use builder::ProcessBuilder;
-pub use child::init;
+pub(crate) use child::run_if_launched;
 pub use entry::EntryReturn;
 pub use registry::{active_children, cpu_count, current_process, parent_process, ProcessInfo};
 
@@ -54,7 +55,7 @@ pub use registry::{active_children, cpu_count, current_process, parent_process, 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum StartMethod {
     /// Re-execute the current binary (`/proc/self/exe`); the child runs its
-    /// entry from [`init`]. Arguments are serialized; the entry must be a fn
+    /// entry from [`init`](crate::init). Arguments are serialized; the entry must be a fn
     /// item or a non-capturing closure. Safe whatever threads the parent runs.
     #[default]
     Spawn,
@@ -284,7 +285,7 @@ fn no_entry(pid: u32, code: i32) -> Error {
 impl Process {
     /// Launches `f(args)` in a new process with the default start method
     /// ([`StartMethod::Spawn`]): the binary is re-executed and runs `f` from
-    /// [`init`], which must be the first line of `main` (and of a test that
+    /// [`init`](crate::init), which must be the first line of `main` (and of a test that
     /// spawns). `f` must be a fn item or a non-capturing closure (a capturing
     /// closure is a compile-time error); `args` are serialized with serde,
     /// and shmproc handles inside them (anonymous ones included) reach the child.
@@ -643,7 +644,10 @@ impl crate::sync::many::sealed::WaitSource for Process {
         // The exit word: the kernel changes it and wakes a sleeper when the
         // child dies (`docs/protocols/exit-word.md`). Without one (a child
         // that never armed it), slices and `ready_slow` find the exit.
-        match self.exit_word().and_then(|w| w.prepare_sleep().map(|v| (w, v))) {
+        match self
+            .exit_word()
+            .and_then(|w| w.prepare_sleep().map(|v| (w, v)))
+        {
             Some((w, v)) => crate::sync::many::Armed::plain(w.word(), v, self.clone()),
             None => crate::sync::many::Armed::plain(&NO_WORD, 0, ()),
         }

@@ -157,3 +157,13 @@ impl<T, C: Codec<T>> JoinableQueue<T, C> {
         })
     }
 }
+
+#[cfg(feature = "stream")]
+impl<T: Send, C: Codec<T>> Queue<T, C> {
+    /// The items this handle gets, as a `futures_core::Stream` (feature
+    /// `stream`): each is a [`get_async`](Self::get_async); the stream ends
+    /// when the queue is closed and drained.
+    pub fn stream(&self) -> crate::ItemStream<'_, T> {
+        crate::sync::reactor::ItemStream::new(move || Box::pin(self.get_async()))
+    }
+}

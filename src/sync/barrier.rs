@@ -138,7 +138,7 @@ impl_handle_serde!(Barrier);
 ///
 /// # Examples
 /// ```
-/// let b: shmproc::sync::Builder<shmproc::Barrier, shmproc::sync::BarrierConfig> =
+/// let b: shmproc::Builder<shmproc::Barrier, shmproc::BarrierConfig> =
 ///     shmproc::Barrier::builder().parties(2);
 /// # drop(b);
 /// ```

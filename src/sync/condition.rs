@@ -666,7 +666,7 @@ mod sealed {
 ///
 /// # Examples
 /// ```
-/// use shmproc::sync::WaitGuard;
+/// use shmproc::WaitGuard;
 /// fn wait_once<'a, G: WaitGuard<'a>>(c: &'a shmproc::Condition, g: G) -> shmproc::Result<G> {
 ///     Ok(c.wait_timeout(g, std::time::Duration::from_millis(1))?.0)
 /// }

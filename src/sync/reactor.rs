@@ -263,6 +263,8 @@ pub(crate) struct Wait<S, F> {
     attempt: F,
     key: Option<Key>,
     slices: u32,
+    /// Run the slow checks in the next attempt (set after `Ready`).
+    recheck: bool,
 }
 
 impl<S, F> Wait<S, F> {
@@ -273,6 +275,7 @@ impl<S, F> Wait<S, F> {
             attempt,
             key: None,
             slices: 0,
+            recheck: false,
         }
     }
 }
@@ -297,14 +300,19 @@ where
         let r = reactor();
         // Woken by a slice end (the entry fired without its word moving):
         // the slow checks (a peer's death) run in this attempt.
-        let slow = this.key.as_ref().is_none_or(|k| !r.update(k, cx.waker()));
-        if let Some(done) = (this.attempt)(&this.src, slow && this.key.is_some()) {
+        // `None`: not registered (first poll, or a retry after `Ready`);
+        // `Some(false)`: the entry fired; `Some(true)`: still registered.
+        let registered = this.key.as_ref().map(|k| r.update(k, cx.waker()));
+        // The slow checks also run on the retry after `Ready`: the source
+        // looked ready (its peer may be gone) but the fast attempt failed.
+        let slow = registered == Some(false) || std::mem::take(&mut this.recheck);
+        if let Some(done) = (this.attempt)(&this.src, slow) {
             if let Some(k) = this.key.take() {
                 r.deregister(k);
             }
             return Poll::Ready(done);
         }
-        if !slow {
+        if registered == Some(true) {
             // Still registered, woken spuriously or re-polled: keep waiting.
             return Poll::Pending;
         }
@@ -316,6 +324,7 @@ where
         match this.src.readiness() {
             Readiness::Ready => {
                 drop(armed);
+                this.recheck = true;
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
@@ -330,5 +339,56 @@ where
             }
         }
         Poll::Pending
+    }
+}
+
+/// The items of a receiving end as a `futures_core::Stream` (feature
+/// `stream`): each item is one `recv_async`/`get_async`; the stream ends at
+/// `Closed` (the other end gone, or the queue closed and drained). Dropping
+/// it between items loses nothing.
+#[cfg(feature = "stream")]
+pub struct ItemStream<'a, T> {
+    next: Box<dyn FnMut() -> ItemFuture<'a, T> + Send + 'a>,
+    pending: Option<ItemFuture<'a, T>>,
+}
+
+#[cfg(feature = "stream")]
+type ItemFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
+#[cfg(feature = "stream")]
+impl<T> std::fmt::Debug for ItemStream<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ItemStream").finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "stream")]
+impl<'a, T> ItemStream<'a, T> {
+    /// A stream of what `next()`'s futures yield.
+    pub(crate) fn new(next: impl FnMut() -> ItemFuture<'a, T> + Send + 'a) -> Self {
+        ItemStream {
+            next: Box::new(next),
+            pending: None,
+        }
+    }
+}
+
+#[cfg(feature = "stream")]
+impl<T> futures_core::Stream for ItemStream<'_, T> {
+    type Item = Result<T>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
+        let this = &mut *self;
+        let fut = this.pending.get_or_insert_with(|| (this.next)());
+        match fut.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(r) => {
+                this.pending = None;
+                match r {
+                    Err(crate::error::Error::Closed) => Poll::Ready(None),
+                    r => Poll::Ready(Some(r)),
+                }
+            }
+        }
     }
 }
