@@ -54,6 +54,27 @@ struct Inner {
     live: usize,
     /// A reactor thread runs (or is about to).
     running: bool,
+    /// The process these registrations belong to (0: none yet). A child
+    /// made by `fork` inherits the parent's registrations but not its
+    /// thread.
+    pid: u32,
+}
+
+impl Inner {
+    /// Starts afresh in a child made by `fork`: the inherited entries are
+    /// the parent's futures, which this process cannot poll. They are
+    /// forgotten, not dropped: dropping would unregister the parent's
+    /// sleepers from shared words and run the parent's wakers here.
+    #[cold]
+    fn after_fork(&mut self, pid: u32) {
+        for e in std::mem::take(&mut self.entries).into_iter().flatten() {
+            std::mem::forget(e);
+        }
+        self.free.clear();
+        self.live = 0;
+        self.running = false;
+        self.pid = pid;
+    }
 }
 
 /// The process's reactor.
@@ -85,6 +106,10 @@ impl Reactor {
 
     fn register(&'static self, armed: Armed, waker: &Waker, slice_end: Option<Instant>) -> Key {
         let mut g = self.inner.lock();
+        let pid = std::process::id();
+        if g.pid != pid {
+            g.after_fork(pid);
+        }
         g.next_id += 1;
         let id = g.next_id;
         let e = Entry {
