@@ -13,9 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::job::{Arrival, Fail, Job};
-use super::layout::{
-    PoolSeg, ResultsHdr, TaskHdr, MSG_FATAL, MSG_INIT_FAILED, MSG_READY, MSG_RESULTS, RESULTS_HDR,
-};
+use super::lane::{Lane, RECYCLE_MIN};
+use super::layout::{PoolSeg, ResultsHdr, MSG_FATAL, MSG_INIT_FAILED, MSG_READY, MSG_RESULTS};
 use super::worker::WorkerArgs;
 use crate::chan::bytes::Messages;
 use crate::error::Result;
@@ -92,33 +91,6 @@ impl Piece {
     }
 }
 
-pub(super) struct InFlight {
-    piece: Piece,
-    seq: u32,
-    answered: u32,
-    /// When it was sent (coarse milliseconds).
-    sent: u64,
-}
-
-/// A piece that takes longer than this keeps its worker's queue short
-/// (2 pieces): slow tasks queued behind a busy worker would wait while
-/// another worker idles. Shorter pieces keep a deep pipeline (throughput).
-/// Well above a scheduler time slice, so that a worker merely preempted on
-/// a loaded machine does not lose its pipeline.
-const SLOW_PIECE_MS: u64 = 20;
-
-/// A piece of many tasks that took at most this (about one tick of the
-/// coarse clock) lets its worker queue up to `QUICK_DEPTH` of them: a
-/// million tiny tasks come in pieces of ~20 µs, and with 2 queued the
-/// worker often ran dry waiting for the parent. At most ~30 ms of work then
-/// waits behind one worker.
-const QUICK_PIECE_MS: u64 = 4;
-const QUICK_DEPTH: usize = 8;
-
-/// A finished piece's argument buffer at least this large becomes the
-/// buffer the next result message is received into.
-const RECYCLE_MIN: usize = 4096;
-
 /// What the parent wants of a slot's worker; the state table (with the
 /// messages each phase accepts) is "Worker slots" in `docs/protocols/pool.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,14 +115,10 @@ pub(super) struct Worker {
     pub(super) phase: Phase,
     pub(super) tasks: Messages,
     pub(super) results: Messages,
-    pub(super) inflight: VecDeque<InFlight>,
-    pub(super) items: usize,
-    pub(super) next_seq: u32,
+    /// The pieces sent to its worker and not fully answered.
+    pub(super) lane: Lane,
+    /// Pieces sent to its process (for `maxtasksperchild`).
     pub(super) assigned: u64,
-    /// When this worker last finished a piece (coarse milliseconds).
-    pub(super) last_done: u64,
-    /// Service time of its last piece (coarse milliseconds).
-    pub(super) last_ms: u64,
     /// The pid of the worker that last served this slot and ended (for the
     /// "worker replaced" event).
     pub(super) ended_pid: Option<u32>,
@@ -202,12 +170,8 @@ impl State {
                 phase: Phase::Vacant,
                 tasks: seg.task_ring(slot)?,
                 results: seg.result_ring(slot)?,
-                inflight: VecDeque::new(),
-                items: 0,
-                next_seq: 0,
+                lane: Lane::new(),
                 assigned: 0,
-                last_done: 0,
-                last_ms: 0,
                 ended_pid: None,
             });
         }
@@ -245,7 +209,7 @@ impl State {
     }
 
     pub(super) fn busy_with_tasks(&self) -> bool {
-        !self.pending.is_empty() || self.workers.iter().any(|w| !w.inflight.is_empty())
+        !self.pending.is_empty() || self.workers.iter().any(|w| !w.lane.is_empty())
     }
 
     pub(super) fn busy(&self) -> bool {
@@ -327,58 +291,29 @@ impl State {
             }
             Some(MSG_FATAL) => {
                 let front = w
-                    .inflight
+                    .lane
                     .pop_front()
                     .ok_or("a FATAL message with no task in flight")?;
                 let text = String::from_utf8_lossy(&msg[1..]).into_owned();
-                let fail = Fail::Message(text);
-                for k in front.answered..front.piece.count() {
-                    front.piece.job.deliver(Arrival::Failed {
-                        index: front.piece.first + u64::from(k),
-                        fail: fail.clone(),
-                    });
-                }
-                w.items -= (front.piece.count() - front.answered) as usize;
+                front.fail_rest(&Fail::Message(text));
                 Ok(())
             }
             Some(MSG_RESULTS) => {
                 let h = ResultsHdr::decode(msg).ok_or("a short RESULTS header")?;
                 let front = w
-                    .inflight
+                    .lane
                     .front_mut()
                     .ok_or("results with no task in flight")?;
-                let left = front.piece.count() - front.answered;
-                if h.seq != front.seq || h.first != front.answered || h.count > left || h.count == 0
-                {
-                    return Err(format!(
-                        "expected results of piece {} from item {} (at most {left}), found piece {} items {}+{}",
-                        front.seq, front.answered, h.seq, h.first, h.count
-                    ));
-                }
-                front.piece.job.deliver(Arrival::Results {
-                    first: front.piece.first + u64::from(h.first),
-                    count: h.count,
-                    fixed: h.fixed,
-                    bytes: std::mem::take(msg),
-                    at: RESULTS_HDR,
-                });
-                front.answered += h.count;
-                w.items -= h.count as usize;
-                if front.answered == front.piece.count() {
-                    // Its service time: since it was sent, or since the
-                    // piece before it finished if it waited behind that one.
-                    let now = crate::sys::clock::coarse_millis();
-                    w.last_ms = now.saturating_sub(front.sent.max(w.last_done));
-                    w.last_done = now;
-                    if let Some(done) = w.inflight.pop_front() {
-                        // A large argument buffer receives the next message
-                        // (a piece's results are about its arguments' size);
-                        // a small one would only be grown (`realloc` cost
-                        // more than a fresh `malloc` for one-task pieces).
-                        if done.piece.data.capacity() >= RECYCLE_MIN {
-                            *msg = done.piece.data;
-                            msg.clear();
-                        }
+                front.check(&h)?;
+                front.deliver(&h, std::mem::take(msg));
+                if let Some(done) = w.lane.answer(h.count, crate::sys::clock::coarse_millis) {
+                    // A large argument buffer receives the next message
+                    // (a piece's results are about its arguments' size);
+                    // a small one would only be grown (`realloc` cost
+                    // more than a fresh `malloc` for one-task pieces).
+                    if done.piece.data.capacity() >= RECYCLE_MIN {
+                        *msg = done.piece.data;
+                        msg.clear();
                     }
                 }
                 Ok(())
@@ -438,8 +373,7 @@ impl State {
         w.proc = None;
         w.corrupt = false;
         let phase = w.phase;
-        let inflight = std::mem::take(&mut w.inflight);
-        w.items = 0;
+        let inflight = w.lane.take_all();
         w.phase = Phase::Vacant;
         let signal = code.filter(|c| *c < 0).map(|c| -c);
         self.workers[i].ended_pid = Some(pid);
@@ -464,8 +398,9 @@ impl State {
         let mut redo = Vec::new();
         for f in inflight {
             let count = f.piece.count();
+            let answered = f.answered();
             let held_k = held
-                .filter(|(seq, k)| *seq == f.seq && *k >= f.answered && *k < count)
+                .filter(|(seq, k)| *seq == f.seq() && *k >= answered && *k < count)
                 .map(|(_, k)| k);
             let fail_one = |k: u32| {
                 seg.bump(counters::TASKS_FAILED);
@@ -475,20 +410,20 @@ impl State {
                 })
             };
             if f.piece.retried || self.broken.is_some() {
-                (f.answered..count).for_each(fail_one);
+                (answered..count).for_each(fail_one);
                 continue;
             }
             match held_k {
                 Some(k) => {
                     fail_one(k);
-                    if k > f.answered {
-                        redo.push(f.piece.sub(f.answered, k));
+                    if k > answered {
+                        redo.push(f.piece.sub(answered, k));
                     }
                     if k + 1 < count {
                         redo.push(f.piece.sub(k + 1, count));
                     }
                 }
-                None => redo.push(f.piece.sub(f.answered, count)),
+                None => redo.push(f.piece.sub(answered, count)),
             }
         }
         for p in redo.into_iter().rev() {
@@ -514,26 +449,18 @@ impl State {
                 self.pending.pop_front();
                 continue;
             }
-            let count = p.count() as usize;
             let pick = self
                 .workers
                 .iter()
                 .enumerate()
-                .filter(|(_, w)| w.phase == Phase::Serving && w.has_room())
-                .min_by_key(|(_, w)| w.items)
+                .filter(|(_, w)| w.phase == Phase::Serving && w.lane.has_room())
+                .min_by_key(|(_, w)| w.lane.items())
                 .map(|(i, _)| i);
             let Some(i) = pick else {
                 return;
             };
             let w = &mut self.workers[i];
-            let hdr = TaskHdr {
-                seq: w.next_seq,
-                count: count as u32,
-                runner: p.runner.0,
-                hash: p.runner.1,
-                fixed: p.fixed,
-            }
-            .encode();
+            let hdr = w.lane.task_hdr(p);
             match w.tasks.try_write(&[&hdr, &p.data]) {
                 Ok(true) => {}
                 Ok(false) => return, // ring full: wait for this worker to catch up
@@ -557,14 +484,7 @@ impl State {
                 return;
             };
             let w = &mut self.workers[i];
-            w.inflight.push_back(InFlight {
-                piece,
-                seq: w.next_seq,
-                answered: 0,
-                sent: crate::sys::clock::coarse_millis(),
-            });
-            w.next_seq = w.next_seq.wrapping_add(1);
-            w.items += count;
+            w.lane.push(piece, (), crate::sys::clock::coarse_millis());
             w.assigned += 1;
             if self.max_tasks != 0 && w.assigned >= self.max_tasks {
                 w.phase = Phase::Retiring;
@@ -587,9 +507,8 @@ impl State {
                 // Relaxed: the new worker is launched after this store.
                 c.store(0, Ordering::Relaxed);
             }
-            w.next_seq = 0;
+            w.lane.restart();
             w.assigned = 0;
-            w.last_ms = 0;
             let args = WorkerArgs {
                 seg: self.seg.clone(),
                 slot: w.slot,
@@ -629,27 +548,9 @@ impl State {
             p.job.fail_all(f);
         }
         for w in &mut self.workers {
-            for x in w.inflight.drain(..) {
+            for x in w.lane.take_all() {
                 x.piece.job.fail_all(f);
             }
-            w.items = 0;
         }
     }
-}
-
-impl Worker {
-    fn has_room(&self) -> bool {
-        has_room(self.inflight.len(), self.items, self.last_ms)
-    }
-}
-
-/// Whether another piece may go to a worker that holds `depth` pieces of
-/// `items` tasks and took `last_ms` for its last one: double-buffering for
-/// slow pieces, a deeper pipeline for tiny tasks and quick pieces. (The MPI
-/// dispatcher uses the same rule.)
-pub(super) fn has_room(depth: usize, items: usize, last_ms: u64) -> bool {
-    depth < 2
-        || (last_ms <= SLOW_PIECE_MS
-            && depth < 128
-            && (items < 128 || (last_ms <= QUICK_PIECE_MS && depth < QUICK_DEPTH)))
 }

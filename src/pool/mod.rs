@@ -4,6 +4,8 @@
 //!   worker: `chan::bytes::Messages`) and the message headers;
 //! - `worker.rs`: the worker process (initializer, task loop, task runners);
 //! - `dispatch.rs`: which worker holds which task, deaths, replacements;
+//!   `lane.rs`: one worker's pieces in flight and its room rule (the MPI
+//!   dispatcher keeps the same per rank);
 //! - `core.rs`: what callers and the supervisor thread share, and how they
 //!   drive the dispatcher (submit, wait, supervise, terminate, join);
 //! - `encode.rs`: arguments cut into pieces; `fixed.rs`: the 8-byte scalar
@@ -36,6 +38,7 @@ mod encode;
 mod fixed;
 mod iter;
 mod job;
+mod lane;
 mod layout;
 #[cfg(feature = "mpi")]
 pub(crate) mod mpi;

@@ -18,9 +18,10 @@ use super::comm::{abort_job, Comm, Outgoing};
 use super::proto::{
     self, HelloReply, Identity, INLINE_MAX, MSG_HELLO, MSG_TASK_SPLIT, TAG_ARGS, TAG_CTL, TAG_UP,
 };
-use crate::pool::dispatch::{has_room, Mode, Piece};
-use crate::pool::job::{Arrival, Fail};
-use crate::pool::layout::{ResultsHdr, TaskHdr, MSG_FATAL, MSG_RESULTS, RESULTS_HDR};
+use crate::pool::dispatch::{Mode, Piece};
+use crate::pool::job::Fail;
+use crate::pool::lane::{self, Lane, RECYCLE_MIN};
+use crate::pool::layout::{ResultsHdr, MSG_FATAL, MSG_RESULTS, RESULTS_HDR};
 
 /// A piece waiting to be sent.
 struct Queued {
@@ -33,14 +34,10 @@ struct Queued {
     piece: Piece,
 }
 
-/// A piece sent to a rank and not fully answered.
-struct Flight {
+/// What rank 0 keeps of a piece sent to a rank and not fully answered,
+/// besides its lane's bookkeeping (`lane.rs`).
+struct Sent {
     pool: u64,
-    piece: Piece,
-    seq: u32,
-    answered: u32,
-    /// When it was sent (coarse milliseconds).
-    sent: u64,
     /// The `TASK` message (with the arguments, or followed by them), in
     /// MPI's hands until answered.
     header: Outgoing,
@@ -48,6 +45,8 @@ struct Flight {
     /// Its pool was terminated: results are dropped.
     abandoned: bool,
 }
+
+type Flight = lane::Flight<Sent>;
 
 /// Where a rank is in the identity handshake.
 pub(super) enum Greeting {
@@ -69,13 +68,8 @@ pub(super) enum Greeting {
 pub(super) struct Rank {
     rank: i32,
     pub(super) greeting: Greeting,
-    flights: VecDeque<Flight>,
-    items: usize,
-    next_seq: u32,
-    /// When it last finished a piece, and how long that piece took
-    /// (coarse milliseconds).
-    last_done: u64,
-    last_ms: u64,
+    /// The pieces sent to it and not fully answered.
+    lane: Lane<Sent>,
 }
 
 impl Rank {
@@ -115,10 +109,6 @@ pub(super) struct State {
     own: Option<Identity>,
 }
 
-/// A finished piece's argument buffer at least this large receives the
-/// next message.
-const RECYCLE_MIN: usize = 4096;
-
 impl State {
     pub(super) fn new(comm: Comm) -> State {
         let size = comm.0.size();
@@ -126,11 +116,7 @@ impl State {
             .map(|rank| Rank {
                 rank,
                 greeting: Greeting::NotAsked,
-                flights: VecDeque::new(),
-                items: 0,
-                next_seq: 0,
-                last_done: 0,
-                last_ms: 0,
+                lane: Lane::new(),
             })
             .collect();
         State {
@@ -182,10 +168,11 @@ impl State {
     /// Whether pool `id` has pieces queued or unanswered.
     pub(super) fn pool_busy(&self, id: u64) -> bool {
         self.pending.iter().any(|q| q.pool == id)
-            || self
-                .ranks
-                .iter()
-                .any(|r| r.flights.iter().any(|f| f.pool == id && !f.abandoned))
+            || self.ranks.iter().any(|r| {
+                r.lane
+                    .iter()
+                    .any(|f| f.extra.pool == id && !f.extra.abandoned)
+            })
     }
 
     /// Pieces queued here, and pieces unanswered by the ranks (abandoned
@@ -195,7 +182,7 @@ impl State {
     }
 
     pub(super) fn in_flight(&self) -> usize {
-        self.ranks.iter().map(|r| r.flights.len()).sum()
+        self.ranks.iter().map(|r| r.lane.len()).sum()
     }
 
     /// `terminate()` of pool `id`: its queued pieces are dropped and its
@@ -209,8 +196,8 @@ impl State {
             q.piece.job.fail_all(&Fail::Closed);
         }
         for r in &mut self.ranks {
-            for f in r.flights.iter_mut().filter(|f| f.pool == id) {
-                f.abandoned = true;
+            for f in r.lane.iter_mut().filter(|f| f.extra.pool == id) {
+                f.extra.abandoned = true;
                 f.piece.job.fail_all(&Fail::Closed);
             }
         }
@@ -342,20 +329,13 @@ impl State {
         match msg.first().copied() {
             Some(MSG_RESULTS) => self.on_results(i, msg),
             Some(MSG_FATAL) => {
-                let r = &mut self.ranks[i];
-                let f = r
-                    .flights
+                let f = self.ranks[i]
+                    .lane
                     .pop_front()
                     .ok_or("a FATAL with no piece in flight")?;
-                let fail = Fail::Message(String::from_utf8_lossy(&msg[1..]).into_owned());
-                r.items -= (f.piece.count() - f.answered) as usize;
-                if !f.abandoned {
-                    for k in f.answered..f.piece.count() {
-                        f.piece.job.deliver(Arrival::Failed {
-                            index: f.piece.first + u64::from(k),
-                            fail: fail.clone(),
-                        });
-                    }
+                if !f.extra.abandoned {
+                    let text = String::from_utf8_lossy(&msg[1..]).into_owned();
+                    f.fail_rest(&Fail::Message(text));
                 }
                 self.land(f);
                 Ok(())
@@ -371,16 +351,10 @@ impl State {
         let h = ResultsHdr::decode(&msg).ok_or("a short RESULTS header")?;
         let r = &mut self.ranks[i];
         let f = r
-            .flights
+            .lane
             .front_mut()
             .ok_or("results with no piece in flight")?;
-        let left = f.piece.count() - f.answered;
-        if h.seq != f.seq || h.first != f.answered || h.count > left || h.count == 0 {
-            return Err(format!(
-                "expected results of piece {} from item {} (at most {left}), found piece {} items {}+{}",
-                f.seq, f.answered, h.seq, h.first, h.count
-            ));
-        }
+        f.check(&h)?;
         let body = msg.len() - RESULTS_HDR;
         if h.fixed && body != h.count as usize * crate::pool::fixed::WIDTH {
             return Err(format!(
@@ -388,26 +362,13 @@ impl State {
                 h.count as usize * crate::pool::fixed::WIDTH
             ));
         }
-        if f.abandoned {
+        if f.extra.abandoned {
             self.spare = msg;
         } else {
-            f.piece.job.deliver(Arrival::Results {
-                first: f.piece.first + u64::from(h.first),
-                count: h.count,
-                fixed: h.fixed,
-                bytes: msg,
-                at: RESULTS_HDR,
-            });
+            f.deliver(&h, msg);
         }
-        f.answered += h.count;
-        r.items -= h.count as usize;
-        if f.answered == f.piece.count() {
-            let now = crate::sys::clock::coarse_millis();
-            r.last_ms = now.saturating_sub(f.sent.max(r.last_done));
-            r.last_done = now;
-            if let Some(f) = r.flights.pop_front() {
-                self.land(f);
-            }
+        if let Some(f) = r.lane.answer(h.count, crate::sys::clock::coarse_millis) {
+            self.land(f);
         }
         Ok(())
     }
@@ -415,8 +376,8 @@ impl State {
     /// A piece is fully answered: its sends are complete (the rank read
     /// them); a large argument buffer receives the next message.
     fn land(&mut self, f: Flight) {
-        let _ = f.header.finish();
-        let Some(args) = f.args else {
+        let _ = f.extra.header.finish();
+        let Some(args) = f.extra.args else {
             return;
         };
         let mut args = args.finish();
@@ -443,8 +404,8 @@ impl State {
                     .iter()
                     .take(q.workers)
                     .enumerate()
-                    .filter(|(_, r)| r.accepted() && has_room(r.flights.len(), r.items, r.last_ms))
-                    .min_by_key(|(_, r)| r.items)
+                    .filter(|(_, r)| r.accepted() && r.lane.has_room())
+                    .min_by_key(|(_, r)| r.lane.items())
                     .map(|(i, _)| i),
             };
             let Some(i) = pick else {
@@ -471,15 +432,7 @@ impl State {
         };
         let r = &mut self.ranks[i];
         let mut piece = q.piece;
-        let count = piece.count();
-        let hdr = TaskHdr {
-            seq: r.next_seq,
-            count,
-            runner: piece.runner.0,
-            hash: piece.runner.1,
-            fixed: piece.fixed,
-        }
-        .encode();
+        let hdr = r.lane.task_hdr(&piece);
         let (header, args) = if piece.data.len() <= INLINE_MAX {
             let mut msg = Vec::with_capacity(hdr.len() + piece.data.len());
             msg.extend_from_slice(&hdr);
@@ -494,17 +447,12 @@ impl State {
                 Some(Outgoing::start(comm, r.rank, TAG_ARGS, data)),
             )
         };
-        r.flights.push_back(Flight {
+        let sent = Sent {
             pool: q.pool,
-            piece,
-            seq: r.next_seq,
-            answered: 0,
-            sent: crate::sys::clock::coarse_millis(),
             header,
             args,
             abandoned: false,
-        });
-        r.next_seq = r.next_seq.wrapping_add(1);
-        r.items += count as usize;
+        };
+        r.lane.push(piece, sent, crate::sys::clock::coarse_millis());
     }
 }
