@@ -15,10 +15,12 @@ use std::hint::black_box;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::process::Command;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
-use shmproc::{Pipe, PodQueue, Pool, Process, Queue, StartMethod};
+use shmproc::{Connection, Pipe, PodQueue, Pool, Process, Queue, StartMethod, Waitable};
+use tokio::io::AsyncReadExt;
 
 #[path = "../../tests/common/messages.rs"]
 mod messages;
@@ -444,6 +446,340 @@ fn spawn_join_shmproc(n: u64, method: StartMethod) -> f64 {
     t0.elapsed().as_nanos() as f64 / n as f64
 }
 
+// ---------------------------------------------------------------- async SPSC
+
+/// The consumer's runtime in the async workloads: tokio's current-thread
+/// runtime with its drivers, as `#[tokio::main(flavor = "current_thread")]`
+/// builds it (the thread parks in `epoll_wait` when no task can run).
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// A child process puts `n` u64 (one `put` each); the parent awaits
+/// `get_async` for each in a current-thread runtime.
+fn spsc_async_shmproc(n: u64) -> f64 {
+    let q = PodQueue::<u64>::new(1024).expect("queue");
+    let rt = current_thread_runtime();
+    let t0 = Instant::now();
+    let p = Process::spawn(produce_u64, (q.clone(), n)).expect("spawn");
+    let sum = rt.block_on(async {
+        let mut sum = 0u64;
+        for _ in 0..n {
+            sum = sum.wrapping_add(q.get_async().await.expect("get_async"));
+        }
+        sum
+    });
+    let dt = t0.elapsed();
+    p.join().expect("join");
+    assert_eq!(sum, n * (n - 1) / 2, "checksum");
+    n as f64 / dt.as_secs_f64()
+}
+
+/// The in-process async ceiling: a std thread `blocking_send`s into a
+/// bounded(1024) `tokio::sync::mpsc`, the runtime's thread awaits `recv`.
+fn spsc_tokio_mpsc(n: u64) -> f64 {
+    let rt = current_thread_runtime();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(1024);
+    let t0 = Instant::now();
+    let h = std::thread::spawn(move || {
+        for i in 0..n {
+            tx.blocking_send(i).expect("send");
+        }
+    });
+    let sum = rt.block_on(async {
+        let mut sum = 0u64;
+        for _ in 0..n {
+            sum = sum.wrapping_add(rx.recv().await.expect("recv"));
+        }
+        sum
+    });
+    let dt = t0.elapsed();
+    h.join().unwrap();
+    assert_eq!(sum, n * (n - 1) / 2, "checksum");
+    n as f64 / dt.as_secs_f64()
+}
+
+/// Length-prefixed messages between processes over a Unix socket: the
+/// forked child writes each message as it is produced (a 4-byte length and
+/// the 8-byte payload, one `write` per message, no batching: a message
+/// channel, not a bulk stream), the parent reads them through a tokio
+/// `BufReader` (which takes whatever has arrived per `read`).
+fn spsc_unix_stream_tokio(n: u64) -> f64 {
+    let (a, b) = UnixStream::pair().expect("socketpair");
+    let rt = current_thread_runtime();
+    let t0 = Instant::now();
+    let p = Process::builder()
+        .spawn_fork(move || {
+            let mut b = b;
+            let mut frame = [0u8; 12];
+            frame[..4].copy_from_slice(&8u32.to_le_bytes());
+            for i in 0..n {
+                frame[4..].copy_from_slice(&i.to_le_bytes());
+                b.write_all(&frame).unwrap();
+            }
+        })
+        .expect("fork");
+    a.set_nonblocking(true).expect("nonblocking");
+    let sum = rt.block_on(async {
+        let s = tokio::net::UnixStream::from_std(a).expect("tokio stream");
+        let mut r = tokio::io::BufReader::new(s);
+        let mut sum = 0u64;
+        for _ in 0..n {
+            let len = r.read_u32_le().await.expect("length");
+            assert_eq!(len, 8, "frame length");
+            sum = sum.wrapping_add(r.read_u64_le().await.expect("payload"));
+        }
+        sum
+    });
+    let dt = t0.elapsed();
+    p.join().expect("join");
+    assert_eq!(sum, n * (n - 1) / 2, "checksum");
+    n as f64 / dt.as_secs_f64()
+}
+
+// ---------------------------------------------------------------- idle async wake-up
+
+/// Each side's pause before it sends: longer than the library's spin phase
+/// (60 µs) and the reactor's, so the side waiting for it is asleep in the
+/// kernel when the message comes.
+const IDLE_PAUSE: Duration = Duration::from_micros(200);
+/// Untimed rounds first (the child's start, the reactor thread's start).
+const IDLE_WARM: u64 = 50;
+
+/// CLOCK_MONOTONIC in ns: one clock for both processes, so a timestamp
+/// sent with a message gives the one-way latency at the receiver.
+fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC exists on Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The blocking side of the idle round trip: takes a send timestamp from
+/// `a` (blocking `get`, asleep by then), pauses, replies on `b` with its own
+/// send timestamp; at the end sends the sum of its timed one-way latencies.
+fn idle_echo((a, b, rounds): (PodQueue<u64>, PodQueue<u64>, u64)) {
+    let mut sum = 0u64;
+    for i in 0..rounds {
+        let sent = a.get().expect("get");
+        let got = mono_ns();
+        if i >= IDLE_WARM {
+            sum += got - sent;
+        }
+        std::thread::sleep(IDLE_PAUSE);
+        b.put(&mono_ns()).expect("put");
+    }
+    b.put(&sum).expect("put sum");
+}
+
+/// One-way latencies in ns per round, (parent → blocking child,
+/// child → parent's `get_async`), over `n` rounds in which each receiver
+/// sleeps (see `IDLE_PAUSE`).
+fn idle_wake_shmproc(n: u64) -> (f64, f64) {
+    let a = PodQueue::<u64>::new(4).expect("queue");
+    let b = PodQueue::<u64>::new(4).expect("queue");
+    let rounds = n + IDLE_WARM;
+    let p = Process::spawn(idle_echo, (a.clone(), b.clone(), rounds)).expect("spawn");
+    let rt = current_thread_runtime();
+    let (there, back) = rt.block_on(async {
+        let mut back = 0u64;
+        for i in 0..rounds {
+            // A blocking sleep on the runtime's only thread, on purpose:
+            // nothing else runs there, and tokio's timer has 1 ms steps.
+            std::thread::sleep(IDLE_PAUSE);
+            a.put(&mono_ns()).expect("put");
+            let sent = b.get_async().await.expect("get_async");
+            let got = mono_ns();
+            if i >= IDLE_WARM {
+                back += got - sent;
+            }
+        }
+        (b.get_async().await.expect("child's sum"), back)
+    });
+    p.join().expect("join");
+    (there as f64 / n as f64, back as f64 / n as f64)
+}
+
+/// The two words and timestamps of the raw futex round trip, in a
+/// MAP_SHARED mapping that the forked child inherits.
+#[repr(C)]
+struct FutexPair {
+    /// Parent → child: the round number (SYNC POINT: raw_futex_a).
+    a: AtomicU32,
+    /// Child → parent: the round number (SYNC POINT: raw_futex_b); the
+    /// last round's also publishes `child_sum`.
+    b: AtomicU32,
+    sent_a: AtomicU64,
+    sent_b: AtomicU64,
+    child_sum: AtomicU64,
+}
+
+/// A shared anonymous mapping holding one [`FutexPair`] (zeroed: every
+/// field starts at 0).
+struct SharedPair(std::ptr::NonNull<FutexPair>);
+
+impl SharedPair {
+    fn new() -> SharedPair {
+        // SAFETY: a fresh anonymous mapping; no existing memory is touched.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                std::mem::size_of::<FutexPair>(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED, "mmap");
+        SharedPair(std::ptr::NonNull::new(p.cast()).expect("mmap"))
+    }
+}
+
+impl std::ops::Deref for SharedPair {
+    type Target = FutexPair;
+    fn deref(&self) -> &FutexPair {
+        // SAFETY: the mapping lives (and is page-aligned, zero-filled: valid
+        // atomics) until `drop`; it is only accessed through atomics.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl Drop for SharedPair {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, unmapped once; no reference
+        // from `deref` outlives `self`.
+        unsafe { libc::munmap(self.0.as_ptr().cast(), std::mem::size_of::<FutexPair>()) };
+    }
+}
+
+/// Sleeps in FUTEX_WAIT until `word` holds `want` (no spinning). Not
+/// private: the word is shared between processes.
+fn futex_wait_for(word: &AtomicU32, want: u32) {
+    loop {
+        let v = word.load(Ordering::Acquire);
+        if v == want {
+            return;
+        }
+        // SAFETY: `word` is a live, aligned u32; FUTEX_WAIT only reads it.
+        // EAGAIN (changed meanwhile) and EINTR are handled by the loop.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAIT,
+                v,
+                std::ptr::null::<libc::timespec>(),
+            )
+        };
+    }
+}
+
+/// Stores `v` in `word` and wakes its sleeper.
+fn futex_set(word: &AtomicU32, v: u32) {
+    word.store(v, Ordering::Release);
+    // SAFETY: `word` is a live, aligned u32; FUTEX_WAKE does not write it.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1) };
+}
+
+/// [`idle_wake_shmproc`]'s protocol on two bare futex words between two
+/// processes: each side pauses, stamps, stores the round and wakes; the
+/// other sleeps in FUTEX_WAIT until it sees it.
+fn idle_wake_raw_futex(n: u64) -> (f64, f64) {
+    let sh = SharedPair::new();
+    let rounds = n + IDLE_WARM;
+    let pair: &FutexPair = &sh;
+    let p = Process::builder()
+        .spawn_fork(move || {
+            let mut sum = 0u64;
+            for i in 0..rounds {
+                // SYNC POINT: raw_futex_a (the Acquire in futex_wait_for).
+                futex_wait_for(&pair.a, i as u32 + 1);
+                let got = mono_ns();
+                if i >= IDLE_WARM {
+                    sum += got - pair.sent_a.load(Ordering::Relaxed);
+                }
+                std::thread::sleep(IDLE_PAUSE);
+                if i + 1 == rounds {
+                    // Published by the last round's store to `b`.
+                    pair.child_sum.store(sum, Ordering::Relaxed);
+                }
+                pair.sent_b.store(mono_ns(), Ordering::Relaxed);
+                // SYNC POINT: raw_futex_b (the Release in futex_set).
+                futex_set(&pair.b, i as u32 + 1);
+            }
+        })
+        .expect("fork");
+    let mut back = 0u64;
+    for i in 0..rounds {
+        std::thread::sleep(IDLE_PAUSE);
+        pair.sent_a.store(mono_ns(), Ordering::Relaxed);
+        // SYNC POINT: raw_futex_a (the Release in futex_set).
+        futex_set(&pair.a, i as u32 + 1);
+        // SYNC POINT: raw_futex_b (the Acquire in futex_wait_for).
+        futex_wait_for(&pair.b, i as u32 + 1);
+        let got = mono_ns();
+        if i >= IDLE_WARM {
+            back += got - pair.sent_b.load(Ordering::Relaxed);
+        }
+    }
+    // The last round's Acquire of `b` saw child_sum.
+    let there = pair.child_sum.load(Ordering::Relaxed);
+    p.join().expect("join");
+    (there as f64 / n as f64, back as f64 / n as f64)
+}
+
+// ---------------------------------------------------------------- wait over 8 pipes
+
+/// Which of the 8 connections round `i` uses: all 8 in turn, not in order.
+fn pick8(i: u64) -> usize {
+    (i * 5 % 8) as usize
+}
+
+/// Echoes round `i`'s message on connection `pick8(i)` (a blocking `recv`:
+/// only the parent's side waits on all 8).
+fn echo_8((ends, rounds): (Vec<Connection<Vec<u8>>>, u64)) {
+    let mut buf = [0u8; 64];
+    for i in 0..rounds {
+        let c = &ends[pick8(i)];
+        let k = c.recv_bytes_into(&mut buf).expect("recv");
+        c.send_bytes(&buf[..k]).expect("send");
+    }
+}
+
+fn wait_8_shmproc(n: u64) -> f64 {
+    let (ours, theirs): (Vec<_>, Vec<_>) = (0..8).map(|_| Pipe::duplex::<Vec<u8>>()).unzip();
+    let warm = 1000;
+    let p = Process::spawn(echo_8, (theirs, n + warm)).expect("spawn");
+    let objs: [&dyn Waitable; 8] = std::array::from_fn(|i| &ours[i] as &dyn Waitable);
+    let msg = [7u8; 8];
+    let mut buf = [0u8; 64];
+    let mut round = |i: u64| {
+        let k = pick8(i);
+        ours[k].send_bytes(&msg).expect("send");
+        let ready = shmproc::wait(&objs, None).expect("wait");
+        assert_eq!(ready, [k], "ready connections");
+        ours[ready[0]].recv_bytes_into(&mut buf).expect("recv");
+    };
+    for i in 0..warm {
+        round(i);
+    }
+    let t0 = Instant::now();
+    for i in warm..warm + n {
+        round(i);
+    }
+    let dt = t0.elapsed();
+    p.join().expect("join");
+    dt.as_nanos() as f64 / n as f64
+}
+
 fn main() {
     shmproc::init();
     let quick = std::env::var_os("SHMPROC_BENCH_QUICK").is_some_and(|v| v != "0");
@@ -556,6 +892,79 @@ fn main() {
         Better::Lower,
         &mut || spawn_join_shmproc(n, StartMethod::Fork),
         &mut [("python_mp_fork", &mut || python("spawn_join", &[n]))],
+    );
+    // Async SPSC: as spsc_pod_u64, the consumer a tokio current-thread
+    // runtime awaiting `get_async` (the producer a child process).
+    let n = cfg.n(5_000_000, 500_000);
+    compare(
+        &cfg,
+        "spsc_async_get_u64",
+        "msgs/s",
+        Better::Higher,
+        &mut || spsc_async_shmproc(n),
+        &mut [
+            ("tokio_mpsc_thread_to_task", &mut || {
+                Some(spsc_tokio_mpsc(n))
+            }),
+            ("tokio_unix_stream_processes", &mut || {
+                Some(spsc_unix_stream_tokio(n / 10))
+            }),
+        ],
+    );
+    // An idle async consumer woken by a put: a round trip in which both
+    // receivers sleep in the kernel (each sender pauses first, longer than
+    // any spin phase), timed as the sum of the two one-way latencies
+    // (timestamps on CLOCK_MONOTONIC sent with the messages, so the pauses
+    // are not counted). shmproc: parent puts on A, a child's blocking `get`
+    // wakes and replies on B, the parent's `get_async` (reactor thread in
+    // `futex_waitv`, then the tokio thread in `epoll_wait`) wakes. Peer: the
+    // same on two bare futex words. A latency: ratio = peer/shmproc as for
+    // every "ns" line, so the target "shmproc ≤ 1.5× raw futex" is
+    // ratio ≥ 0.67. The two one-way means follow on a `#` line.
+    let n = cfg.n(2_000, 200);
+    let (mut ours_parts, mut raw_parts) = (Vec::new(), Vec::new());
+    compare(
+        &cfg,
+        "idle_wake_async_rtt",
+        "ns",
+        Better::Lower,
+        &mut || {
+            let (there, back) = idle_wake_shmproc(n);
+            ours_parts.push((there, back));
+            there + back
+        },
+        &mut [("raw_futex_processes", &mut || {
+            let (there, back) = idle_wake_raw_futex(n);
+            raw_parts.push((there, back));
+            Some(there + back)
+        })],
+    );
+    if !ours_parts.is_empty() {
+        let med = |v: &[(f64, f64)]| {
+            (
+                median(v.iter().map(|p| p.0).collect()),
+                median(v.iter().map(|p| p.1).collect()),
+            )
+        };
+        let (o1, o2) = med(&ours_parts);
+        let (r1, r2) = med(&raw_parts);
+        println!(
+            "# idle_wake_async_rtt one-way means (ns, median of rounds): shmproc \
+             put->blocking get {o1:.0}, put->get_async {o2:.0}; raw futex {r1:.0}, {r2:.0}"
+        );
+    }
+    // `shmproc::wait` over 8 duplex pipes, one ready: the parent sends on
+    // connection k (all 8 in turn), waits on all 8, receives the echo.
+    let n = cfg.n(200_000, 20_000);
+    compare(
+        &cfg,
+        "wait_8_pipes_rtt",
+        "ns",
+        Better::Lower,
+        &mut || wait_8_shmproc(n),
+        &mut [("python_mp_connection_wait", &mut || {
+            python("wait_8_pipes", &[n / 20])
+        })],
     );
     let workers = 2;
     if ["pool_map_tiny", "pool_imap", "pool_apply", "pool_cpu"]

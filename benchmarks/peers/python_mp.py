@@ -54,6 +54,45 @@ def pipe_pingpong(n):
     return dt / n * 1e9
 
 
+def _pick8(i):
+    """Which of the 8 connections round i uses (as the Rust side's pick8)."""
+    return i * 5 % 8
+
+
+def _echo_8(conns, n):
+    for i in range(n):
+        c = conns[_pick8(i)]
+        c.send_bytes(c.recv_bytes())
+
+
+def wait_8_pipes(n):
+    """Round-trip latency in ns: send on one of 8 duplex Pipes (all 8 in
+    turn), connection.wait over all 8, recv the echo from the ready one."""
+    from multiprocessing.connection import wait
+
+    pairs = [mp.Pipe() for _ in range(8)]
+    ours = [a for a, _ in pairs]
+    p = mp.Process(target=_echo_8, args=([b for _, b in pairs], n + 100))
+    p.start()
+    msg = b"12345678"
+
+    def round_trip(i):
+        k = _pick8(i)
+        ours[k].send_bytes(msg)
+        ready = wait(ours)
+        assert ready == [ours[k]], (ready, k)
+        ready[0].recv_bytes()
+
+    for i in range(100):  # warm-up
+        round_trip(i)
+    t0 = time.perf_counter()
+    for i in range(100, n + 100):
+        round_trip(i)
+    dt = time.perf_counter() - t0
+    p.join()
+    return dt / n * 1e9
+
+
 def _tiny(x):
     return x * 2
 
@@ -111,6 +150,7 @@ def spawn_join(n):
 WORKLOADS = {
     "queue_spsc_u64": queue_spsc_u64,
     "pipe_pingpong": pipe_pingpong,
+    "wait_8_pipes": wait_8_pipes,
     "pool_map_tiny": pool_map_tiny,
     "pool_imap_tiny": pool_imap_tiny,
     "pool_apply_rtt": pool_apply_rtt,
