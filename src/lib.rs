@@ -126,6 +126,7 @@ pub use value::{AtomicInt, RawValue, Value, ValueGuard};
 /// assert!(shmproc::parent_process().is_none());
 /// ```
 pub fn init() {
+    #[cfg(not(loom))]
     process::run_if_launched();
     #[cfg(all(feature = "mpi", not(loom)))]
     pool::mpi::init();

@@ -175,7 +175,7 @@ impl<T: sealed::WaitSource + ?Sized> Waitable for T {}
 /// first, so a non-blocking call after `wait` may still say `Empty`. The
 /// calling thread spins briefly, then sleeps in the kernel on every object's
 /// futex word at once (`futex_waitv`) and wakes on any of them; it re-checks
-/// peers' liveness at slice ends (2 ms growing to 50 ms), since a dead peer
+/// peers' liveness at slice ends (10 ms growing to 50 ms), since a dead peer
 /// never wakes anyone. More objects than one kernel call takes (127) are
 /// split over helper threads that live for the call.
 ///

@@ -32,7 +32,7 @@
 //! wake-up ~30 µs one way. So a waiter first spins for [`SPIN`] (catching a
 //! peer that is awake), yielding the core every [`YIELD_EVERY`] steps so that
 //! oversubscribed cores (more processes than cores) let the peer run; then it
-//! sleeps. Sleeps last at most a [`slice`] (2 ms doubling to 50 ms), after
+//! sleeps. Sleeps last at most a [`slice`] (10 ms doubling to 50 ms), after
 //! which the waiter asks whether the party it waits for is alive: a dead
 //! party never wakes anyone.
 
@@ -50,19 +50,24 @@ const PAUSES: u32 = 16;
 /// How long a stall (the same blocking state) lasts before the waiter asks
 /// whether the party holding it is alive.
 pub(crate) const LIVENESS_AFTER: Duration = Duration::from_millis(20);
+/// The first sleep slice: longer than a scheduler tick (4 ms at HZ=250,
+/// 10 ms at HZ=100), so that its timer rarely has to reprogram the CPU's
+/// timer (a deadline before the next tick cost ~5 us per sleep here:
+/// `docs/decisions.md`, "Sleep slices start at 10 ms").
+pub(crate) const SLICE_MIN: Duration = Duration::from_millis(10);
 /// The longest sleep slice.
 pub(crate) const SLICE_MAX: Duration = Duration::from_millis(50);
 
 /// How long the `n`-th sleep (from 0) of one wait may last before the
-/// waiter re-checks the liveness of what it waits for: 2 ms doubling to
-/// [`SLICE_MAX`]. `None` under loom: there is no time, and the models wake
+/// waiter re-checks the liveness of what it waits for: [`SLICE_MIN`]
+/// doubling to [`SLICE_MAX`]. `None` under loom: there is no time, and the models wake
 /// a sleeper whose party dies (see the loom futex tables).
 #[inline]
 pub(crate) fn slice(n: u32) -> Option<Duration> {
     if cfg!(loom) {
         return None;
     }
-    Some(Duration::from_millis(2u64 << n.min(5)).min(SLICE_MAX))
+    Some(SLICE_MIN.saturating_mul(1 << n.min(5)).min(SLICE_MAX))
 }
 
 /// The end of a sleep that starts `now` with slice `n`, never past `deadline`.
@@ -355,7 +360,7 @@ mod tests {
     #[test]
     fn slices_grow_to_50ms() {
         let ms: Vec<_> = (0..8).map(|n| slice(n).unwrap().as_millis()).collect();
-        assert_eq!(ms, [2, 4, 8, 16, 32, 50, 50, 50]);
+        assert_eq!(ms, [10, 20, 40, 50, 50, 50, 50, 50]);
     }
 
     #[test]
