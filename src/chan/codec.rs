@@ -193,12 +193,7 @@ impl<T: bytemuck::Pod + Send + Sync> Codec<T> for Pod {
     #[inline]
     fn decode(bytes: &[u8]) -> Result<T> {
         if bytes.len() != std::mem::size_of::<T>() {
-            return Err(Error::Corrupt {
-                segment: "queue".into(),
-                what: format!("length of a {} message", std::any::type_name::<T>()),
-                expected: format!("{} bytes", std::mem::size_of::<T>()),
-                found: format!("{} bytes", bytes.len()),
-            });
+            return Err(pod_length_mismatch::<T>(bytes.len()));
         }
         Ok(bytemuck::pod_read_unaligned(bytes))
     }
@@ -206,12 +201,7 @@ impl<T: bytemuck::Pod + Send + Sync> Codec<T> for Pod {
     #[inline(always)]
     fn decode_from(len: usize, fill: &mut dyn FnMut(&mut [u8])) -> Result<T> {
         if len != std::mem::size_of::<T>() {
-            return Err(Error::Corrupt {
-                segment: "queue".into(),
-                what: format!("length of a {} message", std::any::type_name::<T>()),
-                expected: format!("{} bytes", std::mem::size_of::<T>()),
-                found: format!("{len} bytes"),
-            });
+            return Err(pod_length_mismatch::<T>(len));
         }
         let mut item = T::zeroed();
         fill(bytemuck::bytes_of_mut(&mut item));
@@ -223,6 +213,22 @@ impl<T: bytemuck::Pod + Send + Sync> Codec<T> for Pod {
         // cache line, so a line moves between producer and consumer once per
         // two items. The floor of 16 bytes fits a bulk descriptor.
         (std::mem::size_of::<T>() as u64).div_ceil(8).max(2) * 8
+    }
+}
+
+/// The error for a Pod message of `len` bytes that is not a `T`. Out of
+/// line and cold: the decode it leaves is small enough to be inlined at
+/// every `get` of a program (with the formatting inline, a second call site
+/// of the same queue type's `get` outlined the decode from the consumer's
+/// loop: 0.85x the single-item SPSC throughput, `docs/performance.md`).
+#[cold]
+#[inline(never)]
+fn pod_length_mismatch<T>(len: usize) -> Error {
+    Error::Corrupt {
+        segment: "queue".into(),
+        what: format!("length of a {} message", std::any::type_name::<T>()),
+        expected: format!("{} bytes", std::mem::size_of::<T>()),
+        found: format!("{len} bytes"),
     }
 }
 
