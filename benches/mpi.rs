@@ -113,8 +113,16 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 }
 
 fn result(workload: &str, ours: &[f64], peer: &str, theirs: &[f64], unit: &str, higher: bool) {
-    let (Some(m), Some(p)) = (median(ours.to_vec()), median(theirs.to_vec())) else {
-        println!("RESULT {workload} shmproc=unavailable {peer}=unavailable unit={unit} ratio=nan");
+    let (m, p) = (median(ours.to_vec()), median(theirs.to_vec()));
+    let show = |v: Option<f64>| v.map_or("unavailable".to_string(), |v| format!("{v:.1}"));
+    let (Some(m), Some(p)) = (m, p) else {
+        // One side's jobs failed (their output is above): the other's
+        // figure still shows.
+        println!(
+            "RESULT {workload} shmproc={} {peer}={} unit={unit} ratio=nan",
+            show(m),
+            show(p)
+        );
         return;
     };
     let ratio = if higher { m / p } else { p / m };

@@ -94,14 +94,17 @@ impl Core {
             job,
             &done,
             deadline,
-            &self.pumpers,
-            &|| {
-                if let Some(mut st) = self.state.try_lock() {
-                    st.pump(false);
-                }
+            super::job::Pumping {
+                pumpers: &self.pumpers,
+                pump: &|| {
+                    if let Some(mut st) = self.state.try_lock() {
+                        st.pump(false);
+                    }
+                },
+                add_sleeper: &|| self.add_sleeper(),
+                remove_sleeper: &|| self.remove_sleeper(),
+                spin: crate::sync::wait::Spin::new(),
             },
-            &|| self.add_sleeper(),
-            &|| self.remove_sleeper(),
         )
     }
 

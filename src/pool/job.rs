@@ -287,21 +287,39 @@ pub(crate) fn collect<R: DeserializeOwned>(mut ib: Inbox, n: u64) -> Result<Vec<
     Ok(out)
 }
 
+/// What a backend lends [`wait_job`]: how to move results along, and how
+/// to tell its driver thread who pumps and who sleeps.
+pub(crate) struct Pumping<'a> {
+    /// Callers spinning now (the driver leaves the pumping to them).
+    pub(crate) pumpers: &'a std::sync::atomic::AtomicUsize,
+    /// Moves results along without waiting.
+    pub(crate) pump: &'a dyn Fn(),
+    /// A caller goes to sleep on a job (the driver pumps for it).
+    pub(crate) add_sleeper: &'a dyn Fn(),
+    /// The sleeper is back.
+    pub(crate) remove_sleeper: &'a dyn Fn(),
+    /// The spin phase before sleeping.
+    pub(crate) spin: crate::sync::wait::Spin,
+}
+
 /// How a caller waits for a job, for every backend: pump the dispatcher
-/// while spinning (the one spin policy, counted in `pumpers` so the driver
-/// thread leaves the pumping to us), then sleep on the job's condvar with
-/// the driver told that someone sleeps (`add_sleeper`, undone by
-/// `remove_sleeper`), so it moves the results along. Returns `done()`.
+/// while spinning (counted in `pumpers` so the driver thread leaves the
+/// pumping to us), then sleep on the job's condvar with the driver told
+/// that someone sleeps (`add_sleeper`, undone by `remove_sleeper`), so it
+/// moves the results along. Returns `done()`.
 pub(crate) fn wait_job(
     job: &Job,
     done: &dyn Fn(&Inbox) -> bool,
     deadline: Option<std::time::Instant>,
-    pumpers: &std::sync::atomic::AtomicUsize,
-    pump: &dyn Fn(),
-    add_sleeper: &dyn Fn(),
-    remove_sleeper: &dyn Fn(),
+    p: Pumping<'_>,
 ) -> bool {
-    let mut spin = crate::sync::wait::Spin::new();
+    let Pumping {
+        pumpers,
+        pump,
+        add_sleeper,
+        remove_sleeper,
+        mut spin,
+    } = p;
     // Relaxed: a counter read as a hint by the driver thread.
     pumpers.fetch_add(1, Ordering::Relaxed);
     let mut met = false;

@@ -91,6 +91,7 @@ pub(crate) fn slice_end(n: u32, now: Instant, deadline: Option<Instant>) -> Opti
 pub(crate) struct Spin {
     started: Instant,
     steps: u32,
+    budget: Duration,
 }
 
 impl Spin {
@@ -103,7 +104,23 @@ impl Spin {
     /// A spin phase that started at `started`.
     #[inline]
     pub(crate) fn since(started: Instant) -> Spin {
-        Spin { started, steps: 0 }
+        Spin {
+            started,
+            steps: 0,
+            budget: SPIN,
+        }
+    }
+
+    /// A spin phase starting now that lasts `budget` instead of [`SPIN`]:
+    /// for peers that cannot wake a sleeper and are only seen by polling
+    /// (MPI ranks).
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    #[inline]
+    pub(crate) fn lasting(budget: Duration) -> Spin {
+        Spin {
+            budget,
+            ..Spin::new()
+        }
     }
 
     /// One step of spinning (reads the clock); false once the phase is over.
@@ -117,7 +134,7 @@ impl Spin {
     /// multiplies the interleavings.
     #[inline]
     pub(crate) fn step_at(&mut self, now: Instant) -> bool {
-        if cfg!(loom) || now.duration_since(self.started) >= SPIN {
+        if cfg!(loom) || now.duration_since(self.started) >= self.budget {
             return false;
         }
         self.steps = self.steps.wrapping_add(1);

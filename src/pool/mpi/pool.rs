@@ -4,7 +4,7 @@
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
@@ -13,6 +13,13 @@ use serde::Serialize;
 use super::proto::MAX_MESSAGE;
 use super::world::World;
 use crate::error::{Error, Result};
+use crate::sync::wait::Spin;
+
+/// How long a caller waiting for its job polls MPI before it sleeps: twice
+/// the longest nap of an idle worker rank (`comm::NAP_MAX`), so that a task
+/// sent to a napping rank is answered while the caller still polls, and the
+/// caller's next task finds that rank in its spin phase.
+const CALLER_SPIN: Duration = Duration::from_millis(2);
 use crate::pool::backend::{join_while_running, Backend};
 use crate::pool::dispatch::{Mode, Piece};
 use crate::pool::job::{self, Fail, Inbox, Job};
@@ -58,10 +65,17 @@ impl Backend for MpiPool {
             job,
             done,
             deadline,
-            &w.pumpers,
-            &|| self.poll(),
-            &|| self.add_sleeper(),
-            &|| self.remove_sleeper(),
+            crate::pool::job::Pumping {
+                pumpers: &w.pumpers,
+                pump: &|| self.poll(),
+                add_sleeper: &|| self.add_sleeper(),
+                remove_sleeper: &|| self.remove_sleeper(),
+                // A worker rank that sat idle naps up to `comm::NAP_MAX`
+                // between polls, and MPI cannot wake it or us: a caller that
+                // slept after the one policy's shorter spin left both sides
+                // napping at every round trip (2-3 ms per `apply`).
+                spin: Spin::lasting(CALLER_SPIN),
+            },
         )
     }
 
