@@ -89,7 +89,7 @@ pub(crate) fn claim<S: Slots, P: Park, L: Liveness>(
     env: &Env<'_, P, L>,
     until: Until,
 ) -> Result<Attempt, Stop> {
-    if side == Side::Put && is_closed(ring) || side == Side::Get && is_discarding(ring) {
+    if is_shut_for(ring, side) {
         return Err(Stop::Closed);
     }
     match try_once(ring, side, me, bulk_ok)? {
@@ -110,6 +110,16 @@ fn try_once<S: Slots>(
     match side {
         Side::Put => ring.try_claim_put(me),
         Side::Get => ring.try_claim_get(me, bulk_ok),
+    }
+}
+
+/// Whether `side` is refused at once: puts once the ring is closed, gets
+/// once it is shut down immediately (gets after a plain close drain first).
+#[inline]
+pub(crate) fn is_shut_for<S: Slots>(ring: &Ring<'_, S>, side: Side) -> bool {
+    match side {
+        Side::Put => is_closed(ring),
+        Side::Get => is_discarding(ring),
     }
 }
 

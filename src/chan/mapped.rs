@@ -323,9 +323,8 @@ impl Chan {
     ) -> Result<Attempt> {
         let ring = self.ring();
         let first = match side {
-            Side::Put if block::is_closed(&ring) => None,
+            _ if block::is_shut_for(&ring, side) => None,
             Side::Put => ring.try_claim_put(task::me()).ok(),
-            Side::Get if block::is_discarding(&ring) => None,
             Side::Get => ring.try_claim_get(task::me(), bulk_ok).ok(),
         };
         match first {

@@ -19,6 +19,13 @@ pub(crate) enum WaitOutcome {
     TimedOut,
 }
 
+/// The timeout argument of a futex call: null (no deadline) or `ts`, which
+/// must outlive the call.
+fn timespec_ptr(ts: &Option<libc::timespec>) -> *const libc::timespec {
+    ts.as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec)
+}
+
 /// Converts an `Instant` deadline to an absolute `CLOCK_MONOTONIC` timespec.
 ///
 /// `Instant` is `CLOCK_MONOTONIC` on Linux, so the difference to now added to the
@@ -58,9 +65,7 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -
             }
         }
         let ts = deadline.map(deadline_timespec);
-        let ts_ptr = ts
-            .as_ref()
-            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        let ts_ptr = timespec_ptr(&ts);
         // SAFETY:
         // - `word` is a live reference to an aligned u32 for the whole call;
         // - `ts_ptr` is null or points to `ts`, which outlives the call;
@@ -157,9 +162,7 @@ pub(crate) fn wait_many_at(words: &[(usize, u32)], deadline: Option<Instant>) ->
             return ManyOutcome::TimedOut;
         }
         let ts = deadline.map(deadline_timespec);
-        let ts_ptr = ts
-            .as_ref()
-            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        let ts_ptr = timespec_ptr(&ts);
         // SAFETY:
         // - `waiters` holds `words.len()` initialised `futex_waitv` entries
         //   (reserved fields 0); the kernel reads the words at their
