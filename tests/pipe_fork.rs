@@ -9,21 +9,10 @@
 //! without guessing how far the child got.
 
 mod common;
-use common::{join, wait_for, Reaper, Watchdog, WATCHDOG};
+// The tests of this binary fork, so they take turns (`one_at_a_time`).
+use common::{join, one_at_a_time, wait_for, Reaper, Watchdog, WATCHDOG};
 
-use std::sync::Mutex;
 use std::time::Duration;
-
-/// One fork at a time: `fork` copies only the calling thread, so a lock
-/// another test's thread holds at that moment (a pipe end's registration,
-/// the allocator) would stay locked for ever in the child (the documented
-/// `StartMethod::Fork` caveat). The tests of this binary fork, so they take
-/// turns.
-static FORKING: Mutex<()> = Mutex::new(());
-
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    FORKING.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 use shmproc::{Error, Pipe, Process, RawValue};
 

@@ -6,7 +6,9 @@
 //! reaps children on every exit path; every wait is bounded (watchdogs).
 
 mod common;
-use common::{join, sigkill, unique_name, Reaper, Watchdog, WATCHDOG};
+// Every test takes its turn (`one_at_a_time`): one of them counts this
+// process's threads, which another test running beside it would add to.
+use common::{join, one_at_a_time, sigkill, unique_name, Reaper, Watchdog, WATCHDOG};
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +24,7 @@ fn threads() -> usize {
 
 #[test]
 fn wait_returns_exactly_the_ready_indices() {
+    let _turn = one_at_a_time();
     let _w = Watchdog::new("wait_returns_exactly_the_ready_indices");
     let qs: Vec<Q> = (0..3).map(|_| Queue::new(4).unwrap()).collect();
     let ev = Event::new().unwrap();
@@ -45,6 +48,7 @@ fn wait_returns_exactly_the_ready_indices() {
 
 #[test]
 fn timed_out_wait_returns_empty_in_time() {
+    let _turn = one_at_a_time();
     let q: Q = Queue::new(1).unwrap();
     let ev = Event::new().unwrap();
     let objs: [&dyn Waitable; 2] = [&q, &ev];
@@ -58,6 +62,7 @@ fn timed_out_wait_returns_empty_in_time() {
 
 #[test]
 fn wait_wakes_from_another_thread() {
+    let _turn = one_at_a_time();
     let _w = Watchdog::new("wait_wakes_from_another_thread");
     let q: Q = Queue::new(4).unwrap();
     let q2 = q.clone();
@@ -71,6 +76,7 @@ fn wait_wakes_from_another_thread() {
 
 #[test]
 fn wait_on_more_objects_than_one_kernel_call_takes() {
+    let _turn = one_at_a_time();
     let _w = Watchdog::new("wait_on_more_objects_than_one_kernel_call_takes");
     let qs: Vec<Q> = (0..300).map(|_| Queue::new(1).unwrap()).collect();
     let objs: Vec<&dyn Waitable> = qs.iter().map(|q| q as &dyn Waitable).collect();
@@ -102,6 +108,7 @@ fn sleep_forever(_: ()) {
 
 #[test]
 fn wait_on_queues_and_processes() {
+    let _turn = one_at_a_time();
     shmproc::init();
     let _w = Watchdog::new("wait_on_queues_and_processes");
     let mut r = Reaper::new();
@@ -138,6 +145,7 @@ fn producer((q, n): (Q, u64)) -> Result<(), String> {
 
 #[test]
 fn tokio_get_async_from_a_child_process() {
+    let _turn = one_at_a_time();
     shmproc::init();
     let _w = Watchdog::new("tokio_get_async_from_a_child_process");
     let mut r = Reaper::new();
@@ -163,6 +171,7 @@ fn tokio_get_async_from_a_child_process() {
 
 #[test]
 fn tokio_put_async_waits_for_room() {
+    let _turn = one_at_a_time();
     let _w = Watchdog::new("tokio_put_async_waits_for_room");
     let q: Q = Queue::new(2).unwrap();
     let q2 = q.clone();
@@ -191,6 +200,7 @@ fn die_holding_pipe((tx, go): (shmproc::Sender<u32>, Event)) {
 
 #[test]
 fn tokio_recv_async_sees_a_dead_sender() {
+    let _turn = one_at_a_time();
     shmproc::init();
     let _w = Watchdog::new("tokio_recv_async_sees_a_dead_sender");
     let mut r = Reaper::new();
@@ -218,6 +228,7 @@ fn square(x: u64) -> u64 {
 
 #[test]
 fn tokio_awaits_pool_results_and_events() {
+    let _turn = one_at_a_time();
     shmproc::init();
     let _w = Watchdog::new("tokio_awaits_pool_results_and_events");
     let pool = Pool::new(2).unwrap();
@@ -247,6 +258,7 @@ fn tokio_awaits_pool_results_and_events() {
 
 #[test]
 fn smol_get_and_put_async_between_processes() {
+    let _turn = one_at_a_time();
     shmproc::init();
     let _w = Watchdog::new("smol_get_and_put_async_between_processes");
     let mut r = Reaper::new();
@@ -266,6 +278,7 @@ fn smol_get_and_put_async_between_processes() {
 #[cfg(feature = "stream")]
 #[test]
 fn streams_yield_every_item_then_end_at_close() {
+    let _turn = one_at_a_time();
     use smol::stream::StreamExt;
     shmproc::init();
     let _w = Watchdog::new("streams_yield_every_item_then_end_at_close");
@@ -301,6 +314,7 @@ fn streams_yield_every_item_then_end_at_close() {
 
 #[test]
 fn a_thousand_pending_futures_add_at_most_one_thread() {
+    let _turn = one_at_a_time();
     let _w = Watchdog::new("a_thousand_pending_futures_add_at_most_one_thread");
     let qs: Vec<Q> = (0..1000).map(|_| Queue::new(1).unwrap()).collect();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -346,6 +360,7 @@ impl Rng {
 
 #[test]
 fn dropped_get_futures_lose_and_duplicate_nothing() {
+    let _turn = one_at_a_time();
     shmproc::init();
     let _w = Watchdog::new("dropped_get_futures_lose_and_duplicate_nothing");
     let mut r = Reaper::new();
@@ -398,6 +413,7 @@ fn futures_poll<F: std::future::Future>(f: std::pin::Pin<&mut F>) -> std::task::
 
 #[test]
 fn named_queue_waitable_from_an_unrelated_handle() {
+    let _turn = one_at_a_time();
     let _w = Watchdog::new("named_queue_waitable_from_an_unrelated_handle");
     let name = unique_name("wait-named");
     let q: Q = Queue::builder().name(&name).maxsize(2).create().unwrap();

@@ -10,6 +10,16 @@ use shmproc::{Process, RawValue};
 
 pub mod logs;
 
+/// Serialises the tests of one binary that must not overlap: tests that
+/// fork (`fork` copies only the calling thread, so a lock another test's
+/// thread holds at that moment would stay locked for ever in the child: the
+/// documented `StartMethod::Fork` caveat), and tests that count this
+/// process's threads (another test's threads would be counted too).
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Upper bound of every wait: a bug fails the test instead of hanging it.
 pub const WATCHDOG: Duration = Duration::from_secs(60);
 
