@@ -356,7 +356,7 @@ impl Pool {
         I: IntoIterator<Item = A>,
     {
         let chunk = self.chunksize.unwrap_or(1);
-        let window = (4 * self.core.size() * chunk).max(256) as u64;
+        let window = (self.core.pieces_ahead() * self.core.size() * chunk).max(256) as u64;
         let mut it = Imap::new(
             self.core.clone(),
             iter.into_iter(),

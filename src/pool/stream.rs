@@ -21,9 +21,6 @@ use super::encode::Encoder;
 use super::job::{self, Arrival, Job};
 use crate::error::Result;
 
-/// Pieces per worker encoded ahead of the results.
-const AHEAD_PER_WORKER: usize = 4;
-
 /// How far (in windows) encoding may run past the first unanswered task.
 const MAX_WINDOWS: u64 = 8;
 
@@ -54,7 +51,7 @@ where
     let job = Arc::new(Job::default());
     let _cancel = CancelOnDrop(&job);
     let mut enc = Encoder::new(core, job.clone(), runner, chunk);
-    let window = (AHEAD_PER_WORKER * core.size() * enc.piece_items()).max(256) as u64;
+    let window = (core.pieces_ahead() * core.size() * enc.piece_items()).max(256) as u64;
     let mut out: Vec<R> = Vec::with_capacity(n);
     // Delivered ahead of `out.len()`, kept sorted by first index.
     let mut early: Vec<Arrival> = Vec::new();

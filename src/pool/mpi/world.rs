@@ -73,6 +73,10 @@ pub(crate) fn init() {
     let world = universe.world();
     // Collective: every rank makes it here.
     let comm = Comm(world.duplicate());
+    // Collective too: the ranks that share memory with this one (a node as
+    // the launcher placed them); only the count is kept, the communicator
+    // is freed at once.
+    let one_node = world.split_shared(0).size() == world.size();
     if world.rank() != 0 {
         let _ = JOINED.set(Joined::Worker(world.rank()));
         super::serve::serve(universe, comm);
@@ -80,6 +84,7 @@ pub(crate) fn init() {
     let w = World {
         state: Mutex::new(State::new(comm)),
         size: world.size() as usize,
+        one_node,
         threading,
         universe: Mutex::new(Some(universe)),
         bell: Mutex::new(false),
@@ -102,6 +107,8 @@ pub(super) struct World {
     pub(super) state: Mutex<State>,
     /// Ranks in the job (rank 0 included).
     pub(super) size: usize,
+    /// Every rank shares memory with rank 0 (the job runs on one node).
+    pub(super) one_node: bool,
     threading: Threading,
     /// Dropped (`MPI_Finalize`) at exit.
     universe: Mutex<Option<Universe>>,
