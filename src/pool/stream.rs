@@ -72,8 +72,17 @@ where
         // (whole pieces, not one at a time).
         let limit = (answered + window).min(out.len() as u64 + MAX_WINDOWS * window);
         if !exhausted && enc.next_index() + window / 2 <= limit {
-            exhausted = enc.push_upto(&mut input, limit).map_err(|f| f.to_error())?;
-            core.submit(&mut enc.finish());
+            if enc.next_index() == 0 {
+                // The first fill: a piece per worker goes out before the
+                // rest of the window is encoded, so no worker waits for it.
+                let first = (core.size() * enc.piece_items()) as u64;
+                exhausted = enc.push_upto(&mut input, first).map_err(|f| f.to_error())?;
+                core.submit(&mut enc.finish());
+            }
+            if !exhausted {
+                exhausted = enc.push_upto(&mut input, limit).map_err(|f| f.to_error())?;
+                core.submit(&mut enc.finish());
+            }
         }
         // The run of arrivals that continues `out`.
         let mut next = out.len() as u64;
