@@ -1,7 +1,8 @@
 //! What a launched child's exit word costs (`docs/protocols/exit-word.md`):
 //! one 4 KiB mapping in the parent while a handle (or the registry's
-//! record) lives, one in a re-executed child, and no descriptor on either
-//! side. Alone in its binary, so no other test's children are counted.
+//! record) lives, one in a re-executed child, no descriptor on either side,
+//! and at most `SPARE_MAX` (16) pages of reaped children kept for later
+//! forks. Alone in its binary, so no other test's children are counted.
 
 mod common;
 
@@ -61,5 +62,44 @@ fn exit_word_pages_follow_the_handles() {
     drop((spawned, forked, r));
     // The registry forgets reaped children at the next look.
     assert!(shmproc::active_children().is_empty());
-    assert_eq!(pages_mapped(), maps, "pages unmapped with the last handle");
+    assert_eq!(
+        pages_mapped(),
+        maps + 2,
+        "the pages of reaped children are kept for later forks"
+    );
+    // A fork takes a kept page: nothing new is mapped.
+    let mut r = Reaper::new();
+    let forked = r.watch(
+        Process::builder()
+            .start_method(StartMethod::Fork)
+            .spawn(report, q.clone())
+            .unwrap(),
+    );
+    q.get().unwrap();
+    assert_eq!(pages_mapped(), maps + 2, "a fork reuses a kept page");
+    assert_eq!(join(&forked), 0, "the reused word still reports the exit");
+    drop((forked, r));
+    assert!(shmproc::active_children().is_empty());
+    let mut r = Reaper::new();
+    // More children at once than the list keeps: the rest are unmapped.
+    let many: Vec<_> = (0..24)
+        .map(|_| {
+            r.watch(
+                Process::builder()
+                    .start_method(StartMethod::Fork)
+                    .spawn(report, q.clone())
+                    .unwrap(),
+            )
+        })
+        .collect();
+    for _ in &many {
+        q.get().unwrap();
+    }
+    assert_eq!(pages_mapped(), maps + 24, "one page per live child");
+    for p in &many {
+        assert_eq!(join(p), 0);
+    }
+    drop((many, r));
+    assert!(shmproc::active_children().is_empty());
+    assert_eq!(pages_mapped(), maps + 16, "at most 16 pages kept");
 }

@@ -233,7 +233,6 @@ impl ProcessBuilder {
         let name = self.name.clone().unwrap_or(default_name);
         // The child's exit word: the kernel marks it when the child dies
         // (docs/protocols/exit-word.md).
-        let (exit, exit_fd) = ExitWord::create()?;
         let (pid, boot, exit) = match self.method {
             StartMethod::Spawn => {
                 if std::mem::size_of::<F>() != 0 {
@@ -244,6 +243,7 @@ impl ProcessBuilder {
                         format!("{} ({} bytes)", std::any::type_name::<F>(), size_of::<F>()),
                     ));
                 }
+                let (exit, exit_fd) = ExitWord::create()?;
                 let (pid, boot) = launch::spawn::<F, A, R>(
                     &self.child_args,
                     self.daemon,
@@ -256,7 +256,7 @@ impl ProcessBuilder {
             }
             StartMethod::Fork => {
                 // The forked child inherits the mapping; no descriptor.
-                drop(exit_fd);
+                let exit = ExitWord::for_fork()?;
                 let (pid, exit) = fork::spawn(f, args, &name, self.daemon, identity, exit)?;
                 (pid, None, exit)
             }

@@ -116,6 +116,19 @@ pub(crate) struct Shared {
     state: Mutex<State>,
 }
 
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // A reaped child's page may serve a later fork of this process (a
+        // fork's copy of the record, in another process, only unmaps it).
+        let reaped = *self.state.get_mut() != State::Running;
+        if reaped && self.owner == sys::task::pid() {
+            if let Some(w) = self.exit.take() {
+                w.recycle();
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Running,

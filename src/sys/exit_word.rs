@@ -75,6 +75,37 @@ pub(crate) fn owner(word: u32) -> u32 {
 /// change more than twice: register, die).
 const CAS_TRIES: u32 = 4;
 
+/// Most pages of reaped children a process keeps for its next forks
+/// (`docs/protocols/exit-word.md`, "Reuse for forks").
+const SPARE_MAX: usize = 16;
+
+/// Pages of reaped children, for the next forked children, and the process
+/// they belong to: a forked child inherits the list as shared mappings of
+/// its parent's pages, which it must never hand out.
+struct Spare {
+    pid: u32,
+    pages: Vec<ExitWord>,
+}
+
+/// Taken with `try_lock` only: a child forked while another thread held it
+/// gets a locked copy, and must not wait on it.
+static SPARE: std::sync::Mutex<Spare> = std::sync::Mutex::new(Spare {
+    pid: 0,
+    pages: Vec::new(),
+});
+
+/// The spare list if it is free and belongs to this process (an inherited
+/// one is emptied first: the mappings copied at the fork are unmapped).
+fn spare_list() -> Option<std::sync::MutexGuard<'static, Spare>> {
+    let mut s = SPARE.try_lock().ok()?;
+    let me = super::task::pid();
+    if s.pid != me {
+        s.pages.clear();
+        s.pid = me;
+    }
+    Some(s)
+}
+
 /// One child's exit word: the mapped page and the word in it.
 pub(crate) struct ExitWord {
     map: MmapRaw,
@@ -97,6 +128,34 @@ impl ExitWord {
         let fd = shm::create_anonymous("exit", PAGE_LEN as u64)?;
         let map = shm::map(&fd, PAGE_LEN as u64)?;
         Ok((ExitWord { map }, fd))
+    }
+
+    /// Parent side, before a fork: the page of a reaped child if this
+    /// process kept one, else a new page (its descriptor is closed at once:
+    /// the forked child inherits the mapping).
+    ///
+    /// # Errors
+    /// As [`create`](Self::create).
+    pub(crate) fn for_fork() -> Result<ExitWord> {
+        if let Some(w) = spare_list().and_then(|mut s| s.pages.pop()) {
+            return Ok(w);
+        }
+        Ok(Self::create()?.0)
+    }
+
+    /// Parent side: this process launched the word's child and reaped it,
+    /// so nothing will mark or wait on the word again; the page is kept for
+    /// a later fork with the word back at `0` (unmapped if the list is full
+    /// or busy).
+    pub(crate) fn recycle(self) {
+        // Relaxed: the next child gets the page only through `fork`, a
+        // syscall after this store in program order.
+        self.word().store(0, Ordering::Relaxed);
+        if let Some(mut s) = spare_list() {
+            if s.pages.len() < SPARE_MAX {
+                s.pages.push(self);
+            }
+        }
     }
 
     /// Child side (re-executed): maps the page the parent sent as inherited
