@@ -103,7 +103,7 @@ impl Core {
                 },
                 add_sleeper: &|| self.add_sleeper(),
                 remove_sleeper: &|| self.remove_sleeper(),
-                spin: crate::sync::wait::Spin::new(),
+                spin: crate::sync::wait::Spin::polling(),
             },
         )
     }

@@ -47,6 +47,10 @@ pub(crate) const SPIN: Duration = Duration::from_micros(60);
 const YIELD_EVERY: u32 = 8;
 /// `spin_loop` hints per spin step (the steps in between read the clock).
 const PAUSES: u32 = 16;
+/// The same for a waiter that polls for an answer to its own request (a
+/// pool's task and result waits): each step costs a clock read and one
+/// hint, so the answer is seen within ~30 ns instead of ~16 hints later.
+const POLL_PAUSES: u32 = 1;
 /// How long a stall (the same blocking state) lasts before the waiter asks
 /// whether the party holding it is alive.
 pub(crate) const LIVENESS_AFTER: Duration = Duration::from_millis(20);
@@ -92,6 +96,7 @@ pub(crate) struct Spin {
     started: Instant,
     steps: u32,
     budget: Duration,
+    pauses: u32,
 }
 
 impl Spin {
@@ -108,6 +113,19 @@ impl Spin {
             started,
             steps: 0,
             budget: SPIN,
+            pauses: PAUSES,
+        }
+    }
+
+    /// A spin phase starting now that checks after every [`POLL_PAUSES`]
+    /// hints instead of [`PAUSES`]: for a round trip's waiter, whose answer
+    /// comes once and ends the wait (a queue's spinners keep `PAUSES`: fewer
+    /// reads of a line the peer writes let a stream of items flow).
+    #[inline]
+    pub(crate) fn polling() -> Spin {
+        Spin {
+            pauses: POLL_PAUSES,
+            ..Spin::new()
         }
     }
 
@@ -143,7 +161,7 @@ impl Spin {
             // machines); returns at once when nobody else wants the core.
             std::thread::yield_now();
         } else {
-            for _ in 0..PAUSES {
+            for _ in 0..self.pauses {
                 std::hint::spin_loop();
             }
         }
@@ -308,7 +326,9 @@ impl WaitWord {
     }
 }
 
-/// Spins per the policy until `ready()`, then sleeps on `ww` in slices until
+/// Spins per the policy ([`Spin::polling`] steps: its callers, the byte
+/// ring's reader and writer, wait for one answer or one batch of room) until
+/// `ready()`, then sleeps on `ww` in slices until
 /// `ready()` or `deadline`. Returns whether `ready()` held. For waits whose
 /// waker cannot die unnoticed (or whose caller checks liveness itself
 /// between calls).
@@ -318,7 +338,7 @@ pub(crate) fn wait_until(
     deadline: Option<Instant>,
     ready: impl Fn() -> bool,
 ) -> bool {
-    let mut spin = Spin::new();
+    let mut spin = Spin::polling();
     loop {
         if ready() {
             return true;
