@@ -329,8 +329,7 @@ pub(crate) fn wait_job(
             met = true;
             break;
         }
-        let now = std::time::Instant::now();
-        if deadline.is_some_and(|d| now >= d) || !spin.step_at(now) {
+        if !spin.step_until(deadline) {
             break;
         }
     }
