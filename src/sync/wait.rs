@@ -49,11 +49,13 @@ const YIELD_EVERY: u32 = 8;
 const PAUSES: u32 = 16;
 /// The polling step ([`Spin::polling`]), for a waiter of one answer to its
 /// own request (a pool's task and result waits): one hint per step, the
-/// clock read every [`POLL_CLOCK_EVERY`] steps and the core yielded every
-/// [`POLL_YIELD_EVERY`] (about as often in time as the plain step: ~5 µs).
+/// clock read every [`POLL_CLOCK_EVERY`] steps, and the core yielded once
+/// [`POLL_YIELD_AFTER`] has passed since the last yield (a step's cost
+/// varies with what the caller checks: a worker's check is a load, a pool
+/// caller's a pump of every result ring).
 const POLL_PAUSES: u32 = 1;
 const POLL_CLOCK_EVERY: u32 = 8;
-const POLL_YIELD_EVERY: u32 = 64;
+const POLL_YIELD_AFTER: Duration = Duration::from_micros(2);
 /// How long a stall (the same blocking state) lasts before the waiter asks
 /// whether the party holding it is alive.
 pub(crate) const LIVENESS_AFTER: Duration = Duration::from_millis(20);
@@ -99,9 +101,20 @@ pub(crate) struct Spin {
     started: Instant,
     steps: u32,
     budget: Duration,
+    /// `spin_loop` hints per step.
     pauses: u32,
-    yield_every: u32,
+    /// The clock is read every this many steps (by [`step_until`](Self::step_until)).
     clock_every: u32,
+    yields: Yields,
+}
+
+/// When a spinner gives its core away.
+#[derive(Debug)]
+enum Yields {
+    /// Every this many steps.
+    Every(u32),
+    /// At a clock read, once this long has passed since `last`.
+    After { period: Duration, last: Instant },
 }
 
 impl Spin {
@@ -119,36 +132,9 @@ impl Spin {
             steps: 0,
             budget: SPIN,
             pauses: PAUSES,
-            yield_every: YIELD_EVERY,
             clock_every: 1,
+            yields: Yields::Every(YIELD_EVERY),
         }
-    }
-
-    /// A spin phase starting now whose steps are [`POLL_PAUSES`] hints
-    /// instead of [`PAUSES`], for a round trip's waiter, whose answer comes
-    /// once and ends the wait (a queue's spinners keep `PAUSES`: fewer reads
-    /// of a line the peer writes let a stream of items flow). Step it with
-    /// [`step_until`](Self::step_until), which reads the clock itself.
-    #[inline]
-    pub(crate) fn polling() -> Spin {
-        Spin {
-            pauses: POLL_PAUSES,
-            yield_every: POLL_YIELD_EVERY,
-            clock_every: POLL_CLOCK_EVERY,
-            ..Spin::new()
-        }
-    }
-
-    /// One step, reading the clock only every `clock_every` steps; false once
-    /// the phase is over or `deadline` has passed (the caller tells which).
-    #[inline]
-    pub(crate) fn step_until(&mut self, deadline: Option<Instant>) -> bool {
-        if self.steps % self.clock_every != 0 && !cfg!(loom) {
-            self.pause();
-            return true;
-        }
-        let now = Instant::now();
-        deadline.is_none_or(|d| now < d) && self.step_at(now)
     }
 
     /// A spin phase starting now that lasts `budget` instead of [`SPIN`]:
@@ -163,10 +149,43 @@ impl Spin {
         }
     }
 
+    /// A spin phase starting now with the polling step ([`POLL_PAUSES`],
+    /// [`POLL_CLOCK_EVERY`], [`POLL_YIELD_AFTER`]), for a round trip's
+    /// waiter, whose answer comes once and ends the wait (the slot ring's
+    /// spinners keep the plain step: fewer reads of a line the peer writes
+    /// let a stream of items flow). Step it with [`step_until`](Self::step_until).
+    #[inline]
+    pub(crate) fn polling() -> Spin {
+        let started = Instant::now();
+        Spin {
+            pauses: POLL_PAUSES,
+            clock_every: POLL_CLOCK_EVERY,
+            yields: Yields::After {
+                period: POLL_YIELD_AFTER,
+                last: started,
+            },
+            ..Spin::since(started)
+        }
+    }
+
     /// One step of spinning (reads the clock); false once the phase is over.
     #[inline]
     pub(crate) fn step(&mut self) -> bool {
         self.step_at(Instant::now())
+    }
+
+    /// One step, reading the clock only every `clock_every` steps; false
+    /// once the phase is over or `deadline` has passed (the caller tells
+    /// which if it needs to).
+    #[inline]
+    pub(crate) fn step_until(&mut self, deadline: Option<Instant>) -> bool {
+        if self.steps % self.clock_every != 0 && !cfg!(loom) {
+            self.steps = self.steps.wrapping_add(1);
+            self.pause();
+            return true;
+        }
+        let now = Instant::now();
+        deadline.is_none_or(|d| now < d) && self.step_at(now)
     }
 
     /// One step at `now` (for callers that read the clock anyway); false
@@ -177,21 +196,31 @@ impl Spin {
         if cfg!(loom) || now.duration_since(self.started) >= self.budget {
             return false;
         }
-        self.pause();
-        true
-    }
-
-    #[inline]
-    fn pause(&mut self) {
         self.steps = self.steps.wrapping_add(1);
-        if self.steps % self.yield_every == 0 {
+        let give_way = match &mut self.yields {
+            Yields::Every(n) => self.steps % *n == 0,
+            Yields::After { period, last } => {
+                let due = now.duration_since(*last) >= *period;
+                if due {
+                    *last = now;
+                }
+                due
+            }
+        };
+        if give_way {
             // Let a runnable peer on this core go on (oversubscribed
             // machines); returns at once when nobody else wants the core.
             std::thread::yield_now();
         } else {
-            for _ in 0..self.pauses {
-                std::hint::spin_loop();
-            }
+            self.pause();
+        }
+        true
+    }
+
+    #[inline]
+    fn pause(&self) {
+        for _ in 0..self.pauses {
+            std::hint::spin_loop();
         }
     }
 }
