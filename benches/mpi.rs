@@ -49,18 +49,22 @@ const LOCAL_WORKERS: usize = 2;
 const TIMED_MAPS: usize = 5;
 const WARM_MAPS: usize = 2;
 
+/// The median of [`TIMED_MAPS`] runs of `once` (a rate) after [`WARM_MAPS`].
+fn steady_rate(mut once: impl FnMut() -> f64) -> f64 {
+    for _ in 0..WARM_MAPS {
+        once();
+    }
+    median((0..TIMED_MAPS).map(|_| once()).collect()).unwrap_or(0.0)
+}
+
 fn map_rate(pool: &Pool, n: u64) -> f64 {
-    let once = || {
+    steady_rate(|| {
         let t0 = Instant::now();
         let r = pool.map(tiny, 0..n).expect("map");
         let dt = t0.elapsed();
         assert_eq!(r[n as usize - 1], (n - 1) * 2);
         n as f64 / dt.as_secs_f64()
-    };
-    for _ in 0..WARM_MAPS {
-        once();
-    }
-    median((0..TIMED_MAPS).map(|_| once()).collect()).unwrap_or(0.0)
+    })
 }
 
 fn apply_ns(pool: &Pool, n: u64) -> f64 {
@@ -94,11 +98,7 @@ fn rank0(what: &str, n: u64, applies: u64) {
                 assert_eq!(out[n as usize - 1], (n - 1) * 2);
                 n as f64 / dt.as_secs_f64()
             };
-            for _ in 0..WARM_MAPS {
-                run();
-            }
-            let rates = (0..TIMED_MAPS).map(|_| run()).collect();
-            println!("map={}", median(rates).unwrap_or(0.0));
+            println!("map={}", steady_rate(run));
         }
         other => panic!("unknown workload {other}"),
     }

@@ -72,15 +72,14 @@ where
         // (whole pieces, not one at a time).
         let limit = (answered + window).min(out.len() as u64 + MAX_WINDOWS * window);
         if !exhausted && enc.next_index() + window / 2 <= limit {
-            if enc.next_index() == 0 {
-                // The first fill: a piece per worker goes out before the
-                // rest of the window is encoded, so no worker waits for it.
-                let first = (core.size() * enc.piece_items()) as u64;
-                exhausted = enc.push_upto(&mut input, first).map_err(|f| f.to_error())?;
-                core.submit(&mut enc.finish());
-            }
-            if !exhausted {
-                exhausted = enc.push_upto(&mut input, limit).map_err(|f| f.to_error())?;
+            // The first fill sends a piece per worker before it encodes the
+            // rest of the window, so no worker waits for that.
+            let first = (enc.next_index() == 0).then(|| (core.size() * enc.piece_items()) as u64);
+            for end in first.into_iter().chain([limit]) {
+                if exhausted {
+                    break;
+                }
+                exhausted = enc.push_upto(&mut input, end).map_err(|f| f.to_error())?;
                 core.submit(&mut enc.finish());
             }
         }

@@ -120,10 +120,13 @@ impl Drop for Shared {
     fn drop(&mut self) {
         // A reaped child's page may serve a later fork of this process (a
         // fork's copy of the record, in another process, only unmaps it).
-        let reaped = *self.state.get_mut() != State::Running;
-        if reaped && self.owner == sys::task::pid() {
+        if *self.state.get_mut() == State::Running {
+            return;
+        }
+        let me = sys::task::pid();
+        if self.owner == me {
             if let Some(w) = self.exit.take() {
-                w.recycle();
+                w.recycle(me);
             }
         }
     }

@@ -94,11 +94,11 @@ static SPARE: std::sync::Mutex<Spare> = std::sync::Mutex::new(Spare {
     pages: Vec::new(),
 });
 
-/// The spare list if it is free and belongs to this process (an inherited
-/// one is emptied first: the mappings copied at the fork are unmapped).
-fn spare_list() -> Option<std::sync::MutexGuard<'static, Spare>> {
+/// The spare list if it is free and belongs to this process, `me` (an
+/// inherited one is emptied first: the mappings copied at the fork are
+/// unmapped).
+fn spare_list(me: u32) -> Option<std::sync::MutexGuard<'static, Spare>> {
     let mut s = SPARE.try_lock().ok()?;
-    let me = super::task::pid();
     if s.pid != me {
         s.pages.clear();
         s.pid = me;
@@ -137,21 +137,21 @@ impl ExitWord {
     /// # Errors
     /// As [`create`](Self::create).
     pub(crate) fn for_fork() -> Result<ExitWord> {
-        if let Some(w) = spare_list().and_then(|mut s| s.pages.pop()) {
+        if let Some(w) = spare_list(super::task::pid()).and_then(|mut s| s.pages.pop()) {
             return Ok(w);
         }
         Ok(Self::create()?.0)
     }
 
-    /// Parent side: this process launched the word's child and reaped it,
-    /// so nothing will mark or wait on the word again; the page is kept for
-    /// a later fork with the word back at `0` (unmapped if the list is full
-    /// or busy).
-    pub(crate) fn recycle(self) {
+    /// Parent side: this process, `me`, launched the word's child and
+    /// reaped it, so nothing will mark or wait on the word again; the page
+    /// is kept for a later fork with the word back at `0` (unmapped if the
+    /// list is full or busy).
+    pub(crate) fn recycle(self, me: u32) {
         // Relaxed: the next child gets the page only through `fork`, a
         // syscall after this store in program order.
         self.word().store(0, Ordering::Relaxed);
-        if let Some(mut s) = spare_list() {
+        if let Some(mut s) = spare_list(me) {
             if s.pages.len() < SPARE_MAX {
                 s.pages.push(self);
             }
